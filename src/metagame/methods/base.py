@@ -1,0 +1,53 @@
+"""The first-order attribution protocol.
+
+Every method maps a model adapter (which holds ``inputs`` and ``baselines``) and a batch of
+coalitions ``bool[m, d]`` to the attribution vectors φ(f, x_S), shape ``[m, d]``: row r is the
+attribution of the masked input x_{S_r} (same baseline), with φ_i = 0 wherever the method says
+so for absent players.
+
+Methods are deterministic functions of the coalition (sampled methods draw their randomness
+from a generator seeded by ``seed`` and the coalition itself), so the metagame built on them is
+a well-defined game.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from ..models.base import ModelAdapter
+
+Family = Literal["gradient", "perturbation", "surrogate", "captum"]
+
+
+class AttributionMethod:
+    """Base class: subclasses set ``name``/``family`` and implement :meth:`attribute`."""
+
+    name: ClassVar[str] = "method"
+    family: ClassVar[Family] = "perturbation"
+    needs_gradients: ClassVar[bool] = False
+
+    def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:  # pragma: no cover
+        """φ(f, x_S) for each coalition row: ``[m, d]``."""
+        raise NotImplementedError
+
+    def params(self) -> dict[str, Any]:
+        """Parameters recorded in result metadata."""
+        return {}
+
+    @property
+    def table_rule(self) -> str | None:
+        """Name of a closed-form rule over the full value table (exact perturbation methods), else None."""
+        return None
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def coalition_rng(seed: int | None, coalition: np.ndarray) -> np.random.Generator:
+    """A generator that depends only on ``seed`` and the coalition (common random numbers)."""
+    packed = np.packbits(np.asarray(coalition, dtype=bool)).astype(np.uint32).tolist()
+    return np.random.default_rng(np.random.SeedSequence([0 if seed is None else int(seed), len(coalition), *packed]))

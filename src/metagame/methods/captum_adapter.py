@@ -1,0 +1,103 @@
+"""Any Captum attribution method as the inner method.
+
+Two ways to pass one:
+
+* an **instance** built on your own model, e.g. ``captum.attr.IntegratedGradients(f)`` or
+  ``captum.attr.DeepLift(net)``: it is called on the masked inputs x_S with ``baselines=b``
+  (only for adapters whose continuous space is the model's own input, i.e. tensor models);
+* a **class**, e.g. ``captum.attr.IntegratedGradients``: metagame builds it on the adapter's
+  differentiable forward (embeddings, pixels, gates), so it works for every adapter.
+
+Coordinate attributions are summed per player.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import MetagameError
+from ..models.base import ModelAdapter
+from .base import AttributionMethod
+
+
+def is_captum_method(obj: Any) -> bool:
+    """True for Captum attribution instances or classes."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    return any(c.__module__.startswith("captum.attr") and c.__name__ == "Attribution" for c in cls.__mro__)
+
+
+class AdapterModule(torch.nn.Module):
+    """``nn.Module`` view of an adapter's differentiable forward: ``forward(z, *extra) -> [n]``."""
+
+    def __init__(self, model: ModelAdapter):
+        super().__init__()
+        self.adapter = model
+        inner = getattr(model, "model", None)
+        if isinstance(inner, torch.nn.Module):
+            self.inner = inner  # registered so hook-based methods (DeepLift, LRP) see its layers
+
+    def forward(self, z, *extra):
+        if len(extra) == 0:
+            packed = None
+        elif len(extra) == 1:
+            packed = extra[0]
+        else:
+            packed = tuple(extra)
+        return self.adapter.forward(z, packed)
+
+
+class CaptumMethod(AttributionMethod):
+    """Wraps a Captum attribution object or class; ``attribute_kwargs`` go to ``.attribute``."""
+
+    family = "captum"
+    needs_gradients = True
+
+    def __init__(self, method: Any, **attribute_kwargs):
+        if not is_captum_method(method):
+            raise MetagameError(f"{method!r} is not a Captum attribution method (captum.attr.*)")
+        self.method = method
+        self.attribute_kwargs = attribute_kwargs
+        cls = method if inspect.isclass(method) else type(method)
+        self.name = f"captum.{cls.__name__}"
+        self._built: dict[int, Any] = {}
+
+    def params(self):
+        return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in self.attribute_kwargs.items()}
+
+    def _instance(self, model: ModelAdapter):
+        if not inspect.isclass(self.method):
+            if type(model).__name__ != "TensorModel":
+                raise MetagameError(
+                    f"a Captum instance is bound to your own forward function, but {type(model).__name__} explains "
+                    f"in its own space; pass the class instead (e.g. method=captum.attr.{type(self.method).__name__})"
+                )
+            return self.method
+        key = id(model)
+        if key not in self._built:
+            self._built[key] = self.method(AdapterModule(model))
+        return self._built[key]
+
+    def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
+        coalitions = np.asarray(coalitions, dtype=bool)
+        obj = self._instance(model)
+        sig = inspect.signature(obj.attribute).parameters
+        per = max(1, model.batch_size // int(self.attribute_kwargs.get("n_steps", 1)))
+        parts = []
+        for start in range(0, len(coalitions), per):
+            chunk = coalitions[start : start + per]
+            z, zb, extra = model.embed(chunk)
+            kwargs = dict(self.attribute_kwargs)
+            if "baselines" in sig and "baselines" not in kwargs:
+                kwargs["baselines"] = zb
+            if extra is not None and inspect.isclass(self.method):
+                kwargs["additional_forward_args"] = extra if isinstance(extra, tuple) else (extra,)
+            with torch.enable_grad():
+                attr = obj.attribute(z.detach().clone().requires_grad_(True), **kwargs)
+            if isinstance(attr, tuple):
+                attr = attr[0]
+            parts.append(model.reduce(attr.detach().to(z.dtype)))
+        return torch.cat(parts)

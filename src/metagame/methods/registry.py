@@ -1,0 +1,77 @@
+"""Method names and lookup."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Literal, get_args
+
+from ..errors import MetagameError
+from .base import AttributionMethod
+from .captum_adapter import CaptumMethod, is_captum_method
+from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
+from .perturbation import Banzhaf, Occlusion, Shapley
+from .surrogate import KernelShap, Lime
+
+MethodName = Literal[
+    "saliency",
+    "gradient_x_input",
+    "integrated_gradients",
+    "smoothgrad",
+    "occlusion",
+    "shapley",
+    "banzhaf",
+    "kernel_shap",
+    "lime",
+]
+
+METHODS: dict[str, type[AttributionMethod]] = {
+    "saliency": Saliency,
+    "gradient_x_input": GradientXInput,
+    "integrated_gradients": IntegratedGradients,
+    "smoothgrad": SmoothGrad,
+    "occlusion": Occlusion,
+    "shapley": Shapley,
+    "banzhaf": Banzhaf,
+    "kernel_shap": KernelShap,
+    "lime": Lime,
+}
+assert set(METHODS) == set(get_args(MethodName))
+
+#: accepted aliases (common spellings in other libraries)
+ALIASES = {
+    "ig": "integrated_gradients",
+    "gxi": "gradient_x_input",
+    "input_x_gradient": "gradient_x_input",
+    "grad_x_input": "gradient_x_input",
+    "leave_one_out": "occlusion",
+    "loo": "occlusion",
+    "kernelshap": "kernel_shap",
+    "shap": "kernel_shap",
+}
+
+
+def get_method(method: Any, method_kwargs: dict | None = None) -> AttributionMethod:
+    """A method object from a name, an :class:`AttributionMethod`, or a Captum instance/class."""
+    kwargs = dict(method_kwargs or {})
+    if isinstance(method, AttributionMethod):
+        if kwargs:
+            raise MetagameError("method_kwargs apply to method names; configure the method object directly instead")
+        return method
+    if is_captum_method(method):
+        return CaptumMethod(method, **kwargs)
+    if not isinstance(method, str):
+        raise MetagameError(
+            f"method must be a name ({', '.join(METHODS)}), an AttributionMethod or a Captum attribution "
+            f"object; got {type(method).__name__}"
+        )
+    key = ALIASES.get(method.lower(), method.lower())
+    if key not in METHODS:
+        raise MetagameError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)} (or a Captum attribution object)")
+    cls = METHODS[key]
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+        raise MetagameError(
+            f"method {key!r} does not take {sorted(kwargs)}; its options are: {', '.join(accepted) or 'none'}"
+        ) from None

@@ -1,0 +1,6 @@
+"""Model adapters: a model seen through its players (tensor callables, language models, encoders, ...)."""
+
+from .base import ModelAdapter, player_labels, repeat_rows, take_rows
+from .tensor import TensorModel
+
+__all__ = ["ModelAdapter", "TensorModel", "player_labels", "repeat_rows", "take_rows"]

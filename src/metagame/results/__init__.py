@@ -1,0 +1,5 @@
+"""Result objects and their JSON save/load."""
+
+from .result import MetaAttribution, load
+
+__all__ = ["MetaAttribution", "load"]

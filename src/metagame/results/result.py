@@ -1,0 +1,250 @@
+"""The result object of a meta-attribution run, with JSON save/load (never pickle)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import MetagameError
+
+#: arrays with more entries than this go to a side-car ``.npz`` next to the JSON file
+SIDECAR_THRESHOLD = 250_000
+FORMAT = "metagame.result/1"
+
+
+def _encode_float(x: float) -> float | str:
+    if math.isnan(x):
+        return "nan"
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    return float(x)
+
+
+def _decode_float(x) -> float:
+    if isinstance(x, str):
+        return float(x)
+    return float(x) if x is not None else math.nan
+
+
+def _array_to_json(a: np.ndarray):
+    flat = [_encode_float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1).tolist()]
+    return {"shape": list(a.shape), "data": flat}
+
+
+def _array_from_json(obj) -> np.ndarray:
+    return np.array([_decode_float(v) for v in obj["data"]], dtype=np.float64).reshape(obj["shape"])
+
+
+def _jsonable(obj: Any):
+    """Metadata values as plain JSON (numpy scalars and arrays converted, others by repr)."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating, float)):
+        return _encode_float(float(obj))
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if obj is None or isinstance(obj, (str, int, bool)):
+        return obj
+    return repr(obj)
+
+
+@dataclass
+class MetaAttribution:
+    """Meta-attributions of one explained input.
+
+    Attributes:
+        matrix: ``(d, d)``; ``matrix[i, j]`` = φ_{j→i}, how source j moves the attribution of target i.
+        first_order: ``(d,)`` first-order attribution φ(x); rows of a metagame matrix sum to it.
+        players: labels, one per player.
+        method, variant, value: the inner method, ``"metagame"``/``"serial"``, ``"shapley"``/``"banzhaf"``.
+        exact: True when computed by exact enumeration.
+        stderr: ``(d, d)`` standard errors of an estimate, None when exact.
+        n_evaluations: attribution calls made (one per coalition attributed; for routes that read a
+            full value table, the number of coalitions evaluated).
+        n_model_rows: rows pushed through the model (None when unknown).
+        player_kinds: optional kind per player (``feature``, ``token``, ``word_a``, ``patch``, ``data``, ``head`` ...).
+        metadata: library version, parameters, timestamp, model description.
+        context: free-form context for display (prompt, answer, image grid, value_full, value_empty ...).
+        extras: further named arrays (e.g. per-word patch maps), saved with the result.
+    """
+
+    matrix: np.ndarray
+    first_order: np.ndarray
+    players: list[str]
+    method: str
+    variant: str = "metagame"
+    value: str = "shapley"
+    exact: bool = True
+    stderr: np.ndarray | None = None
+    n_evaluations: int = 0
+    n_model_rows: int | None = None
+    player_kinds: list[str] | None = None
+    metadata: dict = field(default_factory=dict)
+    context: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.matrix = np.asarray(self.matrix, dtype=np.float64)
+        self.first_order = np.asarray(self.first_order, dtype=np.float64)
+        if self.stderr is not None:
+            self.stderr = np.asarray(self.stderr, dtype=np.float64)
+        self.players = [str(p) for p in self.players]
+        d = len(self.players)
+        if self.matrix.shape != (d, d):
+            raise MetagameError(f"matrix has shape {self.matrix.shape} for {d} players; expected ({d}, {d})")
+        if self.first_order.shape != (d,):
+            raise MetagameError(f"first_order has shape {self.first_order.shape}; expected ({d},)")
+        if self.stderr is not None and self.stderr.shape != (d, d):
+            raise MetagameError(f"stderr has shape {self.stderr.shape}; expected ({d}, {d})")
+        self.extras = {k: np.asarray(v, dtype=np.float64) for k, v in self.extras.items()}
+
+    # ------------------------------------------------------------------ views
+    @property
+    def n_players(self) -> int:
+        return len(self.players)
+
+    @property
+    def diagonal(self) -> np.ndarray:
+        """Each player's own (individual) effect M[i, i]."""
+        return np.diag(self.matrix).copy()
+
+    def row_sums(self) -> np.ndarray:
+        """Σ_j M[i, j]: equals ``first_order`` for the metagame variant with the Shapley value."""
+        return self.matrix.sum(axis=1)
+
+    def top_pairs(self, n: int = 10, include_diagonal: bool = False) -> list[tuple[int, int, float]]:
+        """The ``n`` strongest directed pairs ``(source j, target i, φ_{j→i})`` by absolute value."""
+        m = self.matrix.copy()
+        if not include_diagonal:
+            np.fill_diagonal(m, 0.0)
+        order = np.argsort(-np.abs(m), axis=None)[: max(0, n)]
+        out = []
+        for flat in order:
+            i, j = divmod(int(flat), self.n_players)
+            if m[i, j] == 0 and not include_diagonal:
+                continue
+            out.append((j, i, float(self.matrix[i, j])))
+        return out
+
+    def __repr__(self) -> str:
+        kind = "exact" if self.exact else "estimated"
+        return (
+            f"MetaAttribution(d={self.n_players}, method={self.method!r}, variant={self.variant!r}, "
+            f"value={self.value!r}, {kind}, n_evaluations={self.n_evaluations})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Compact notebook view: the matrix as a table, row = target, column = source."""
+        esc = html.escape
+        head = "".join(f"<th>{esc(p)}</th>" for p in self.players)
+        vmax = float(np.max(np.abs(self.matrix))) or 1.0
+        rows = []
+        for i, p in enumerate(self.players):
+            cells = []
+            for j in range(self.n_players):
+                v = self.matrix[i, j]
+                a = min(1.0, abs(v) / vmax)
+                color = f"rgba(200,40,40,{a:.2f})" if v > 0 else f"rgba(40,80,200,{a:.2f})"
+                se = f" ± {self.stderr[i, j]:.2g}" if self.stderr is not None else ""
+                cells.append(f'<td style="background:{color}" title="{esc(self.players[j])} → {esc(p)}{se}">{v:.3g}</td>')
+            rows.append(f"<tr><th>{esc(p)}</th>{''.join(cells)}<td><b>{self.first_order[i]:.3g}</b></td></tr>")
+        caption = esc(repr(self))
+        return (
+            f"<table><caption>{caption}<br>row = target i, column = source j, cell = φ<sub>j→i</sub>; "
+            f"last column = φ<sub>i</sub></caption><tr><th></th>{head}<th>φ</th></tr>{''.join(rows)}</table>"
+        )
+
+    # ------------------------------------------------------------------ save / load
+    def to_dict(self) -> dict:
+        """JSON-ready dictionary (arrays as nested lists; NaN/inf as strings)."""
+        return {
+            "format": FORMAT,
+            "metadata": _jsonable({"library": "metagame", "version": __version__, **self.metadata}),
+            "players": list(self.players),
+            "player_kinds": self.player_kinds,
+            "method": self.method,
+            "variant": self.variant,
+            "value": self.value,
+            "exact": bool(self.exact),
+            "n_evaluations": int(self.n_evaluations),
+            "n_model_rows": None if self.n_model_rows is None else int(self.n_model_rows),
+            "matrix": [[_encode_float(v) for v in row] for row in self.matrix.tolist()],
+            "first_order": [_encode_float(v) for v in self.first_order.tolist()],
+            "stderr": None if self.stderr is None else [[_encode_float(v) for v in row] for row in self.stderr.tolist()],
+            "context": _jsonable(self.context),
+            "extras": {k: _array_to_json(v) for k, v in self.extras.items()},
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON to ``path`` (large extras go to ``<path>.npz`` beside it). Returns the path."""
+        path = Path(path)
+        if path.suffix != ".json":
+            path = path.with_suffix(".json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = self.to_dict()
+        data["metadata"].setdefault("saved", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        big = {k: v for k, v in self.extras.items() if v.size > SIDECAR_THRESHOLD}
+        sidecar = path.with_suffix(".npz")
+        if big:
+            np.savez_compressed(sidecar, **big)
+            data["extras"] = {k: ({"sidecar": sidecar.name, "key": k} if k in big else v) for k, v in data["extras"].items()}
+        path.write_text(json.dumps(data, indent=1, allow_nan=False))
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict, base: Path | None = None) -> "MetaAttribution":
+        if data.get("format") != FORMAT:
+            raise MetagameError(f"not a metagame result (format {data.get('format')!r}; expected {FORMAT!r})")
+        extras = {}
+        for k, v in (data.get("extras") or {}).items():
+            if "sidecar" in v:
+                with np.load((base or Path(".")) / v["sidecar"], allow_pickle=False) as z:
+                    extras[k] = z[v["key"]]
+            else:
+                extras[k] = _array_from_json(v)
+        meta = dict(data.get("metadata") or {})
+        return cls(
+            matrix=np.array([[_decode_float(v) for v in row] for row in data["matrix"]], dtype=np.float64).reshape(len(data["players"]), len(data["players"])),
+            first_order=np.array([_decode_float(v) for v in data["first_order"]], dtype=np.float64),
+            players=data["players"],
+            method=data["method"],
+            variant=data["variant"],
+            value=data["value"],
+            exact=bool(data["exact"]),
+            stderr=None if data.get("stderr") is None else np.array([[_decode_float(v) for v in row] for row in data["stderr"]]),
+            n_evaluations=int(data.get("n_evaluations", 0)),
+            n_model_rows=data.get("n_model_rows"),
+            player_kinds=data.get("player_kinds"),
+            metadata=meta,
+            context=data.get("context") or {},
+            extras=extras,
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MetaAttribution":
+        """Read a result written by :meth:`save`."""
+        path = Path(path)
+        if not path.exists():
+            raise MetagameError(f"no result file at {path}")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise MetagameError(f"{path} is not valid JSON ({e}); pass a result.json written by MetaAttribution.save") from None
+        return cls.from_dict(data, base=path.parent)
+
+
+def load(path: str | Path) -> MetaAttribution:
+    """Load a :class:`MetaAttribution` saved with ``.save(path)``."""
+    return MetaAttribution.load(path)
