@@ -60,6 +60,17 @@ def _jsonable(obj: Any):
     return repr(obj)
 
 
+_RESERVED = {
+    "format", "metadata", "players", "player_kinds", "method", "variant", "value", "exact", "n_evaluations",
+    "n_model_rows", "matrix", "first_order", "stderr", "budget", "model", "context", "extras",
+}
+
+
+def _model_name(metadata: dict):
+    model = metadata.get("model") or {}
+    return model.get("name") or model.get("model") if isinstance(model, dict) else model
+
+
 @dataclass
 class MetaAttribution:
     """Meta-attributions of one explained input.
@@ -183,7 +194,10 @@ class MetaAttribution:
             "matrix": [[_encode_float(v) for v in row] for row in self.matrix.tolist()],
             "first_order": [_encode_float(v) for v in self.first_order.tolist()],
             "stderr": None if self.stderr is None else [[_encode_float(v) for v in row] for row in self.stderr.tolist()],
+            "budget": (self.metadata.get("parameters") or {}).get("budget"),
+            "model": _model_name(self.metadata),
             "context": _jsonable(self.context),
+            **{k: _jsonable(v) for k, v in self.context.items() if k not in _RESERVED},
             "extras": {k: _array_to_json(v) for k, v in self.extras.items()},
         }
 

@@ -1,0 +1,44 @@
+"""Command line: ``metagame <command> ...``. Each command lives in :mod:`metagame.commands`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from ._version import __version__
+from .errors import MetagameError
+
+#: command modules; each defines ``add_parser(subparsers)`` and ``run(args) -> int``
+COMMANDS: tuple[str, ...] = ()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="metagame",
+        description="Second-order explanations: how much player j moves the attribution of player i.",
+    )
+    parser.add_argument("--version", action="version", version=f"metagame {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"metagame.commands.{name}")
+        p = module.add_parser(sub)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except MetagameError as e:
+        print(f"metagame {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

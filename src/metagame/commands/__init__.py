@@ -1,0 +1,1 @@
+"""Command-line commands (one module each: ``add_parser(subparsers)``, ``run(args) -> int``)."""
