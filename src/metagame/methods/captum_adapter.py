@@ -56,7 +56,7 @@ class CaptumMethod(AttributionMethod):
     family = "captum"
     needs_gradients = True
 
-    def __init__(self, method: Any, **attribute_kwargs):
+    def __init__(self, method: Any, /, **attribute_kwargs):  # positional-only: Captum's IG takes method=...
         if not is_captum_method(method):
             raise MetagameError(f"{method!r} is not a Captum attribution method (captum.attr.*)")
         self.method = method

@@ -43,6 +43,49 @@ def _array_from_json(obj) -> np.ndarray:
     return np.array([_decode_float(v) for v in obj["data"]], dtype=np.float64).reshape(obj["shape"])
 
 
+def _exact(obj: Any):
+    """Context/metadata values as JSON that :func:`_unexact` turns back into equal objects.
+
+    Plain JSON stays plain; non-finite floats, tuples and numpy arrays are tagged (``{"__float__": "nan"}``,
+    ``{"__tuple__": [...]}``, ``{"__ndarray__": {...}}``); numpy scalars become Python numbers; dict keys become
+    strings; anything else is stored by ``repr`` (lossy).
+    """
+    if isinstance(obj, dict):
+        return {str(k): _exact(v) for k, v in obj.items()}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [_exact(v) for v in obj]}
+    if isinstance(obj, list):
+        return [_exact(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return {"__ndarray__": {"dtype": obj.dtype.str, "shape": list(obj.shape),
+                                "data": [_exact(v) for v in obj.reshape(-1).tolist()]}}
+    if isinstance(obj, np.generic):
+        return _exact(obj.item())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {"__float__": _encode_float(obj)}
+    if obj is None or isinstance(obj, (str, int, bool, float)):
+        return obj
+    return repr(obj)
+
+
+def _unexact(obj: Any):
+    """Inverse of :func:`_exact`."""
+    if isinstance(obj, list):
+        return [_unexact(v) for v in obj]
+    if isinstance(obj, dict):
+        if len(obj) == 1:
+            (key, val), = obj.items()
+            if key == "__float__" and isinstance(val, str):
+                return float(val)
+            if key == "__tuple__" and isinstance(val, list):
+                return tuple(_unexact(v) for v in val)
+            if key == "__ndarray__" and isinstance(val, dict) and {"dtype", "shape", "data"} <= val.keys():
+                flat = [_unexact(v) for v in val["data"]]
+                return np.array(flat, dtype=np.dtype(val["dtype"])).reshape(val["shape"])
+        return {k: _unexact(v) for k, v in obj.items()}
+    return obj
+
+
 def _jsonable(obj: Any):
     """Metadata values as plain JSON (numpy scalars and arrays converted, others by repr)."""
     if isinstance(obj, dict):
@@ -51,6 +94,8 @@ def _jsonable(obj: Any):
         return [_jsonable(v) for v in obj]
     if isinstance(obj, (np.integer,)):
         return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
     if isinstance(obj, (np.floating, float)):
         return _encode_float(float(obj))
     if isinstance(obj, np.ndarray):
@@ -105,6 +150,8 @@ class MetaAttribution:
     metadata: dict = field(default_factory=dict)
     context: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
+    #: what :meth:`save` added to the file's metadata block (library, version, saved), filled by :meth:`load`
+    saved_info: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self):
         self.matrix = np.asarray(self.matrix, dtype=np.float64)
@@ -157,32 +204,59 @@ class MetaAttribution:
         )
 
     def _repr_html_(self) -> str:
-        """Compact notebook view: the matrix as a table, row = target, column = source."""
+        """Compact notebook view: a header, the matrix (d ≤ 12; row = target, column = source) and the strongest pairs."""
         esc = html.escape
-        head = "".join(f"<th>{esc(p)}</th>" for p in self.players)
-        vmax = float(np.max(np.abs(self.matrix))) or 1.0
-        rows = []
-        for i, p in enumerate(self.players):
-            cells = []
-            for j in range(self.n_players):
-                v = self.matrix[i, j]
-                a = min(1.0, abs(v) / vmax)
-                color = f"rgba(200,40,40,{a:.2f})" if v > 0 else f"rgba(40,80,200,{a:.2f})"
-                se = f" ± {self.stderr[i, j]:.2g}" if self.stderr is not None else ""
-                cells.append(f'<td style="background:{color}" title="{esc(self.players[j])} → {esc(p)}{se}">{v:.3g}</td>')
-            rows.append(f"<tr><th>{esc(p)}</th>{''.join(cells)}<td><b>{self.first_order[i]:.3g}</b></td></tr>")
-        caption = esc(repr(self))
-        return (
-            f"<table><caption>{caption}<br>row = target i, column = source j, cell = φ<sub>j→i</sub>; "
-            f"last column = φ<sub>i</sub></caption><tr><th></th>{head}<th>φ</th></tr>{''.join(rows)}</table>"
-        )
+        finite = self.matrix[np.isfinite(self.matrix)]
+        vmax = float(np.max(np.abs(finite))) if finite.size else 0.0
+        vmax = vmax or 1.0
+
+        def cell(v: float, title: str) -> str:
+            if not math.isfinite(v):
+                return f'<td title="{title}" style="color:#999">nan</td>'
+            a = min(1.0, abs(v) / vmax) * 0.8
+            color = f"rgba(214,48,39,{a:.2f})" if v > 0 else f"rgba(38,104,179,{a:.2f})"
+            return f'<td style="background:{color};text-align:right" title="{title}">{v:.3g}</td>'
+
+        def se(i: int, j: int) -> str:
+            return "" if self.stderr is None else f" ± {self.stderr[i, j]:.2g}"
+
+        parts = [f"<div><b>{esc(repr(self))}</b>"]
+        text = self.context.get("prompt") or self.context.get("text")
+        if isinstance(text, str) and text:
+            parts.append(f"<div style='color:#666'>{esc(text[:300])}</div>")
+        if self.n_players <= 12:
+            head = "".join(f"<th>{esc(p)}</th>" for p in self.players)
+            rows = []
+            for i, p in enumerate(self.players):
+                cells = "".join(cell(self.matrix[i, j], f"{esc(self.players[j])} → {esc(p)}{se(i, j)}")
+                                for j in range(self.n_players))
+                rows.append(f"<tr><th>{esc(p)}</th>{cells}<td><b>{self.first_order[i]:.3g}</b></td></tr>")
+            parts.append(
+                "<table><caption style='caption-side:top;text-align:left'>row = target i, column = source j, "
+                f"cell = φ<sub>j→i</sub>; last column = φ<sub>i</sub></caption><tr><th></th>{head}<th>φ</th></tr>"
+                f"{''.join(rows)}</table>"
+            )
+        pairs = self.top_pairs(10)
+        if pairs:
+            body = "".join(
+                f"<tr><td>{esc(self.players[j])}</td><td>→</td><td>{esc(self.players[i])}</td>"
+                f"{cell(v, esc(self.players[j]) + ' → ' + esc(self.players[i]) + se(i, j))}"
+                f"<td>{esc(se(i, j))}</td></tr>"
+                for j, i, v in pairs
+            )
+            parts.append("<table><caption style='caption-side:top;text-align:left'>strongest directed pairs "
+                         f"(source → target, φ<sub>j→i</sub>)</caption>{body}</table>")
+        parts.append("</div>")
+        return "".join(parts)
 
     # ------------------------------------------------------------------ save / load
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays as nested lists; NaN/inf as strings)."""
+        added = {k: v for k, v in (("library", "metagame"), ("version", __version__)) if k not in self.metadata}
         return {
             "format": FORMAT,
-            "metadata": _jsonable({"library": "metagame", "version": __version__, **self.metadata}),
+            "metadata": {**added, **_exact(self.metadata)},
+            "saved_keys": sorted(added),
             "players": list(self.players),
             "player_kinds": self.player_kinds,
             "method": self.method,
@@ -196,7 +270,7 @@ class MetaAttribution:
             "stderr": None if self.stderr is None else [[_encode_float(v) for v in row] for row in self.stderr.tolist()],
             "budget": (self.metadata.get("parameters") or {}).get("budget"),
             "model": _model_name(self.metadata),
-            "context": _jsonable(self.context),
+            "context": _exact(self.context),
             **{k: _jsonable(v) for k, v in self.context.items() if k not in _RESERVED},
             "extras": {k: _array_to_json(v) for k, v in self.extras.items()},
         }
@@ -208,12 +282,16 @@ class MetaAttribution:
             path = path.with_suffix(".json")
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_dict()
-        data["metadata"].setdefault("saved", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+        if "saved" not in data["metadata"]:
+            data["metadata"]["saved"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+            data["saved_keys"] = sorted([*data["saved_keys"], "saved"])
         big = {k: v for k, v in self.extras.items() if v.size > SIDECAR_THRESHOLD}
         sidecar = path.with_suffix(".npz")
         if big:
             np.savez_compressed(sidecar, **big)
             data["extras"] = {k: ({"sidecar": sidecar.name, "key": k} if k in big else v) for k, v in data["extras"].items()}
+        elif sidecar.exists():
+            sidecar.unlink()  # stale side-car of an earlier save to the same path
         path.write_text(json.dumps(data, indent=1, allow_nan=False))
         return path
 
@@ -228,8 +306,9 @@ class MetaAttribution:
                     extras[k] = z[v["key"]]
             else:
                 extras[k] = _array_from_json(v)
-        meta = dict(data.get("metadata") or {})
-        return cls(
+        meta = _unexact(dict(data.get("metadata") or {}))
+        saved_info = {k: meta.pop(k) for k in data.get("saved_keys") or () if k in meta}
+        result = cls(
             matrix=np.array([[_decode_float(v) for v in row] for row in data["matrix"]], dtype=np.float64).reshape(len(data["players"]), len(data["players"])),
             first_order=np.array([_decode_float(v) for v in data["first_order"]], dtype=np.float64),
             players=data["players"],
@@ -242,9 +321,11 @@ class MetaAttribution:
             n_model_rows=data.get("n_model_rows"),
             player_kinds=data.get("player_kinds"),
             metadata=meta,
-            context=data.get("context") or {},
+            context=_unexact(data.get("context") or {}),
             extras=extras,
         )
+        result.saved_info = saved_info
+        return result
 
     @classmethod
     def load(cls, path: str | Path) -> "MetaAttribution":

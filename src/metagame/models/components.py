@@ -1,0 +1,484 @@
+"""Component adapter: players are attention heads, MLP neurons (or groups), whole layers or named modules.
+
+Every player p has a gate z_p ∈ [0, 1]. Running the model at gates z replaces the activation a of
+each component by the interpolation
+
+    a(z) = b + z · (a − b),
+
+where a is the component's activation in the current run and b its ablated value (``zero``; ``mean``
+over a reference batch; ``patch``: the activation on a corrupted input). A coalition S is the gate
+vector 1_S (baseline 0), so f(x_S) is the model with every component outside S ablated, and
+gradient × input on the gates at z = 1 is attribution patching, ∂f/∂a · (a − b).
+
+Coalitions run as a batch: the explained input is repeated once per coalition and each row gets
+its own gates, so one forward pass evaluates many ablation masks. Hooks live only inside a
+``with`` block and are removed on exit, also after exceptions.
+
+Components are located by a small per-architecture registry (:data:`ARCHITECTURES`: GPT-2,
+Llama-style, BERT-style, CLIP vision tower) or named directly (any module of ``model.named_modules()``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import MetagameError
+from .base import ModelAdapter
+
+Ablation = Literal["zero", "mean", "patch"]
+ComponentKind = Literal["heads", "neurons", "layers"]
+SiteKind = Literal["input", "output", "residual"]
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """Where the components of one model family live.
+
+    Attributes:
+        layer_pattern: regex on module names matching each transformer block; group 1 = layer index.
+        head_site: module (relative to a block) whose *input* is the concatenation of per-head outputs.
+        neuron_site: module (relative to a block) whose *input* is the MLP's hidden activation.
+        heads_config: config attribute names for the number of attention heads (first found wins).
+        sub_config: optional config attribute holding the relevant sub-config (e.g. ``vision_config``).
+    """
+
+    layer_pattern: str
+    head_site: str
+    neuron_site: str
+    heads_config: tuple[str, ...] = ("num_attention_heads", "n_head")
+    sub_config: str | None = None
+
+
+#: The per-architecture registry (keys are also accepted as ``architecture=``).
+ARCHITECTURES: dict[str, Architecture] = {
+    "gpt2": Architecture(r"(?:^|\.)h\.(\d+)$", "attn.c_proj", "mlp.c_proj"),
+    "llama": Architecture(r"(?:^|\.)layers\.(\d+)$", "self_attn.o_proj", "mlp.down_proj"),
+    "bert": Architecture(r"(?:^|\.)encoder\.layer\.(\d+)$", "attention.output.dense", "output.dense"),
+    "clip_vision": Architecture(
+        r"(?:^|vision_model\.)encoder\.layers\.(\d+)$", "self_attn.out_proj", "mlp.fc2", sub_config="vision_config"
+    ),
+}
+
+#: config.model_type -> registry key
+MODEL_TYPES: dict[str, str] = {
+    "gpt2": "gpt2",
+    "llama": "llama",
+    "mistral": "llama",
+    "qwen2": "llama",
+    "qwen3": "llama",
+    "gemma": "llama",
+    "gemma2": "llama",
+    "phi3": "llama",
+    "bert": "bert",
+    "roberta": "bert",
+    "xlm-roberta": "bert",
+    "electra": "bert",
+    "clip": "clip_vision",
+    "clip_vision_model": "clip_vision",
+}
+
+
+@dataclass
+class Site:
+    """One hooked module and the players that gate (slices of) its activation's last dimension."""
+
+    module_name: str
+    kind: SiteKind
+    layer: int | None = None
+    players: list[int] = field(default_factory=list)
+    slices: list[slice] = field(default_factory=list)
+    indicator: torch.Tensor | None = None  # [len(players), width]
+    ablated: torch.Tensor | None = None  # [1, ..., width]
+
+
+def _first_tensor(out: Any) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], torch.Tensor):
+        return out[0]
+    raise MetagameError(f"component output of type {type(out).__name__} has no tensor to gate; name a module that returns a tensor")
+
+
+def _replace_first(out: Any, new: torch.Tensor) -> Any:
+    if isinstance(out, torch.Tensor):
+        return new
+    return type(out)([new, *out[1:]]) if isinstance(out, list) else (new, *out[1:])
+
+
+def detect_architecture(model: torch.nn.Module) -> str:
+    """Registry key of ``model`` from ``config.model_type``; error listing the known ones otherwise."""
+    mtype = getattr(getattr(model, "config", None), "model_type", None)
+    if mtype in MODEL_TYPES:
+        return MODEL_TYPES[mtype]
+    raise MetagameError(
+        f"no component registry entry for model_type {mtype!r}; pass architecture= one of {', '.join(ARCHITECTURES)} "
+        f"(if the module layout matches) or name modules directly: components=['<module name>', ...]"
+    )
+
+
+def _num_heads(model: torch.nn.Module, arch: Architecture) -> int:
+    cfg = getattr(model, "config", None)
+    if cfg is not None and arch.sub_config and hasattr(cfg, arch.sub_config):
+        cfg = getattr(cfg, arch.sub_config)
+    for attr in arch.heads_config:
+        val = getattr(cfg, attr, None)
+        if isinstance(val, int) and val > 0:
+            return val
+    raise MetagameError(f"could not read the number of attention heads from the model config ({', '.join(arch.heads_config)})")
+
+
+def _module_list_message(names: Sequence[str], limit: int = 60) -> str:
+    shown = ", ".join(names[:limit])
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return shown + more
+
+
+class ComponentModel(ModelAdapter):
+    """A torch / Hugging Face model explained over its components with ablation masking.
+
+    f(x_S) = output of the model run on ``inputs`` with every component outside S ablated.
+
+    Args:
+        model: a ``torch.nn.Module`` (put in eval mode).
+        inputs: the explained input with batch size 1: a dict of tensors (e.g. tokenizer output,
+            passed as keyword arguments) or a tensor (passed positionally).
+        output: a token id (f = logit of that token at the last position) or a callable
+            ``output(model_outputs) -> [n]``.
+        components: ``"heads"``, ``"neurons"``, ``"layers"`` (registry) or a list of module names
+            (each module's whole output is one player).
+        layers: restrict heads / neurons / layers to these layer indices (default all).
+        neuron_groups: split each layer's MLP neurons into this many contiguous groups (default one
+            player per neuron).
+        ablation: ``"zero"``, ``"mean"`` (over ``reference``, a batch of inputs) or ``"patch"``
+            (activations of ``corrupted``, an input of the same shape).
+        architecture: registry key; default detected from ``model.config.model_type``.
+        batch_size: coalitions (rows) per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        inputs: Any,
+        *,
+        output: int | Callable[[Any], torch.Tensor],
+        components: ComponentKind | Sequence[str] = "heads",
+        layers: Sequence[int] | None = None,
+        neuron_groups: int | None = None,
+        ablation: Ablation = "zero",
+        reference: Any = None,
+        corrupted: Any = None,
+        architecture: str | None = None,
+        batch_size: int = 64,
+    ):
+        super().__init__(batch_size=batch_size, cache_values=True)
+        if not isinstance(model, torch.nn.Module):
+            raise MetagameError(f"model must be a torch.nn.Module; got {type(model).__name__}")
+        if ablation not in ("zero", "mean", "patch"):
+            raise MetagameError(f"unknown ablation {ablation!r}; use 'zero', 'mean' (with reference=...) or 'patch' (with corrupted=...)")
+        if ablation == "mean" and reference is None:
+            raise MetagameError("ablation='mean' needs reference=... (a batch of inputs to average activations over)")
+        if ablation == "patch" and corrupted is None:
+            raise MetagameError("ablation='patch' needs corrupted=... (an input of the same shape to patch activations from)")
+        self.model = model.eval()
+        self.inputs = self._batch1(inputs, "inputs")
+        self.ablation = ablation
+        if isinstance(output, (int, np.integer)) and not isinstance(output, bool):
+            token = int(output)
+            self.output_fn: Callable = lambda out: _last_logit(out, token)
+            self.output_desc = f"logit[{token}] at the last position"
+        elif callable(output):
+            self.output_fn = output
+            self.output_desc = getattr(output, "__name__", "callable")
+        else:
+            raise MetagameError("output must be a token id (int) or a callable output(model_outputs) -> [n]")
+        self._modules_by_name = dict(model.named_modules())
+        self.architecture = None
+        self._build_sites(components, layers, neuron_groups, architecture)
+        self._gates: torch.Tensor | None = None
+        self._capture_ablations(reference, corrupted)
+
+    # ------------------------------------------------------------------ set-up
+    @staticmethod
+    def _batch1(inputs: Any, name: str) -> Any:
+        if isinstance(inputs, torch.Tensor):
+            t = inputs.unsqueeze(0) if inputs.ndim == 1 else inputs
+            if t.shape[0] != 1:
+                raise MetagameError(f"{name} must hold one example (batch size 1); got batch size {t.shape[0]}")
+            return t
+        if isinstance(inputs, dict) or hasattr(inputs, "keys"):
+            out = {}
+            for k in inputs.keys():
+                v = inputs[k]
+                if isinstance(v, torch.Tensor):
+                    if v.ndim == 0 or v.shape[0] != 1:
+                        raise MetagameError(f"{name}[{k!r}] must have batch size 1 (shape (1, ...)); got {tuple(v.shape)}")
+                out[k] = v
+            return out
+        raise MetagameError(f"{name} must be a tensor or a dict of tensors (e.g. tokenizer(..., return_tensors='pt'))")
+
+    def _block_names(self, arch: Architecture) -> dict[int, str]:
+        pattern = re.compile(arch.layer_pattern)
+        blocks: dict[int, str] = {}
+        for name in self._modules_by_name:
+            m = pattern.search(name)
+            if m and name.endswith(m.group(0)):
+                blocks.setdefault(int(m.group(1)), name)
+        return blocks
+
+    def _module(self, name: str) -> torch.nn.Module:
+        mod = self._modules_by_name.get(name)
+        if mod is None:
+            names = [n for n in self._modules_by_name if n]
+            raise MetagameError(f"unknown module {name!r}; available modules: {_module_list_message(names)}")
+        return mod
+
+    def _build_sites(self, components, layers, neuron_groups, architecture) -> None:
+        """Sites to hook; players are assigned in :meth:`_finish_players` once widths are known."""
+        self.sites: list[Site] = []
+        self._plan: list[tuple[str, int | None]] = []  # per site: (what, heads / groups)
+        if isinstance(components, str):
+            if components not in ("heads", "neurons", "layers"):
+                raise MetagameError(
+                    f"unknown components {components!r}; use 'heads', 'neurons', 'layers' or a list of module names"
+                )
+            key = architecture or detect_architecture(self.model)
+            if key not in ARCHITECTURES:
+                raise MetagameError(f"unknown architecture {key!r}; registered: {', '.join(ARCHITECTURES)}")
+            self.architecture = key
+            arch = ARCHITECTURES[key]
+            blocks = self._block_names(arch)
+            if not blocks:
+                raise MetagameError(f"no transformer blocks matching the {key!r} layout were found; name modules directly instead")
+            chosen = sorted(blocks) if layers is None else [int(l) for l in layers]
+            for l in chosen:
+                if l not in blocks:
+                    raise MetagameError(f"layer {l} does not exist; the model has layers {sorted(blocks)}")
+            for l in chosen:
+                block = blocks[l]
+                if components == "heads":
+                    site = Site(f"{block}.{arch.head_site}", "input", layer=l)
+                    self._plan.append(("heads", _num_heads(self.model, arch)))
+                elif components == "neurons":
+                    site = Site(f"{block}.{arch.neuron_site}", "input", layer=l)
+                    self._plan.append(("neurons", neuron_groups))
+                else:
+                    site = Site(block, "residual", layer=l)
+                    self._plan.append(("layer", None))
+                self._module(site.module_name)
+                self.sites.append(site)
+        else:
+            names = [str(n) for n in components]
+            if not names:
+                raise MetagameError("components is an empty list; name at least one module")
+            for name in names:
+                self._module(name)
+                self.sites.append(Site(name, "output"))
+                self._plan.append(("module", None))
+
+    def _finish_players(self, widths: list[int]) -> None:
+        """Assign players and slices once activation widths are known (heads split evenly; neurons by group)."""
+        players: list[str] = []
+        kinds: list[str] = []
+        for site, width, (what, n) in zip(self.sites, widths, self._plan):
+            if what == "heads":
+                if width % n:
+                    raise MetagameError(f"{site.module_name} has width {width}, not divisible by {n} heads")
+                hd = width // n
+                site.slices = [slice(h * hd, (h + 1) * hd) for h in range(n)]
+                labels, kind = [f"L{site.layer}.H{h}" for h in range(n)], "head"
+            elif what == "neurons":
+                groups = width if n is None else int(n)
+                if groups < 1 or groups > width:
+                    raise MetagameError(f"neuron_groups must be between 1 and {width} (the MLP width); got {n}")
+                edges = np.linspace(0, width, groups + 1).round().astype(int)
+                site.slices = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+                if n is None:
+                    labels = [f"L{site.layer}.N{j}" for j in range(width)]
+                else:
+                    labels = [f"L{site.layer}.N{a}-{b - 1}" for a, b in zip(edges[:-1], edges[1:])]
+                kind = "neuron"
+            else:
+                site.slices = [slice(None)]
+                labels = [f"L{site.layer}"] if what == "layer" else [site.module_name]
+                kind = "layer" if what == "layer" else "component"
+            site.players = list(range(len(players), len(players) + len(labels)))
+            players += labels
+            kinds += [kind] * len(labels)
+        self.players = players
+        self.player_kinds = kinds
+        self.n_players = len(players)
+        for site, width in zip(self.sites, widths):
+            ind = torch.zeros(len(site.players), width, dtype=self.dtype)
+            for r, sl in enumerate(site.slices):
+                ind[r, sl] = 1.0
+            site.indicator = ind
+
+    # ------------------------------------------------------------------ activations
+    def _run(self, inputs: Any):
+        if isinstance(inputs, dict):
+            return self.model(**inputs)
+        return self.model(inputs)
+
+    def _expand(self, inputs: Any, n: int) -> Any:
+        if isinstance(inputs, torch.Tensor):
+            return inputs.expand((n,) + tuple(inputs.shape[1:]))
+        return {k: (v.expand((n,) + tuple(v.shape[1:])) if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
+
+    def capture(self, inputs: Any, check_output: bool = False) -> list[torch.Tensor]:
+        """Each site's activation on ``inputs`` (no gating): ``[batch, ..., width]`` per site.
+
+        With ``check_output`` the explained output f is computed on this run and validated (one scalar per row).
+        """
+        store: list[torch.Tensor | None] = [None] * len(self.sites)
+        with self.hooks(record=store), torch.no_grad():
+            out = self._run(inputs)
+            if check_output:
+                self.value_clean = float(self.check_output(self.output_fn(out), 1)[0])
+        missing = [self.sites[s].module_name for s, a in enumerate(store) if a is None]
+        if missing:
+            raise MetagameError(f"modules {missing} were not called in the forward pass; choose modules that run on these inputs")
+        return [a.detach() for a in store]  # type: ignore[union-attr]
+
+    def _capture_ablations(self, reference: Any, corrupted: Any) -> None:
+        clean = self.capture(self.inputs, check_output=True)
+        self._finish_players([int(a.shape[-1]) for a in clean])
+        if self.n_players < 1:
+            raise MetagameError("no components were selected")
+        if self.ablation == "zero":
+            ablated = [torch.zeros_like(a) for a in clean]
+        elif self.ablation == "mean":
+            ref = self.capture(reference)
+            ablated = []
+            for a, r in zip(clean, ref):
+                if tuple(r.shape[1:]) == tuple(a.shape[1:]):
+                    ablated.append(r.mean(dim=0, keepdim=True))
+                else:  # different lengths: average over the batch and every position
+                    if r.shape[-1] != a.shape[-1]:
+                        raise MetagameError(f"reference activations have width {r.shape[-1]}, expected {a.shape[-1]}")
+                    ablated.append(r.reshape(-1, r.shape[-1]).mean(dim=0).reshape((1,) * (a.ndim - 1) + (a.shape[-1],)))
+        else:
+            corr = self.capture(self._batch1(corrupted, "corrupted"))
+            for a, c in zip(clean, corr):
+                if c.shape != a.shape:
+                    raise MetagameError(
+                        f"corrupted activations have shape {tuple(c.shape)} but clean ones {tuple(a.shape)}; the corrupted "
+                        f"input must have the same shape as inputs (same number of tokens)"
+                    )
+            ablated = corr
+        for site, b in zip(self.sites, ablated):
+            site.ablated = b.to(self.dtype)
+        self.clean_activations = clean
+
+    # ------------------------------------------------------------------ hooks
+    @contextlib.contextmanager
+    def hooks(self, gates: torch.Tensor | None = None, record: list | None = None) -> Iterator[None]:
+        """Install gating (``gates [n, d]``) or recording hooks; they are removed on exit, also on errors."""
+        handles = []
+        try:
+            for s, site in enumerate(self.sites):
+                module = self._module(site.module_name)
+                if site.kind == "input":
+                    handles.append(module.register_forward_pre_hook(self._pre_hook(s, gates, record)))
+                elif site.kind == "output":
+                    handles.append(module.register_forward_hook(self._out_hook(s, gates, record)))
+                else:
+                    handles.append(module.register_forward_hook(self._res_hook(s, gates, record), with_kwargs=True))
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+    def _gate(self, s: int, gates: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        site = self.sites[s]
+        ind = site.indicator.to(device=act.device, dtype=act.dtype)
+        zs = gates[:, site.players].to(act.dtype)
+        g = 1.0 + (zs - 1.0) @ ind  # [n, width]: gate of each activation coordinate
+        g = g.reshape((g.shape[0],) + (1,) * (act.ndim - 2) + (g.shape[1],))
+        b = site.ablated.to(device=act.device, dtype=act.dtype)
+        return b + g * (act - b)
+
+    def _pre_hook(self, s, gates, record):
+        def hook(module, args):
+            if record is not None:
+                record[s] = args[0].detach()
+                return None
+            return (self._gate(s, gates, args[0]), *args[1:])
+
+        return hook
+
+    def _out_hook(self, s, gates, record):
+        def hook(module, args, out):
+            act = _first_tensor(out)
+            if record is not None:
+                record[s] = act.detach()
+                return None
+            return _replace_first(out, self._gate(s, gates, act))
+
+        return hook
+
+    def _res_hook(self, s, gates, record):
+        def hook(module, args, kwargs, out):
+            h_in = args[0] if args else kwargs.get("hidden_states")
+            if not isinstance(h_in, torch.Tensor):
+                raise MetagameError(f"could not find the input hidden states of layer {self.sites[s].module_name}")
+            h_out = _first_tensor(out)
+            update = h_out - h_in
+            if record is not None:
+                record[s] = update.detach()
+                return None
+            return _replace_first(out, h_in + self._gate(s, gates, update))
+
+        return hook
+
+    # ------------------------------------------------------------------ adapter protocol
+    @property
+    def dtype(self) -> torch.dtype:
+        p = next(self.model.parameters(), None)
+        return p.dtype if p is not None and p.is_floating_point() else torch.float32
+
+    def embed(self, coalitions: np.ndarray):
+        z = torch.as_tensor(np.asarray(coalitions, dtype=bool), dtype=self.dtype)
+        return z, torch.zeros_like(z), None
+
+    def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
+        n = z.shape[0]
+        self.count(n)
+        with self.hooks(gates=z):
+            out = self.output_fn(self._run(self._expand(self.inputs, n)))
+        return self.check_output(out, n, row_coalitions)
+
+    def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
+        return coordinate_scores
+
+    def describe(self) -> dict:
+        cfg = getattr(self.model, "config", None)
+        return {
+            "adapter": "ComponentModel",
+            "model": type(self.model).__name__,
+            "model_type": getattr(cfg, "model_type", None),
+            "architecture": self.architecture,
+            "ablation": self.ablation,
+            "output": self.output_desc,
+            "n_players": self.n_players,
+        }
+
+
+def _last_logit(out: Any, token: int) -> torch.Tensor:
+    logits = getattr(out, "logits", out)
+    if isinstance(logits, (tuple, list)):
+        logits = logits[0]
+    if not isinstance(logits, torch.Tensor):
+        raise MetagameError("the model output has no logits; pass output=callable(model_outputs) -> [n]")
+    if logits.ndim == 3:
+        logits = logits[:, -1]
+    if logits.ndim != 2:
+        raise MetagameError(f"expected logits of shape (n, seq, vocab) or (n, vocab); got {tuple(logits.shape)}")
+    if not 0 <= token < logits.shape[-1]:
+        raise MetagameError(f"token id {token} is outside the vocabulary (size {logits.shape[-1]})")
+    return logits[:, token]

@@ -1,0 +1,539 @@
+"""Hugging Face causal language models: players are the words (or tokens) of the user prompt.
+
+The explained output is the teacher-forced log-probability of a fixed answer,
+
+    f(x) = Σ_k log p(a_k | template(x), a_<k)      (optionally − the same for an alternative answer),
+
+where ``template(x)`` is the prompt inside the tokenizer's chat template. Template and special tokens
+are never players and never masked. A coalition S keeps the words in S; the others are masked by
+
+* ``"attention"`` (default): the word's tokens are dropped from the attention mask and the remaining
+  tokens get the positions they would have if the word were deleted (rows are re-packed, padded on
+  ``padding_side``) — f(x_S) is the log-probability given the prompt with the other words deleted.
+  Gradient methods use the zero embedding as their baseline on player tokens.
+* ``"mask_token"``: the word's tokens are replaced by a baseline token (``baseline_token``; default
+  the tokenizer's mask, else pad, else unk token); gradient baseline = that token's embedding.
+* ``"zero_embedding"``: the word's input embeddings are set to zero (gradient baseline = zero).
+
+Gradient methods work on the input embeddings of the prompt part after the shared prefix
+(``embed`` -> ``z`` of shape ``[m, T, H]``); a player's score is the sum over its tokens and
+embedding dimensions. The template prefix before the first player is computed once and reused as a
+key/value cache for every row (``prefix_cache=True``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import MetagameError
+from ..players.coalitions import as_coalitions
+from ..players.text import Grouping, Word, group_words, token_player_map, unique_labels
+from .base import ModelAdapter
+
+MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
+PaddingSide = Literal["left", "right"]
+MASKING_MODES: tuple[str, ...] = ("attention", "mask_token", "zero_embedding")
+
+_CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
+    if dtype is None or isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    value = getattr(torch, str(dtype), None)
+    if not isinstance(value, torch.dtype):
+        raise MetagameError(f"unknown dtype {dtype!r}; use e.g. 'float32', 'bfloat16', 'float16', 'float64' or 'auto'")
+    return value
+
+
+def load_causal_lm(
+    name_or_path: str | os.PathLike,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    trust_remote_code: bool = False,
+):
+    """Load ``(model, tokenizer)`` of a causal LM by Hugging Face name or local folder (safetensors only).
+
+    Raises:
+        MetagameError: when the checkpoint cannot be loaded or is not a causal (decoder-only) LM.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    name = str(name_or_path)
+    try:
+        config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise MetagameError(
+            f"could not load a model config from {name!r} ({str(e).splitlines()[0]}); pass a local folder with "
+            f"config.json or the name of a model in the local Hugging Face cache"
+        ) from None
+    if getattr(config, "is_encoder_decoder", False):
+        raise MetagameError(
+            f"{name!r} is an encoder-decoder model ({type(config).__name__}); metagame lm explains causal "
+            f"(decoder-only) language models such as GPT-2, Llama or Qwen"
+        )
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
+    resolved = _resolve_dtype(dtype)
+    if resolved is not None:
+        kwargs["dtype"] = resolved
+    try:
+        model = AutoModelForCausalLM.from_pretrained(name, config=config, **kwargs)
+    except ValueError as e:
+        raise MetagameError(
+            f"{name!r} ({type(config).__name__}) is not a causal language model that AutoModelForCausalLM can load "
+            f"({str(e).splitlines()[0]}); pass a decoder-only LM"
+        ) from None
+    except OSError as e:
+        raise MetagameError(
+            f"could not load weights from {name!r} ({str(e).splitlines()[0]}); metagame loads safetensors only — "
+            f"convert the checkpoint with save_pretrained(..., safe_serialization=True)"
+        ) from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise MetagameError(f"could not load a tokenizer from {name!r} ({str(e).splitlines()[0]}); pass tokenizer=...") from None
+    if device is not None:
+        model = model.to(device)
+    return model, tokenizer
+
+
+def context_length(config) -> int | None:
+    """The longest sequence the model accepts (``max_position_embeddings`` or its synonyms), if known."""
+    cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for attr in _CONTEXT_ATTRS:
+        v = getattr(cfg, attr, None)
+        if isinstance(v, int) and v > 0:
+            return v
+    return None
+
+
+def check_causal(model: torch.nn.Module, vocab_size: int, device) -> None:
+    """Raise unless the model is causal: logits at positions < t must not depend on the token at t."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randint(0, vocab_size, (1, 4), generator=g)
+    b = a.clone()
+    b[0, -1] = (a[0, -1] + 1) % vocab_size
+    with torch.no_grad():
+        la = model(input_ids=a.to(device)).logits[0, :-1].float()
+        lb = model(input_ids=b.to(device)).logits[0, :-1].float()
+    scale = float(la.abs().max()) + 1e-6
+    if float((la - lb).abs().max()) > 1e-3 * scale:
+        raise MetagameError(
+            f"{type(model).__name__} is not a causal language model: its outputs at earlier positions depend on later "
+            f"tokens (a bidirectional encoder such as BERT?). Pass a decoder-only LM (GPT-2, Llama, Qwen, ...)"
+        )
+
+
+class CausalLM(ModelAdapter):
+    """A causal LM explained at one prompt; f = Σ_k log p(answer_k | prompt, answer_<k) [− alternative].
+
+    Args:
+        model: a Hugging Face name or local folder, or a loaded ``PreTrainedModel``.
+        prompt: the user prompt (its words are the players).
+        answer: the explained answer (text, or token ids to skip re-tokenization); None generates it greedily
+            once from the full prompt (``max_new_tokens``) and fixes it.
+        tokenizer: required with a loaded model (a fast tokenizer; offsets group subwords into words).
+        alternative: optional contrast answer; then f = log p(answer) − log p(alternative).
+        grouping: ``"words"`` (default) or ``"tokens"``.
+        masking: ``"attention"`` (default), ``"mask_token"`` or ``"zero_embedding"`` (module docstring).
+        baseline_token: the replacement token for ``"mask_token"`` (string or id; default mask, pad, unk).
+        chat_template: wrap the prompt in the tokenizer's chat template (None: when it has one).
+        system_prompt: optional system message for the template.
+        max_new_tokens: length limit of the generated answer.
+        device, dtype: where and in which precision to run (``dtype`` also applies to a loaded model).
+        trust_remote_code: passed to ``from_pretrained`` (False unless you trust the checkpoint's code).
+        batch_size: rows per forward pass.
+        padding_side: where re-packed rows are padded in ``"attention"`` masking (results do not depend on it).
+        prefix_cache: reuse the key/value cache of the template prefix before the first player.
+    """
+
+    player_kinds: list[str] | None = None
+
+    def __init__(
+        self,
+        model,
+        prompt: str,
+        answer: str | Sequence[int] | None = None,
+        *,
+        tokenizer=None,
+        alternative: str | None = None,
+        grouping: Grouping = "words",
+        masking: MaskingMode = "attention",
+        baseline_token: str | int | None = None,
+        chat_template: bool | None = None,
+        system_prompt: str | None = None,
+        max_new_tokens: int = 16,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        trust_remote_code: bool = False,
+        batch_size: int = 32,
+        padding_side: PaddingSide = "left",
+        prefix_cache: bool = True,
+        cache_values: bool = True,
+    ):
+        super().__init__(batch_size=batch_size, cache_values=cache_values)
+        if masking not in MASKING_MODES:
+            raise MetagameError(f"unknown masking mode {masking!r}; use one of {', '.join(MASKING_MODES)}")
+        if grouping not in ("words", "tokens"):
+            raise MetagameError(f"unknown grouping {grouping!r}; use 'words' or 'tokens'")
+        if padding_side not in ("left", "right"):
+            raise MetagameError(f"unknown padding_side {padding_side!r}; use 'left' or 'right'")
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise MetagameError("the prompt is empty; pass the text whose words should be explained (prompt='...')")
+        if max_new_tokens < 1:
+            raise MetagameError(f"max_new_tokens must be >= 1; got {max_new_tokens}")
+
+        if isinstance(model, (str, os.PathLike)):
+            self.model_name = str(model)
+            model, loaded_tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+            tokenizer = tokenizer if tokenizer is not None else loaded_tok
+        else:
+            if not isinstance(model, torch.nn.Module):
+                raise MetagameError(f"model must be a Hugging Face name/path or a loaded PreTrainedModel; got {type(model).__name__}")
+            self.model_name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__)
+            if tokenizer is None:
+                raise MetagameError("a loaded model needs its tokenizer: CausalLM(model, prompt, tokenizer=tokenizer)")
+            if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+                raise MetagameError(f"{type(model).__name__} is an encoder-decoder model; pass a decoder-only causal LM")
+            resolved = _resolve_dtype(dtype)
+            if isinstance(resolved, torch.dtype):
+                model = model.to(resolved)
+            if device is not None:
+                model = model.to(device)
+        if not getattr(tokenizer, "is_fast", False):
+            raise MetagameError(
+                "metagame needs a fast tokenizer (character offsets group subwords into words); load it with "
+                "AutoTokenizer.from_pretrained(..., use_fast=True)"
+            )
+        if not hasattr(model, "get_input_embeddings") or not hasattr(model, "config"):
+            raise MetagameError(f"{type(model).__name__} is not a Hugging Face model (no get_input_embeddings/config)")
+        model.eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
+        self.embedding = model.get_input_embeddings()
+        self.vocab_size = int(self.embedding.weight.shape[0])
+        check_causal(model, self.vocab_size, self.device)
+
+        self.prompt = prompt
+        self.masking = masking
+        self.grouping = grouping
+        self.padding_side = padding_side
+        self.max_new_tokens = int(max_new_tokens)
+        self.system_prompt = system_prompt
+        self.limit = context_length(model.config)
+
+        # ---- the templated prompt, its tokens and the players
+        ids, offsets, text, span = self._encode_prompt(prompt, chat_template, system_prompt)
+        # a special token written in the text (template markers, BOS) is never a player; an <unk> standing
+        # for ordinary characters of the prompt is
+        special_ids = set(int(i) for i in getattr(tokenizer, "all_special_ids", []) or [])
+        pieces = tokenizer.convert_ids_to_tokens(list(ids))
+        special = [int(t) in special_ids and text[a:b] == piece for t, (a, b), piece in zip(ids, offsets, pieces)]
+        words = group_words(text, offsets, grouping, special_mask=special, span=span)
+        if not words:
+            raise MetagameError(
+                f"the prompt {prompt!r} has no words to explain (only special or whitespace tokens); pass a prompt with text"
+            )
+        self.template_text = text
+        self.prompt_ids = list(int(t) for t in ids)
+        self.words: list[Word] = words
+        self.n_players = len(words)
+        self.players = unique_labels(words)
+        self.player_kinds = ["word" if grouping == "words" else "token"] * self.n_players
+        self._check_length(len(self.prompt_ids) + (0 if answer is not None else self.max_new_tokens), "the prompt")
+
+        # ---- the answer (given, or generated once and fixed) and the optional alternative
+        self.generated = answer is None
+        if answer is None:
+            self.answer_ids = self._generate()
+        else:
+            self.answer_ids = self._tokenize_answer(answer, "answer")
+        self.answer = answer if isinstance(answer, str) else tokenizer.decode(self.answer_ids)
+        self.alternative = alternative
+        self.alternative_ids = None if alternative is None else self._tokenize_answer(alternative, "alternative")
+        self._check_length(len(self.prompt_ids) + len(self.answer_ids), "the prompt plus the answer")
+        if self.alternative_ids is not None:
+            self._check_length(len(self.prompt_ids) + len(self.alternative_ids), "the prompt plus the alternative")
+
+        # ---- layout: [prefix (never players) | z part: first player token .. end of prompt]
+        tok_player = token_player_map(words, len(self.prompt_ids))
+        self.prefix_len = int(np.flatnonzero(tok_player >= 0)[0])
+        self._tok_player = torch.as_tensor(tok_player[self.prefix_len :], device=self.device)
+        self._is_player_tok = self._tok_player >= 0
+        onehot = torch.zeros(len(self._tok_player), self.n_players, dtype=torch.float64, device=self.device)
+        rows = torch.nonzero(self._is_player_tok).squeeze(1)
+        onehot[rows, self._tok_player[rows]] = 1.0
+        self._onehot = onehot
+        with torch.no_grad():
+            emb = self.embedding(torch.as_tensor([self.prompt_ids], device=self.device))[0].detach()
+        self._prefix_emb = emb[: self.prefix_len]
+        self._z_full = emb[self.prefix_len :]
+        self.baseline_token_id = self._baseline_token(baseline_token) if masking == "mask_token" else None
+        if masking == "mask_token":
+            with torch.no_grad():
+                fill = self.embedding(torch.as_tensor([self.baseline_token_id], device=self.device))[0].detach()
+        else:
+            fill = torch.zeros_like(self._z_full[0])
+        self._zb_full = torch.where(self._is_player_tok[:, None], fill[None, :], self._z_full)
+        self._answer_emb = self._embed_ids(self.answer_ids)
+        self._alt_emb = None if self.alternative_ids is None else self._embed_ids(self.alternative_ids)
+        self._answer_t = torch.as_tensor(self.answer_ids, device=self.device)
+        self._alt_t = None if self.alternative_ids is None else torch.as_tensor(self.alternative_ids, device=self.device)
+        params = inspect.signature(model.forward).parameters
+        self._has_logits_to_keep = "logits_to_keep" in params
+        self._prefix_kv = self._build_prefix_cache() if (prefix_cache and self.prefix_len > 0) else None
+
+    # ------------------------------------------------------------------ setup helpers
+    def _encode_prompt(self, prompt: str, chat_template: bool | None, system_prompt: str | None):
+        tok = self.tokenizer
+        has_template = bool(getattr(tok, "chat_template", None))
+        use = has_template if chat_template is None else bool(chat_template)
+        if use and not has_template:
+            raise MetagameError("this tokenizer has no chat template; pass chat_template=False (plain prompt) or a tokenizer with one")
+        if use:
+            messages = ([{"role": "system", "content": system_prompt}] if system_prompt else []) + [
+                {"role": "user", "content": prompt}
+            ]
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            start = text.rfind(prompt)
+            if start < 0:
+                raise MetagameError(
+                    "the chat template rewrote the prompt text, so its words cannot be located; pass chat_template=False"
+                )
+            add_special = False
+        else:
+            if system_prompt:
+                raise MetagameError("system_prompt needs a chat template; drop it or use a tokenizer with a chat template")
+            text, start, add_special = prompt, 0, True
+        enc = tok(text, add_special_tokens=add_special, return_offsets_mapping=True)
+        return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]], text, (start, start + len(prompt))
+
+    def _check_length(self, n: int, what: str) -> None:
+        if self.limit is not None and n > self.limit:
+            raise MetagameError(
+                f"{what} needs {n} tokens but the model's context is {self.limit} tokens; shorten the prompt "
+                f"(or the answer / max_new_tokens)"
+            )
+
+    def _tokenize_answer(self, text: str | Sequence[int], what: str) -> list[int]:
+        if not isinstance(text, str):
+            ids = [int(t) for t in np.asarray(text, dtype=np.int64).reshape(-1)]
+            if not ids or min(ids) < 0 or max(ids) >= self.vocab_size:
+                raise MetagameError(f"the {what} token ids must be a non-empty list of ids in [0, {self.vocab_size})")
+            return ids
+        if not text:
+            raise MetagameError(f"the {what} is empty; pass a non-empty {what} or leave answer=None to generate one")
+        ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if not ids:
+            raise MetagameError(f"the {what} {text!r} tokenizes to nothing; pass a different {what}")
+        return [int(t) for t in ids]
+
+    def _generate(self) -> list[int]:
+        from transformers import GenerationConfig
+
+        tok = self.tokenizer
+        eos = tok.eos_token_id if tok.eos_token_id is not None else getattr(self.model.config, "eos_token_id", None)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else eos
+        cfg = GenerationConfig(
+            max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos
+        )
+        ids = torch.as_tensor([self.prompt_ids], device=self.device)
+        with torch.no_grad():
+            out = self.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg)
+        new = [int(t) for t in out[0, len(self.prompt_ids) :].tolist()]
+        eos_set = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+        for k, t in enumerate(new):
+            if t in eos_set:
+                # the answer stops before end-of-sequence; an immediate stop is itself the answer
+                return new[:k] if k > 0 else new[:1]
+        return new
+
+    def _baseline_token(self, baseline_token: str | int | None) -> int:
+        tok = self.tokenizer
+        if baseline_token is not None:
+            if isinstance(baseline_token, (int, np.integer)):
+                tid = int(baseline_token)
+            else:
+                tid = tok.convert_tokens_to_ids(baseline_token)
+                if tid is None or (tok.unk_token_id is not None and tid == tok.unk_token_id and baseline_token != tok.unk_token):
+                    raise MetagameError(f"baseline_token {baseline_token!r} is not a token of this tokenizer; pass one of its tokens or an id")
+            if not 0 <= tid < self.vocab_size:
+                raise MetagameError(f"baseline_token id {tid} is outside the vocabulary (size {self.vocab_size})")
+            return tid
+        for tid in (tok.mask_token_id, tok.pad_token_id, tok.unk_token_id):
+            if tid is not None:
+                return int(tid)
+        raise MetagameError(
+            "masking='mask_token' needs a replacement token, but this tokenizer has no mask, pad or unk token; "
+            "pass baseline_token='...' or use masking='attention'"
+        )
+
+    def _embed_ids(self, ids: Sequence[int]) -> torch.Tensor:
+        with torch.no_grad():
+            return self.embedding(torch.as_tensor([list(ids)], device=self.device))[0].detach()
+
+    def _build_prefix_cache(self):
+        try:
+            from transformers import DynamicCache
+
+            ids = torch.as_tensor([self.prompt_ids[: self.prefix_len]], device=self.device)
+            with torch.no_grad():
+                out = self.model(input_ids=ids, use_cache=True)
+            cache = out.past_key_values
+            layers = [(layer[0].detach(), layer[1].detach()) for layer in cache]
+            DynamicCache(ddp_cache_data=layers, config=self.model.config)  # the model's cache layout accepts it
+            return layers
+        except Exception:  # models with non-standard caches: run the prefix every time instead
+            return None
+
+    def _prefix_cache_for(self, n: int):
+        from transformers import DynamicCache
+
+        data = [(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self._prefix_kv]
+        return DynamicCache(ddp_cache_data=data, config=self.model.config)
+
+    # ------------------------------------------------------------------ adapter protocol
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64
+
+    @property
+    def n_tokens(self) -> int:
+        return len(self.prompt_ids) + len(self.answer_ids)
+
+    def token_presence(self, coalitions: np.ndarray) -> torch.Tensor:
+        """``bool[m, T]`` over the prompt part after the prefix: True where the token is kept in x_S."""
+        coal = torch.as_tensor(np.asarray(coalitions, dtype=bool), device=self.device)
+        idx = self._tok_player.clamp(min=0)
+        present = coal[:, idx]
+        return present | ~self._is_player_tok[None, :]
+
+    def embed(self, coalitions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """z = input embeddings of x_S after the prefix ``[m, T, H]``, zb = baseline embeddings, extra = keep mask."""
+        coalitions = as_coalitions(coalitions, self.n_players)
+        m = coalitions.shape[0]
+        present = self.token_presence(coalitions)
+        zb = self._zb_full.unsqueeze(0).expand(m, -1, -1).clone()
+        if self.masking == "attention":
+            z = self._z_full.unsqueeze(0).expand(m, -1, -1).clone()
+            return z, zb, (present,)
+        z = torch.where(present[:, :, None], self._z_full[None], self._zb_full[None])
+        return z, zb, None
+
+    def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
+        """Sum scores ``[m, T, H]`` over each word's tokens and embedding dims -> ``[m, d]``."""
+        per_token = coordinate_scores.detach().to(torch.float64).sum(dim=-1)
+        return per_token @ self._onehot.to(per_token.device)
+
+    def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
+        """f at embeddings ``z`` ``[n, T, H]`` (keep mask in ``extra`` for attention masking) -> ``[n]``."""
+        keep = None
+        if extra is not None:
+            keep = extra[0] if isinstance(extra, (tuple, list)) else extra
+            keep = keep.to(device=z.device).bool()
+        out = self._log_prob(z, keep, self._answer_emb, self._answer_t)
+        if self._alt_emb is not None:
+            out = out - self._log_prob(z, keep, self._alt_emb, self._alt_t)
+        return self.check_output(out, z.shape[0], row_coalitions)
+
+    # ------------------------------------------------------------------ the scoring pass
+    def _log_prob(self, z: torch.Tensor, keep: torch.Tensor | None, ans_emb: torch.Tensor, ans_ids: torch.Tensor) -> torch.Tensor:
+        """Σ_k log p(a_k | ...) for each row; rows re-packed (dropped tokens removed) under attention masking."""
+        n, _, h = z.shape
+        k = ans_ids.shape[0]
+        x = torch.cat([z, ans_emb.to(z.dtype).unsqueeze(0).expand(n, -1, -1)], dim=1)
+        past = None
+        if self._prefix_kv is not None:
+            past = self._prefix_cache_for(n)
+            base = self.prefix_len
+        elif self.prefix_len > 0:
+            x = torch.cat([self._prefix_emb.to(z.dtype).unsqueeze(0).expand(n, -1, -1), x], dim=1)
+            base = 0
+        else:
+            base = 0
+        t = x.shape[1]
+        mask = torch.ones(n, t, dtype=torch.bool, device=z.device)
+        if keep is not None:
+            mask[:, t - k - keep.shape[1] : t - k] = keep
+        inv = None
+        if not bool(mask.all()):
+            # re-pack: kept tokens in order, padding on one side (stable sort keeps the order)
+            key = (~mask).to(torch.int8) if self.padding_side == "right" else mask.to(torch.int8)
+            order = torch.sort(key, dim=1, stable=True).indices
+            x = x.gather(1, order[:, :, None].expand(-1, -1, h))
+            mask = mask.gather(1, order)
+            inv = torch.argsort(order, dim=1)
+        positions = base + (mask.long().cumsum(dim=1) - 1).clamp(min=0)
+        attn = mask.long()
+        if past is not None:
+            attn = torch.cat([torch.ones(n, self.prefix_len, dtype=torch.long, device=z.device), attn], dim=1)
+        kwargs: dict[str, Any] = {"inputs_embeds": x, "attention_mask": attn, "position_ids": positions}
+        if past is not None:
+            kwargs.update(past_key_values=past, use_cache=True)
+        else:
+            kwargs["use_cache"] = False
+        answer_at_end = inv is None or self.padding_side == "left"
+        if answer_at_end and self._has_logits_to_keep:
+            kwargs["logits_to_keep"] = k + 1
+        self.count(n)
+        logits = self.model(**kwargs).logits
+        if answer_at_end:
+            pred = logits[:, -(k + 1) : -1]
+        else:
+            where = inv[:, t - k - 1 : t - 1]
+            pred = logits.gather(1, where[:, :, None].expand(-1, -1, logits.shape[-1]))
+        logp = torch.log_softmax(pred.float(), dim=-1)
+        tok_lp = logp.gather(2, ans_ids.view(1, k, 1).expand(n, -1, -1)).squeeze(2)
+        return tok_lp.to(torch.float64).sum(dim=1)
+
+    # ------------------------------------------------------------------ reporting
+    def value(self, coalition: Sequence[bool] | np.ndarray) -> float:
+        """f(x_S) of one coalition."""
+        return float(self.values(np.asarray(coalition, dtype=bool)[None, :])[0])
+
+    def context(self) -> dict:
+        """Display context: prompt, answer, model, f of the full and empty prompt, word spans."""
+        d = self.n_players
+        full = self.value(np.ones(d, dtype=bool))
+        empty = self.value(np.zeros(d, dtype=bool))
+        return {
+            "prompt": self.prompt,
+            "answer": self.answer,
+            "answer_generated": self.generated,
+            "alternative": self.alternative,
+            "model": self.model_name,
+            "value_full": full,
+            "value_empty": empty,
+            "masking": self.masking,
+            "grouping": self.grouping,
+            "word_spans": [[w.start, w.end] for w in self.words],
+            "template_text": self.template_text,
+        }
+
+    def describe(self) -> dict:
+        return {
+            "adapter": "CausalLM",
+            "name": self.model_name,
+            "architecture": type(self.model).__name__,
+            "masking": self.masking,
+            "grouping": self.grouping,
+            "baseline_token_id": self.baseline_token_id,
+            "n_prompt_tokens": len(self.prompt_ids),
+            "n_answer_tokens": len(self.answer_ids),
+            "prefix_tokens": self.prefix_len,
+            "prefix_cache": self._prefix_kv is not None,
+            "dtype": str(next(self.model.parameters()).dtype),
+            "device": str(self.device),
+        }
+
+
+__all__ = ["MASKING_MODES", "CausalLM", "MaskingMode", "PaddingSide", "check_causal", "context_length", "load_causal_lm"]

@@ -1,0 +1,432 @@
+"""Vision-language encoders (CLIP, SigLIP): image patches and text words as players.
+
+f is the image–text similarity logit, f = exp(s)·cos(e_img, e_txt) (+ b for SigLIP). Patches are
+masked in pixel space (patch-aligned: every pixel of an absent patch takes the baseline image's
+value, by ``"mean"`` colour, ``"blur"`` or ``"zero"``); words are masked by dropping their tokens
+from the attention mask. The differentiable view is the concatenation of the (normalised) pixels
+and the text's token embeddings, so gradient methods attribute to pixels and embeddings at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import MetagameError
+from ..players.text import Word, group_words, token_player_map, unique_labels
+from .base import ModelAdapter
+
+PatchMasking = Literal["mean", "blur", "zero"]
+#: ``config.model_type`` values this adapter understands
+SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("clip", "siglip")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def load_image(image) -> "Any":
+    """An RGB ``PIL.Image`` from a path, a PIL image or an ``[H, W, 3]`` array (uint8, or float in [0, 1])."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, Image.Image):
+        return image.convert("RGB")
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.exists():
+            raise MetagameError(f"image file not found: {str(path)!r}; pass the path of a PNG or JPEG file")
+        if not path.is_file():
+            raise MetagameError(f"{str(path)!r} is not a file; pass the path of a PNG or JPEG file")
+        try:
+            with Image.open(path) as im:
+                return im.convert("RGB")
+        except (UnidentifiedImageError, OSError) as e:
+            raise MetagameError(
+                f"{str(path)!r} is not an image Pillow can read ({type(e).__name__}); pass a PNG, JPEG, BMP or WebP file"
+            ) from None
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        if arr.dtype.kind == "f":
+            arr = np.clip(arr * 255.0, 0, 255).round()
+        return Image.fromarray(arr[..., :3].astype(np.uint8))
+    raise MetagameError(
+        f"image must be a file path, a PIL image or an [H, W, 3] array; got {type(image).__name__} "
+        f"with shape {getattr(arr, 'shape', None)}"
+    )
+
+
+def _grid_shape(grid, native: int) -> tuple[int, int]:
+    if grid is None:
+        return native, native
+    if isinstance(grid, (int, np.integer)):
+        rows = cols = int(grid)
+    else:
+        try:
+            rows, cols = (int(g) for g in grid)
+        except (TypeError, ValueError):
+            raise MetagameError(f"grid must be an int G (G×G groups) or (rows, cols); got {grid!r}") from None
+    if rows < 1 or cols < 1:
+        raise MetagameError(f"grid must be positive; got {grid!r}")
+    if rows > native or cols > native:
+        raise MetagameError(
+            f"grid {rows}×{cols} is finer than the model's patch grid {native}×{native}; use grid <= {native} "
+            f"(groups of whole patches)"
+        )
+    return rows, cols
+
+
+def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``[C, H, W]`` with standard deviation ``sigma`` pixels (reflect padding)."""
+    radius = max(1, int(round(3 * sigma)))
+    c, h, w = pixels.shape
+    radius = min(radius, h - 1, w - 1)
+    if radius < 1:
+        return pixels.clone()
+    t = torch.arange(-radius, radius + 1, dtype=pixels.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    x = pixels.unsqueeze(0)
+    x = torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="reflect")
+    x = torch.nn.functional.conv2d(x, k.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    x = torch.nn.functional.pad(x, (0, 0, radius, radius), mode="reflect")
+    x = torch.nn.functional.conv2d(x, k.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return x[0]
+
+
+def check_model_type(model_type: str | None, name: str = "the model") -> str:
+    """Raise unless ``model_type`` is a supported vision-language encoder."""
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        raise MetagameError(
+            f"{name} has model type {model_type!r}, which the vision-language adapter does not support; "
+            f"supported model types: {', '.join(SUPPORTED_MODEL_TYPES)} (CLIPModel, SiglipModel)"
+        )
+    return model_type
+
+
+def load_vision_language(name_or_path: str, trust_remote_code: bool = False):
+    """``(model, image_processor, tokenizer)`` of a CLIP or SigLIP checkpoint (name or local path)."""
+    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise MetagameError(
+            f"cannot load a model config from {name_or_path!r} ({str(e).splitlines()[0]}); pass a local folder "
+            f"holding config.json or the name of a model in the local Hugging Face cache"
+        ) from None
+    check_model_type(getattr(config, "model_type", None), repr(name_or_path))
+    model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    image_processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    model.eval()
+    return model, image_processor, tokenizer
+
+
+def _pooled(out) -> torch.Tensor:
+    if isinstance(out, torch.Tensor):
+        return out
+    pooled = getattr(out, "pooler_output", None)
+    if pooled is None:
+        pooled = out[0] if isinstance(out, (tuple, list)) else out["pooler_output"]
+    return pooled
+
+
+class TokenEmbeddingOverride:
+    """Forward hook that replaces the output of a token-embedding layer by a given tensor.
+
+    Lets the model run its normal code path (position ids, pooling at the EOS token) while the
+    gradient methods differentiate with respect to the token embeddings.
+    """
+
+    def __init__(self, layer: torch.nn.Module):
+        self.layer = layer
+        self.value: torch.Tensor | None = None
+        self.handle = layer.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        if self.value is None:
+            return None
+        if self.value.shape != output.shape:
+            raise MetagameError(
+                f"internal: token embedding override has shape {tuple(self.value.shape)}, the layer produced "
+                f"{tuple(output.shape)}"
+            )
+        return self.value.to(output.dtype)
+
+    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
+        """The layer's own embeddings of ``ids`` (no override)."""
+        saved, self.value = self.value, None
+        try:
+            with torch.no_grad():
+                return self.layer(ids).detach()
+        finally:
+            self.value = saved
+
+
+# ------------------------------------------------------------------------------------------------ adapter
+class VisionLanguageModel(ModelAdapter):
+    """A CLIP/SigLIP model explained at one (image, text) pair; players = patches, then words.
+
+    Args:
+        model: a ``CLIPModel`` or ``SiglipModel`` (eval mode).
+        image_processor: its image processor (resizing and normalisation).
+        tokenizer: its (fast) tokenizer.
+        image: a path, PIL image or ``[H, W, 3]`` array.
+        text: the caption.
+        grid: ``None`` for the model's patch grid, ``G`` for G×G groups of whole patches, or ``(rows, cols)``.
+        patch_masking: baseline of absent patches: ``"mean"`` (the image's mean colour), ``"blur"``
+            (a Gaussian blur of the image, σ = one patch) or ``"zero"`` (zero input after normalisation, i.e. the
+            processor's mean colour).
+        include_patches / include_words: which players exist (the others are always present).
+        batch_size: rows per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        image_processor: Any,
+        tokenizer: Any,
+        image,
+        text: str,
+        *,
+        grid: int | tuple[int, int] | None = None,
+        patch_masking: PatchMasking = "mean",
+        include_patches: bool = True,
+        include_words: bool = True,
+        batch_size: int = 32,
+        cache_values: bool = True,
+        image_path: str | None = None,
+    ):
+        super().__init__(batch_size=batch_size, cache_values=cache_values)
+        config = getattr(model, "config", None)
+        self.model_type = check_model_type(getattr(config, "model_type", None), type(model).__name__)
+        if patch_masking not in ("mean", "blur", "zero"):
+            raise MetagameError(f"unknown patch_masking {patch_masking!r}; use 'mean', 'blur' or 'zero'")
+        if not include_patches and not include_words:
+            raise MetagameError("include_patches and include_words are both False; the game would have no players")
+        if not isinstance(text, str) or not text.strip():
+            raise MetagameError("text is empty; pass a caption with at least one word")
+        self.model = model
+        self.text = text
+        self.patch_masking = patch_masking
+        self.image_path = image_path if image_path is not None else (str(image) if isinstance(image, (str, Path)) else None)
+        param = next(model.parameters())
+        self.device = param.device
+        self._dtype = param.dtype
+
+        # ---- image: pixels [3, H, W] and the patch → player layout
+        pil = load_image(image)
+        vcfg = config.vision_config
+        patch = int(vcfg.patch_size)
+        native = int(vcfg.image_size) // patch
+        self.grid = _grid_shape(grid, native)
+        rows, cols = self.grid
+        if pil.width < cols or pil.height < rows:
+            raise MetagameError(
+                f"the image is {pil.width}×{pil.height} pixels, too small for a {rows}×{cols} grid; use a larger "
+                f"image or a coarser grid (grid <= {min(pil.width, pil.height)})"
+            )
+        pixels = image_processor(images=pil, return_tensors="pt")["pixel_values"][0]
+        self.pixels = pixels.to(self.device, self._dtype)
+        c, h, w = self.pixels.shape
+        if h < patch * native or w < patch * native:
+            raise MetagameError(
+                f"the image processor produced {h}×{w} pixels but the model expects {patch * native}×{patch * native}; "
+                f"use the processor that belongs to the model"
+            )
+        self.patch_size = patch
+        self.native_grid = native
+        row_group = np.zeros(h, dtype=np.int64)
+        col_group = np.zeros(w, dtype=np.int64)
+        for g, block in enumerate(np.array_split(np.arange(native), rows)):
+            row_group[block[0] * patch : (block[-1] + 1) * patch] = g
+        row_group[native * patch :] = rows - 1
+        for g, block in enumerate(np.array_split(np.arange(native), cols)):
+            col_group[block[0] * patch : (block[-1] + 1) * patch] = g
+        col_group[native * patch :] = cols - 1
+        self.pixel_patch = torch.as_tensor(row_group[:, None] * cols + col_group[None, :], device=self.device)  # [H, W]
+        self.n_patches = rows * cols if include_patches else 0
+        self.image_baseline = self._baseline_image()
+        mean = torch.as_tensor(getattr(image_processor, "image_mean", [0.5, 0.5, 0.5]), dtype=self._dtype).reshape(3, 1, 1)
+        std = torch.as_tensor(getattr(image_processor, "image_std", [0.5, 0.5, 0.5]), dtype=self._dtype).reshape(3, 1, 1)
+        self.image_rgb = (self.pixels.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+
+        # ---- text: token ids, words, embeddings
+        tcfg = config.text_config
+        max_len = int(getattr(tcfg, "max_position_embeddings", 77))
+        pad = self.model_type == "siglip"  # SigLIP was trained on max-length padded text without a mask
+        enc = tokenizer(
+            text, return_offsets_mapping=True, return_special_tokens_mask=True,
+            padding="max_length" if pad else False, max_length=max_len if pad else None, truncation=False,
+        )
+        ids = list(enc["input_ids"])
+        if len(ids) > max_len:
+            raise MetagameError(f"the text has {len(ids)} tokens; the model takes at most {max_len}; shorten it")
+        words = group_words(text, enc["offset_mapping"], "words", special_mask=enc["special_tokens_mask"])
+        if not words:
+            raise MetagameError("the text has no words the tokenizer keeps; pass a caption with at least one word")
+        self.words: list[Word] = words
+        self.n_words = len(words) if include_words else 0
+        self.input_ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
+        self.n_tokens = len(ids)
+        tok_player = token_player_map(words, len(ids))
+        self.token_player = torch.as_tensor(
+            np.where(tok_player >= 0, tok_player + self.n_patches, -1) if include_words else np.full(len(ids), -1),
+            device=self.device,
+        )
+        layer = model.text_model.embeddings.token_embedding
+        self._override = TokenEmbeddingOverride(layer)
+        self.token_embeds = self._override.embed_ids(self.input_ids).to(self._dtype)  # [L, E]
+        self.embed_dim = self.token_embeds.shape[1]
+        self.n_pixel_coords = c * h * w
+        self.pixel_shape = (c, h, w)
+
+        # ---- players
+        labels: list[str] = []
+        kinds: list[str] = []
+        if include_patches:
+            labels += [f"patch ({r}, {k})" for r in range(rows) for k in range(cols)]
+            kinds += ["patch"] * self.n_patches
+        if include_words:
+            labels += unique_labels(words)
+            kinds += ["word"] * self.n_words
+        self.players = labels
+        self.player_kinds = kinds
+        self.n_players = len(labels)
+        self.include_patches = include_patches
+        self.include_words = include_words
+
+    # ---------------------------------------------------------------- masking
+    def _baseline_image(self) -> torch.Tensor:
+        if self.patch_masking == "zero":
+            return torch.zeros_like(self.pixels)
+        if self.patch_masking == "mean":
+            return self.pixels.mean(dim=(1, 2), keepdim=True).expand_as(self.pixels).clone()
+        return gaussian_blur(self.pixels, float(self.patch_size))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    def patch_keep(self, coalitions: np.ndarray) -> torch.Tensor:
+        """Boolean ``[m, H, W]``: pixels of present patches (all True without patch players)."""
+        m = len(coalitions)
+        if not self.include_patches:
+            return torch.ones((m,) + self.pixel_shape[1:], dtype=torch.bool, device=self.device)
+        c = torch.as_tensor(np.asarray(coalitions, dtype=bool)[:, : self.n_patches], device=self.device)
+        return c[:, self.pixel_patch]
+
+    def token_keep(self, coalitions: np.ndarray) -> torch.Tensor:
+        """Boolean ``[m, L]``: tokens kept (special tokens and tokens of present words)."""
+        c = torch.as_tensor(np.asarray(coalitions, dtype=bool), device=self.device)
+        c = torch.cat([c, torch.ones(len(c), 1, dtype=torch.bool, device=self.device)], dim=1)  # index -1 → kept
+        return c[:, self.token_player]
+
+    def masked_pixels(self, coalitions: np.ndarray) -> torch.Tensor:
+        """x_S in pixel space ``[m, 3, H, W]``: present patches keep their pixels, absent ones take the baseline."""
+        keep = self.patch_keep(coalitions).unsqueeze(1)
+        return torch.where(keep, self.pixels.unsqueeze(0), self.image_baseline.unsqueeze(0))
+
+    def embed(self, coalitions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """z = [pixels of x_S, token embeddings of x_S] flattened; baseline: masked image, zero embeddings."""
+        coalitions = np.asarray(coalitions, dtype=bool)
+        m = len(coalitions)
+        pix = self.masked_pixels(coalitions).reshape(m, -1)
+        tok_keep = self.token_keep(coalitions)  # [m, L]
+        is_word = (self.token_player >= 0).unsqueeze(0)
+        emb = self.token_embeds.unsqueeze(0) * tok_keep.unsqueeze(-1).to(self._dtype)
+        base_emb = torch.where(is_word.unsqueeze(-1), torch.zeros_like(emb), emb)
+        base_pix = self.image_baseline.reshape(1, -1).expand(m, -1)
+        z = torch.cat([pix, emb.reshape(m, -1)], dim=1)
+        zb = torch.cat([base_pix, base_emb.reshape(m, -1)], dim=1).clone()
+        return z, zb, tok_keep.long()
+
+    # ---------------------------------------------------------------- model
+    def logit_parts(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """exp(logit_scale) and the logit bias (0 for CLIP)."""
+        scale = self.model.logit_scale.exp().reshape(())
+        bias = getattr(self.model, "logit_bias", None)
+        bias = torch.zeros((), dtype=scale.dtype, device=scale.device) if bias is None else bias.reshape(())
+        return scale, bias
+
+    def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
+        n = z.shape[0]
+        self.count(n)
+        pix = z[:, : self.n_pixel_coords].reshape((n,) + self.pixel_shape)
+        emb = z[:, self.n_pixel_coords :].reshape(n, self.n_tokens, self.embed_dim)
+        mask = extra if extra is not None else torch.ones(n, self.n_tokens, dtype=torch.long, device=self.device)
+        img = _pooled(self.model.get_image_features(pixel_values=pix))
+        self._override.value = emb
+        try:
+            txt = _pooled(self.model.get_text_features(input_ids=self.input_ids.expand(n, -1), attention_mask=mask))
+        finally:
+            self._override.value = None
+        cos = torch.nn.functional.cosine_similarity(img, txt, dim=-1)
+        scale, bias = self.logit_parts()
+        return self.check_output(cos * scale + bias, n, row_coalitions)
+
+    def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
+        m = coordinate_scores.shape[0]
+        out = torch.zeros(m, self.n_players, dtype=coordinate_scores.dtype, device=coordinate_scores.device)
+        if self.include_patches:
+            pix = coordinate_scores[:, : self.n_pixel_coords].reshape((m,) + self.pixel_shape).sum(dim=1)  # [m, H, W]
+            out.index_add_(1, self.pixel_patch.reshape(-1), pix.reshape(m, -1))
+        if self.include_words:
+            tok = coordinate_scores[:, self.n_pixel_coords :].reshape(m, self.n_tokens, self.embed_dim).sum(dim=-1)
+            sel = self.token_player >= 0
+            out.index_add_(1, self.token_player[sel], tok[:, sel])
+        return out
+
+    # ---------------------------------------------------------------- description
+    def describe(self) -> dict:
+        name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
+        return {
+            "adapter": "VisionLanguageModel",
+            "name": name,
+            "model_type": self.model_type,
+            "grid": list(self.grid),
+            "native_grid": self.native_grid,
+            "patch_size": self.patch_size,
+            "patch_masking": self.patch_masking,
+            "n_patches": self.n_patches,
+            "n_words": self.n_words,
+        }
+
+    def display_context(self) -> dict:
+        """Context keys for display: text, model, grid, image_path."""
+        ctx = {"text": self.text, "model": self.describe()["name"], "grid": list(self.grid)}
+        if self.image_path is not None:
+            ctx["image_path"] = self.image_path
+        return ctx
+
+    def small_image(self, max_side: int = 112) -> np.ndarray:
+        """The (resized, cropped) model input image as float ``[H, W, 3]`` in [0, 1], at most ``max_side`` pixels."""
+        img = self.image_rgb
+        h, w = img.shape[:2]
+        step = max(1, int(np.ceil(max(h, w) / max_side)))
+        if step == 1:
+            return img.astype(np.float64)
+        t = torch.as_tensor(img).permute(2, 0, 1).unsqueeze(0).double()
+        small = torch.nn.functional.avg_pool2d(t, step, ceil_mode=True)[0].permute(1, 2, 0)
+        return small.numpy()
+
+    def word_coalitions(self, word_coalitions: np.ndarray) -> np.ndarray:
+        """Full coalitions ``bool[m, d]`` with every patch present and the given words ``bool[m, n_words]``."""
+        wc = np.asarray(word_coalitions, dtype=bool)
+        if wc.ndim != 2 or wc.shape[1] != self.n_words:
+            raise MetagameError(f"word coalitions must be bool[m, {self.n_words}]; got shape {wc.shape}")
+        out = np.ones((len(wc), self.n_players), dtype=bool)
+        out[:, self.n_patches :] = wc
+        return out
+
+
+__all__ = [
+    "PatchMasking",
+    "SUPPORTED_MODEL_TYPES",
+    "TokenEmbeddingOverride",
+    "VisionLanguageModel",
+    "check_model_type",
+    "gaussian_blur",
+    "load_image",
+    "load_vision_language",
+]

@@ -1,0 +1,83 @@
+"""Compact terminal summary: a header line and a rich table of the strongest directed pairs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..results.result import MetaAttribution
+
+
+def header_line(result: MetaAttribution) -> str:
+    """One line: method, variant/value, number of players, exact or estimated (budget), model."""
+    params = result.metadata.get("parameters") or {}
+    model = result.metadata.get("model")
+    if isinstance(model, dict):
+        model = model.get("name") or model.get("model") or model.get("type")
+    model = model or result.context.get("model")
+    how = "exact" if result.exact else f"estimated (budget {params.get('budget', '?')}, seed {params.get('seed', '?')})"
+    parts = [f"{result.method} · {result.variant}/{result.value}", f"d = {result.n_players}", how,
+             f"{result.n_evaluations} attribution calls"]
+    if model:
+        parts.append(f"model {model}")
+    return "metagame · " + " · ".join(str(p) for p in parts)
+
+
+def _fmt(v: float) -> str:
+    return "nan" if not np.isfinite(v) else f"{v:+.4g}"
+
+
+def summary_rows(result: MetaAttribution, n: int = 10) -> list[tuple[str, str, float, float | None, float]]:
+    """The ``n`` strongest directed pairs as ``(source, target, φ_{j→i}, stderr or None, φ_target)``."""
+    rows = []
+    for j, i, v in result.top_pairs(n):
+        se = None if result.stderr is None else float(result.stderr[i, j])
+        rows.append((result.players[j], result.players[i], v, se, float(result.first_order[i])))
+    return rows
+
+
+def summary_table(result: MetaAttribution, n: int = 10) -> Any:
+    """A :class:`rich.table.Table` of the ``n`` strongest pairs: source → target, φ_{j→i} ± stderr, φ_i."""
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(header_line(result)), title_justify="left", show_lines=False, header_style="bold")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("source j")
+    table.add_column("")
+    table.add_column("target i")
+    table.add_column("φ_{j→i}", justify="right")
+    table.add_column("φ_i (target)", justify="right", style="dim")
+    for k, (src, tgt, v, se, phi) in enumerate(summary_rows(result, n), start=1):
+        txt = _fmt(v) + ("" if se is None else f" ± {se:.2g}")
+        style = "red" if v > 0 else "blue" if v < 0 else ""
+        # Text objects: labels are shown literally, never parsed as rich markup
+        table.add_row(str(k), Text(src), "→", Text(tgt), Text(txt, style=style), Text(_fmt(phi)))
+    return table
+
+
+def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = None) -> None:
+    """Print the header line and the ``n`` strongest directed pairs (source → target, φ_{j→i} ± stderr)."""
+    try:
+        from rich.console import Console
+    except ImportError:  # plain text without rich
+        print(header_line(result))
+        for src, tgt, v, se, _ in summary_rows(result, n):
+            print(f"  {src} → {tgt}: {_fmt(v)}" + ("" if se is None else f" ± {se:.2g}"))
+        return
+    console = console or Console()
+    table = summary_table(result, n)
+    if not table.rows:
+        from rich.text import Text
+
+        console.print(Text(header_line(result)))
+        console.print(Text("no off-diagonal meta-attributions (all zero)"))
+        return
+    console.print(table)
+    ctx = result.context
+    full, empty = ctx.get("value_full"), ctx.get("value_empty")
+    if isinstance(full, (int, float)) and isinstance(empty, (int, float)):
+        from rich.text import Text
+
+        console.print(Text(f"f(x) = {full:.4g}, f(baseline) = {empty:.4g}", style="dim"))

@@ -1,0 +1,166 @@
+"""Shared-sample estimators (metagame.meta.sampling): convergence, honest errors, budget, seeds, checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import metagame
+from metagame.errors import MetagameError
+from metagame.meta.sampling import estimate_meta_attributions
+from metagame.methods.registry import get_method
+from metagame.models.tensor import TensorModel
+
+
+def _mlp(d: int, seed: int = 0):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(torch.nn.Linear(d, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1)).double()
+    x = torch.randn(d, dtype=torch.float64)
+    return (lambda z: net(z)[:, 0]), x
+
+
+@pytest.fixture(scope="module")
+def case7():
+    f, x = _mlp(7)
+    exact = metagame.meta_attributions(f, x, method="gradient_x_input")
+    return f, x, exact
+
+
+def _rel(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("estimator", ["regression", "montecarlo"])
+def test_converges_with_honest_intervals(case7, estimator):
+    f, x, exact = case7
+    errs = []
+    for budget in (24, 48, 100):
+        runs = [
+            metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=s, estimator=estimator)
+            for s in range(3)
+        ]
+        errs.append(np.mean([_rel(r.matrix, exact.matrix) for r in runs]))
+    assert errs[2] < errs[0] * 0.7, errs
+    off = ~np.eye(7, dtype=bool)
+    inside = []
+    for s in (10, 11, 12):
+        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=60, seed=s, estimator=estimator)
+        inside.append(np.abs(res.matrix - exact.matrix)[off] <= 1.96 * res.stderr[off] + 1e-12)
+    assert np.mean(inside) >= 0.8, np.mean(inside)
+    assert not res.exact and res.stderr.shape == (7, 7)
+
+
+@pytest.mark.parametrize("estimator", ["regression", "montecarlo"])
+def test_rows_sum_diagonal_exact_budget_respected(case7, estimator):
+    f, x, exact = case7
+    calls = {"n": 0}
+
+    def counted(z):
+        calls["n"] += z.shape[0]
+        return f(z)
+
+    res = metagame.meta_attributions(counted, x, method="gradient_x_input", budget=41, seed=0, estimator=estimator)
+    assert res.n_evaluations <= 41 and calls["n"] <= 41  # one model row per gradient×input call
+    np.testing.assert_allclose(res.matrix.sum(axis=1), exact.first_order, atol=1e-10)
+    np.testing.assert_allclose(np.diag(res.matrix), np.diag(exact.matrix), atol=1e-12)
+    assert np.all(np.diag(res.stderr) == 0)
+    assert res.metadata["parameters"]["estimator"] == estimator
+
+
+def test_seed_reproduces_and_differs(case7):
+    f, x, _ = case7
+    a = metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, seed=5)
+    b = metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, seed=5)
+    c = metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, seed=6)
+    np.testing.assert_array_equal(a.matrix, b.matrix)
+    np.testing.assert_array_equal(a.stderr, b.stderr)
+    assert not np.array_equal(a.matrix, c.matrix)
+
+
+def test_budget_errors(case7):
+    f, x, _ = case7
+    with pytest.raises(MetagameError, match="at least 8"):
+        metagame.meta_attributions(f, x, method="gradient_x_input", budget=7)
+    for bad in (0, -3):
+        with pytest.raises(MetagameError, match="positive"):
+            metagame.meta_attributions(f, x, method="gradient_x_input", budget=bad)
+    with pytest.raises(MetagameError, match="banzhaf"):
+        metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, value="banzhaf", estimator="regression")
+    with pytest.raises(MetagameError, match="estimator"):
+        metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, estimator="magic")
+
+
+def test_exact_needs_budget_beyond_limit():
+    f, x = _mlp(24)
+    with pytest.raises(MetagameError, match="budget"):
+        metagame.meta_attributions(f, x, method="gradient_x_input")
+
+
+def test_large_budget_is_exact(case7):
+    f, x, exact = case7
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=2**7, seed=0)
+    np.testing.assert_allclose(res.matrix, exact.matrix, atol=1e-10)
+    assert np.all(res.stderr == 0)
+
+
+@pytest.mark.parametrize("variant,value", [("serial", "shapley"), ("metagame", "banzhaf"), ("serial", "banzhaf")])
+def test_other_variants_and_values(case7, variant, value):
+    f, x, _ = case7
+    exact = metagame.meta_attributions(f, x, method="integrated_gradients", variant=variant, value=value)
+    small = [metagame.meta_attributions(f, x, method="integrated_gradients", variant=variant, value=value, budget=30,
+                                        seed=s) for s in range(3)]
+    big = [metagame.meta_attributions(f, x, method="integrated_gradients", variant=variant, value=value, budget=110,
+                                      seed=s) for s in range(3)]
+    e_small = np.mean([_rel(r.matrix, exact.matrix) for r in small])
+    e_big = np.mean([_rel(r.matrix, exact.matrix) for r in big])
+    assert e_big < e_small, (e_small, e_big)
+    if value == "shapley":
+        np.testing.assert_allclose(big[0].matrix.sum(axis=1), exact.matrix.sum(axis=1), atol=1e-10)
+
+
+def test_tol_stops_early(case7):
+    f, x, _ = case7
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=120, seed=0, estimator="montecarlo",
+                                     tol=1e3)
+    p = res.metadata["parameters"]
+    assert p["stopped_early"] and p["n_calls"] < 120 and np.all(res.stderr < 1e3)
+
+
+def test_checkpoint_resume_identical(tmp_path, case7):
+    f, x, _ = case7
+    path = str(tmp_path / "run.npz")
+    limit = {"n": 60}
+
+    def fragile(z):
+        limit["n"] -= z.shape[0]
+        if limit["n"] < 0:
+            raise KeyboardInterrupt
+        return f(z)
+
+    kw = dict(method="gradient_x_input", budget=100, seed=2, estimator="montecarlo", checkpoint=path)
+    with pytest.raises(KeyboardInterrupt):
+        metagame.meta_attributions(fragile, x, **kw)
+    resumed = metagame.meta_attributions(f, x, **kw)
+    fresh = metagame.meta_attributions(f, x, method="gradient_x_input", budget=100, seed=2, estimator="montecarlo")
+    np.testing.assert_array_equal(resumed.matrix, fresh.matrix)
+    np.testing.assert_array_equal(resumed.stderr, fresh.stderr)
+    p = resumed.metadata["parameters"]
+    assert p["resumed_calls"] > 0 and p["n_new_calls"] < fresh.metadata["parameters"]["n_new_calls"]
+    again = metagame.meta_attributions(f, x, **kw)  # everything already in the file
+    assert again.metadata["parameters"]["n_new_calls"] == 0
+    np.testing.assert_array_equal(again.matrix, fresh.matrix)
+    with pytest.raises(MetagameError, match="checkpoint"):
+        metagame.meta_attributions(f, x, **{**kw, "seed": 3})
+
+
+def test_many_players_memory_bounded():
+    d = 512
+    torch.manual_seed(0)
+    w = torch.randn(d, dtype=torch.float64)
+    x = torch.randn(d, dtype=torch.float64)
+    model = TensorModel(lambda z: torch.tanh(z @ w / 8.0), x)
+    est = estimate_meta_attributions(model, get_method("gradient_x_input"), budget=600, seed=0)
+    assert est.params["estimator"] == "montecarlo" and est.n_attribution_calls <= 600
+    assert est.matrix.shape == (d, d) and np.all(np.isfinite(est.stderr))
+    np.testing.assert_allclose(est.matrix.sum(axis=1), est.first_order, atol=1e-8)
