@@ -48,14 +48,17 @@ def per_target(f, x, method: str, kwargs: dict, budget: int, seed: int, kind: st
     from shapiq.approximator import KernelSHAP, PermutationSamplingSV
 
     adapter = TensorModel(f, x)
-    game = AttributionGame(adapter, get_method(method, kwargs))
+    inner = get_method(method, kwargs)
     out = np.zeros((D, D))
     per = budget // D
+    calls = 0
     for i in range(D):
+        game = AttributionGame(adapter, inner, cache=True)  # a target's own calls; its repeats are free
         others = np.array([j for j in range(D) if j != i])
         out[i, i] = game(np.eye(D, dtype=bool)[i : i + 1])[0, i]
 
-        def u(coalitions, i=i, others=others):
+        def u(coalitions, i=i, others=others, game=game):
+            coalitions = np.atleast_2d(coalitions)
             rows = np.zeros((len(coalitions), D), dtype=bool)
             rows[:, others] = coalitions
             rows[:, i] = True
@@ -67,13 +70,14 @@ def per_target(f, x, method: str, kwargs: dict, budget: int, seed: int, kind: st
             approx = PermutationSamplingSV(n=D - 1, random_state=seed * 1000 + i)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # one call of the target's budget went to its singleton
+            # the target's empty coalition is its singleton {i}, already paid (cached)
             if kind == "kernelshap":
-                iv = approx.approximate(per - 1, u)
+                iv = approx.approximate(per, u)
             else:
-                iv = approx.approximate(per - 1, u, batch_size=1)
+                iv = approx.approximate(per, u, batch_size=1)
         out[i, others] = iv.get_n_order_values(1)
-    return out, game.n_calls
+        calls += game.n_calls
+    return out, calls
 
 
 def main() -> None:

@@ -78,6 +78,23 @@ def test_bad_method_kwargs():
         metagame.attribute(_f, torch.ones(3), method="integrated_gradients", method_kwargs={"quadrature": "simpson"})
 
 
+def test_bad_captum_kwargs():
+    captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed (pip install metagame[captum])")
+    with pytest.raises(MetagameError, match=r"IntegratedGradients.attribute does not take \['n_stepz'\].*n_steps"):
+        metagame.meta_attributions(_f, torch.ones(3), method=captum_attr.IntegratedGradients, method_kwargs={"n_stepz": 8})
+
+
+def test_adapter_without_gradient_path():
+    from metagame.models import TensorModel
+
+    class Frozen(TensorModel):
+        differentiable = False
+
+    with pytest.raises(NotDifferentiableError, match=r"has no gradient path.*occlusion"):
+        metagame.explain(Frozen(_f, torch.ones(3)), "saliency")
+    assert metagame.explain(Frozen(_f, torch.ones(3)), "occlusion").matrix.shape == (3, 3)
+
+
 def test_bad_variant_and_value():
     with pytest.raises(MetagameError, match=r"unknown variant.*'metagame'"):
         metagame.meta_attributions(_f, torch.ones(3), variant="parallel")

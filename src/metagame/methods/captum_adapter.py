@@ -64,6 +64,14 @@ class CaptumMethod(AttributionMethod):
         cls = method if inspect.isclass(method) else type(method)
         self.name = f"captum.{cls.__name__}"
         self._built: dict[int, Any] = {}
+        accepted = inspect.signature(cls.attribute).parameters
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+            options = [p for p in accepted if p not in ("self", "inputs")]
+            unknown = sorted(set(attribute_kwargs) - set(options))
+            if unknown:
+                raise MetagameError(
+                    f"{cls.__name__}.attribute does not take {unknown}; pass method_kwargs from its options: {', '.join(options)}"
+                )
 
     def params(self):
         return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in self.attribute_kwargs.items()}

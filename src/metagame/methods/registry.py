@@ -8,6 +8,7 @@ from typing import Any, Literal, get_args
 from ..errors import MetagameError
 from .base import AttributionMethod
 from .captum_adapter import CaptumMethod, is_captum_method
+from .data import GradientInfluence, KNNShapley
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
 from .perturbation import Banzhaf, Occlusion, Shapley
 from .surrogate import KernelShap, Lime
@@ -22,6 +23,8 @@ MethodName = Literal[
     "banzhaf",
     "kernel_shap",
     "lime",
+    "knn_shapley",
+    "gradient_influence",
 ]
 
 METHODS: dict[str, type[AttributionMethod]] = {
@@ -34,6 +37,8 @@ METHODS: dict[str, type[AttributionMethod]] = {
     "banzhaf": Banzhaf,
     "kernel_shap": KernelShap,
     "lime": Lime,
+    "knn_shapley": KNNShapley,
+    "gradient_influence": GradientInfluence,
 }
 assert set(METHODS) == set(get_args(MethodName))
 
@@ -47,6 +52,10 @@ ALIASES = {
     "loo": "occlusion",
     "kernelshap": "kernel_shap",
     "shap": "kernel_shap",
+    "tracin": "gradient_influence",
+    "data_shapley": "shapley",
+    "data_banzhaf": "banzhaf",
+    "attribution_patching": "gradient_x_input",
 }
 
 

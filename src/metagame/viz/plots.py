@@ -17,7 +17,7 @@ from ..errors import MetagameError
 from ..results.result import MetaAttribution
 
 try:  # matplotlib is the optional ``viz`` extra
-    from matplotlib.colors import Normalize, TwoSlopeNorm
+    from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch, Rectangle
     import matplotlib as _mpl
@@ -464,11 +464,11 @@ def comparison(
 
 
 # ---------------------------------------------------------------------------------------------- all
-def default_figures(result: MetaAttribution) -> dict[str, "Figure"]:
+def default_figures(result: MetaAttribution) -> dict[FigureName, "Figure"]:
     """The pictures that suit this result, by name: heatmap, arcs, waterfall, image, comparison."""
     _require_mpl()
     kinds = _kinds(result)
-    figs: dict[str, Any] = {"heatmap": heatmap(result)}
+    figs: dict[Any, Any] = {"heatmap": heatmap(result)}
     if result.n_players >= 2 and "patch" not in kinds and (any(k in TEXT_KINDS for k in kinds) or result.n_players <= 24):
         figs["arcs"] = arc_diagram(result)
     if result.n_players:
