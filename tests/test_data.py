@@ -4,7 +4,6 @@ metagame's row sums, training caches, gradient influence / TracIn, bad input."""
 from __future__ import annotations
 
 import itertools
-from math import factorial
 
 import numpy as np
 import pytest

@@ -169,14 +169,14 @@ def test_template_and_special_tokens_never_masked(paths, llama):
 @pytest.mark.parametrize("masking", ["attention", "mask_token"])
 def test_batch_size_padding_and_prefix_cache_invariance(llama, masking):
     model, tok = llama
-    C = all_coalitions(5)
+    C = all_coalitions(4)
     ref = None
-    for batch_size, side, cache in [(32, "left", True), (1, "right", False), (7, "right", True), (5, "left", False)]:
-        a = CausalLM(model, PROMPT, "paris is nice", tokenizer=tok, masking=masking, batch_size=batch_size,
+    for batch_size, side, cache in [(32, "left", True), (2, "right", False), (5, "right", True)]:
+        a = CausalLM(model, "the movie was unbelievably", "paris is nice", tokenizer=tok, masking=masking, batch_size=batch_size,
                      padding_side=side, prefix_cache=cache)
         assert (a._prefix_kv is not None) == cache
         v = a.values(C).numpy()
-        res = metagame.explain(a, "integrated_gradients", method_kwargs={"n_steps": 4})
+        res = metagame.explain(a, "gradient_x_input")
         if ref is None:
             ref = (v, res.matrix)
             assert a.n_forward_passes < len(C)  # many coalitions per forward pass
@@ -210,7 +210,7 @@ def test_rows_sum_to_first_order(llama, method, masking):
     if method == "shapley":
         assert abs(res.first_order.sum() - (res.context["value_full"] - res.context["value_empty"])) < 1e-9
         np.testing.assert_allclose(res.matrix, res.matrix.T, atol=1e-9)  # Meta-SV is symmetric
-    if method == "integrated_gradients" and masking != "attention":
+    if method == "integrated_gradients" and masking == "mask_token":
         # completeness at x: Σ_i IG_i = f(x) − f(baseline) up to the 4-node quadrature
         assert abs(res.first_order.sum() - (res.context["value_full"] - res.context["value_empty"])) < 0.05 * (
             abs(res.first_order).sum() + 1e-3
@@ -222,8 +222,8 @@ def test_captum_class_on_embeddings_matches_ours(llama):
 
     model, tok = llama
     a = CausalLM(model, "the movie was not bad", "paris", tokenizer=tok)
-    ours = explain_causal_lm(a, "integrated_gradients", method_kwargs={"n_steps": 4, "quadrature": "riemann_trapezoid"})
-    theirs = explain_causal_lm(a, captum.attr.IntegratedGradients, method_kwargs={"n_steps": 4, "method": "riemann_trapezoid"})
+    ours = explain_causal_lm(a, "integrated_gradients", method_kwargs={"n_steps": 4})  # Gauss-Legendre, as Captum
+    theirs = explain_causal_lm(a, captum.attr.IntegratedGradients, method_kwargs={"n_steps": 4})
     np.testing.assert_allclose(theirs.matrix, ours.matrix, atol=1e-8)
 
 

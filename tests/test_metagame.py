@@ -123,7 +123,7 @@ def test_worked_example(method, variant, row1, row2):
 # ---------------------------------------------------------------- brute force, all nine methods
 @pytest.mark.parametrize("name", NINE)
 def test_metagame_equals_brute_force(name):
-    d = 4
+    d = 5
     f = random_mlp(d, seed=1)
     x = torch.linspace(-1.0, 1.2, d, dtype=torch.float64)
     b = torch.full((d,), 0.1, dtype=torch.float64)

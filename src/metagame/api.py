@@ -116,7 +116,7 @@ def meta_attributions(
     players: Sequence[str] | None = None,
     estimator: Estimator = "auto",
     tol: float | None = None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
     progress: bool | None = None,
     checkpoint: str | None = None,
 ) -> MetaAttribution:
@@ -136,6 +136,7 @@ def meta_attributions(
         method_kwargs: options of a named inner method, e.g. ``{"n_steps": 64}``.
         feature_mask: player id per input coordinate (players that span several coordinates).
         players: player labels.
+        batch_size: rows per model call (None: chosen from the input size, at most 8192).
     """
     adapter = TensorModel(model, inputs, baselines, feature_mask=feature_mask, players=players, batch_size=batch_size)
     return explain(
@@ -152,7 +153,7 @@ def attribute(
     method_kwargs: dict | None = None,
     *,
     feature_mask=None,
-    batch_size: int = 1024,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """First-order attribution φ(f, x) ``(d,)`` of a tensor model (one attribution call at the full coalition)."""
     adapter = TensorModel(model, inputs, baselines, feature_mask=feature_mask, batch_size=batch_size)
@@ -161,7 +162,7 @@ def attribute(
 
 
 def shapley_taylor(
-    model: Callable, inputs, baselines=None, *, feature_mask=None, batch_size: int = 1024, progress: bool | None = None
+    model: Callable, inputs, baselines=None, *, feature_mask=None, batch_size: int | None = None, progress: bool | None = None
 ) -> np.ndarray:
     """Exact order-2 Shapley-Taylor interaction index ``(d, d)`` of v(S) = f(x_S).
 

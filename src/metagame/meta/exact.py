@@ -52,10 +52,14 @@ def value_table(model: ModelAdapter, progress: bool | None = None, chunk: int = 
 
 
 def attribution_table(
-    model: ModelAdapter, method: AttributionMethod, include_empty: bool, progress: bool | None = None, chunk: int = 1024
+    model: ModelAdapter, method: AttributionMethod, include_empty: bool, progress: bool | None = None, chunk: int | None = None
 ) -> tuple[np.ndarray, int]:
-    """φ(f, x_S) for every coalition (the empty one only if asked) as ``[2**d, d]``; returns calls made."""
+    """φ(f, x_S) for every coalition (the empty one only if asked) as ``[2**d, d]``; returns calls made.
+
+    ``chunk`` coalitions go to the method per call (default: ``max(1024, model.batch_size)``).
+    """
     d = model.n_players
+    chunk = chunk or max(1024, model.batch_size)
     game = AttributionGame(model, method, batch_size=chunk)
     table = np.zeros((2**d, d))
     with _progress(2**d, f"attributions ({method.name})", progress) as bar:

@@ -150,10 +150,6 @@ class _Plan:
     log_q: np.ndarray  # [d+1] log P(a given coalition of that size is in a unit)
     paired: np.ndarray  # [d+1] bool: a unit of this size carries its complement
 
-    @property
-    def enumerated_cost(self) -> int:
-        return int(sum(_int_comb(self.d, a) for a in self.enumerated))
-
 
 def _int_comb(n: int, k: int) -> int:
     from math import comb

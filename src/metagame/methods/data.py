@@ -169,8 +169,10 @@ class GradientInfluence(AttributionMethod):
                 if not u.requires_grad:
                     raise MetagameError("the utility does not depend differentiably on the model parameters; use 'neg_log_loss' or 'neg_mse'")
                 g_u = torch.cat([g.reshape(-1) for g in torch.autograd.grad(u, params, allow_unused=False)])
-                X = torch.as_tensor(Xs).to(params[0].dtype) if not isinstance(Xs, torch.Tensor) or Xs.is_floating_point() else Xs
-                y = torch.as_tensor(ys)
+                X = Xs if isinstance(Xs, torch.Tensor) else torch.as_tensor(np.asarray(Xs))
+                if X.is_floating_point():
+                    X = X.to(params[0].dtype)
+                y = ys if isinstance(ys, torch.Tensor) else torch.as_tensor(np.asarray(ys))
                 dots = np.zeros(len(y))
                 for i in range(len(y)):
                     li = self.loss(module(X[i : i + 1]), y[i : i + 1]).sum()

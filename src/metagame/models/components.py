@@ -397,7 +397,7 @@ class ComponentModel(ModelAdapter):
     def _gate(self, s: int, gates: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         site = self.sites[s]
         ind = site.indicator.to(device=act.device, dtype=act.dtype)
-        zs = gates[:, site.players].to(act.dtype)
+        zs = gates[:, site.players].to(device=act.device, dtype=act.dtype)
         g = 1.0 + (zs - 1.0) @ ind  # [n, width]: gate of each activation coordinate
         g = g.reshape((g.shape[0],) + (1,) * (act.ndim - 2) + (g.shape[1],))
         b = site.ablated.to(device=act.device, dtype=act.dtype)

@@ -489,9 +489,11 @@ class CausalLM(ModelAdapter):
         if answer_at_end:
             pred = logits[:, -(k + 1) : -1]
         else:
-            where = inv[:, t - k - 1 : t - 1]
+            where = inv[:, t - k : t] - 1  # the kept token just before each answer token
             pred = logits.gather(1, where[:, :, None].expand(-1, -1, logits.shape[-1]))
-        logp = torch.log_softmax(pred.float(), dim=-1)
+        if pred.dtype in (torch.float16, torch.bfloat16):
+            pred = pred.float()  # log-softmax in at least float32
+        logp = torch.log_softmax(pred, dim=-1)
         tok_lp = logp.gather(2, ans_ids.view(1, k, 1).expand(n, -1, -1)).squeeze(2)
         return tok_lp.to(torch.float64).sum(dim=1)
 

@@ -12,6 +12,11 @@ from ..players.masking import BaselineMasking
 from .base import ModelAdapter
 
 
+def auto_batch_size(inputs: torch.Tensor, elements: int = 1 << 20, low: int = 64, high: int = 8192) -> int:
+    """Rows per model call: about ``elements`` input elements per call, clipped to ``[low, high]``."""
+    return int(min(high, max(low, elements // max(1, inputs.numel()))))
+
+
 class TensorModel(ModelAdapter):
     """A callable on float tensors explained at one input with baseline masking.
 
@@ -21,7 +26,7 @@ class TensorModel(ModelAdapter):
         baselines: baseline b (same shape; default zeros).
         feature_mask: optional player id per coordinate (players spanning several coordinates).
         players: optional player labels.
-        batch_size: rows per model call.
+        batch_size: rows per model call (None: :func:`auto_batch_size`, up to 8192 rows for small inputs).
     """
 
     def __init__(
@@ -32,14 +37,16 @@ class TensorModel(ModelAdapter):
         *,
         feature_mask=None,
         players: Sequence[str] | None = None,
-        batch_size: int = 1024,
+        batch_size: int | None = None,
         cache_values: bool = True,
     ):
-        super().__init__(batch_size=batch_size, cache_values=cache_values)
+        super().__init__(batch_size=batch_size or 1, cache_values=cache_values)
         if not callable(model):
             raise MetagameError(f"model must be callable (a torch module or function); got {type(model).__name__}")
         self.model = model
         self.masking = BaselineMasking(inputs, baselines, feature_mask=feature_mask, players=players)
+        if batch_size is None:
+            self.batch_size = auto_batch_size(self.masking.inputs)
         self.n_players = self.masking.n_players
         self.players = self.masking.players
         self.player_kinds = ["feature"] * self.n_players
