@@ -247,7 +247,7 @@ def test_generation_then_teacher_forcing(paths, arch):
     out = a.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=cfg)
     assert out.sequences[0, ids.shape[1] :].tolist() == a.answer_ids
     reported = sum(float(torch.log_softmax(l[0].double(), -1)[t]) for l, t in zip(out.logits, a.answer_ids))
-    assert abs(a.value(np.ones(a.n_players, bool)) - reported) < 1e-8
+    assert abs(a.value(np.ones(a.n_players, bool)) - reported) < 1e-5  # generate() keeps float32 logits
     assert abs(a.value(np.ones(a.n_players, bool)) - manual_log_prob(a.model, a.prompt_ids, a.answer_ids)) < 1e-8
 
 

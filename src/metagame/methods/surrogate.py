@@ -95,13 +95,18 @@ class KernelShap(_Surrogate):
 
 class Lime(_Surrogate):
     """LIME: ridge fit of v(z) ≈ β₀ + β·z over coalitions z ⊆ S weighted by exp(−D(z)²/width²),
-    D = cosine distance between z and S (as in LIME for text). All 2^|S| coalitions are used when
-    they fit in ``n_samples``; else LIME's sampler (uniform size, then a uniform subset).
+    D = cosine distance between z and S (1 − sqrt(|z|/|S|)).
+
+    Neighbourhood as in Captum's ``Lime``: the instance itself plus uniformly random subsets of S
+    (each player kept with probability 1/2), ``n_samples`` rows in all, kernel width 1. When all
+    2^|S| coalitions fit in ``n_samples`` they are enumerated instead, each weighted by its expected
+    count under that sampler, so the exact fit is the expectation of the sampled one and the ridge
+    penalty ``alpha`` keeps the same strength relative to the data in both modes.
     """
 
     name = "lime"
 
-    def __init__(self, n_samples: int = 2048, kernel_width: float = 0.25, alpha: float = 1.0, seed: int | None = 0):
+    def __init__(self, n_samples: int = 2048, kernel_width: float = 1.0, alpha: float = 1.0, seed: int | None = 0):
         super().__init__(n_samples=n_samples, seed=seed)
         if kernel_width <= 0:
             raise MetagameError(f"kernel_width must be > 0; got {kernel_width}")
@@ -117,10 +122,8 @@ class Lime(_Surrogate):
         if 2**s <= self.n_samples:
             return subset_table_rows(members, d)
         rng = coalition_rng(self.seed, c)
-        local = np.ones((self.n_samples, s), dtype=bool)
-        for t in range(1, self.n_samples):
-            off = rng.integers(1, s + 1)
-            local[t, rng.permutation(s)[:off]] = False
+        local = rng.random((self.n_samples, s)) < 0.5
+        local[0] = True  # the explained instance
         rows = np.zeros((self.n_samples, d), dtype=bool)
         rows[:, members] = local
         return rows
@@ -130,6 +133,8 @@ class Lime(_Surrogate):
         sizes = z.sum(axis=1)
         distance = 1.0 - np.sqrt(sizes / s)
         w = np.exp(-(distance**2) / self.kernel_width**2)
+        if len(vals) == 2**s and 2**s <= self.n_samples:  # enumerated: weight by expected sampler counts
+            w = w * np.where(sizes == s, 1.0 + (self.n_samples - 1) / 2**s, (self.n_samples - 1) / 2**s)
         x = z.astype(np.float64)
         mx = (w @ x) / w.sum()
         my = (w @ vals) / w.sum()

@@ -267,6 +267,23 @@ class TextPairModel(ModelAdapter):
         ea, eb = self.encode(z, attn)
         return self.check_output(torch.nn.functional.cosine_similarity(ea, eb, dim=-1), n, row_coalitions)
 
+    def _values(self, coalitions: np.ndarray) -> torch.Tensor:
+        """f(x_S) with each distinct half (S ∩ A, S ∩ B) encoded once: e_A depends on S ∩ A only."""
+        coalitions = np.asarray(coalitions, dtype=bool)
+        n = len(coalitions)
+        ua, inv_a = np.unique(coalitions[:, : self.n_a], axis=0, return_inverse=True)
+        ub, inv_b = np.unique(coalitions[:, self.n_a :], axis=0, return_inverse=True)
+        k = max(len(ua), len(ub))
+        rows = np.zeros((k, self.n_players), dtype=bool)
+        rows[: len(ua), : self.n_a] = ua
+        rows[: len(ub), self.n_a :] = ub
+        z, _, attn = self.embed(rows)
+        self.count(k)
+        ea, eb = self.encode(z, attn)
+        ea = ea[torch.as_tensor(inv_a.reshape(-1), device=self.device)]
+        eb = eb[torch.as_tensor(inv_b.reshape(-1), device=self.device)]
+        return self.check_output(torch.nn.functional.cosine_similarity(ea, eb, dim=-1), n, coalitions)
+
     def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
         m = coordinate_scores.shape[0]
         tok = coordinate_scores.reshape(m, self.len_a + self.len_b, -1).sum(dim=-1)
