@@ -104,11 +104,13 @@ def main() -> None:
         # the same numbers: Captum's token scores summed per word of S equal ours (absent words score 0)
         err = 0.0
         ours_all = results["metagame CausalLM (prefix cache)"]
+        special = set(a.tokenizer.all_special_ids)
+        offset = sum(t not in special for t in a.prompt_ids[: a.prefix_len])  # system-prompt tokens Captum also scores
         for r, (S, (tokens, seq)) in enumerate(zip(C, cap)):
-            pos = 0
+            pos = offset
             per_word = np.zeros(a.n_players)
             members = np.flatnonzero(S)
-            # Captum's interpretable tokens are the prompt's non-special tokens in order; group them like ours
+            # Captum's interpretable tokens are all non-special tokens in order; group the prompt's like ours
             counts = [len(a.words[p].tokens) for p in members]
             for p, c in zip(members, counts):
                 per_word[p] = seq[pos : pos + c].sum()
