@@ -292,3 +292,10 @@ def test_cli_end_to_end(paths, tmp_path, capsys):
     with pytest.raises(SystemExit):  # argparse rejects an unknown masking mode
         main(["lm", "--model", paths["qwen2"], "--prompt", "the movie", "--masking", "nope", "--out", str(out)])
     assert main(["lm", "--model", paths["qwen2"], "--prompt", "  ", "--answer", "x", "--out", str(out)]) == 2
+
+
+def test_budget_estimate_runs_and_reports_stderr(llama):
+    model, tok = llama
+    res = explain_lm(model, "the movie was not bad", "paris", tokenizer=tok, method="occlusion", budget=12, seed=0)
+    assert not res.exact and res.stderr is not None and res.to_dict()["budget"] == 12
+    assert res.matrix.shape == (5, 5) and np.isfinite(res.matrix).all()

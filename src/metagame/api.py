@@ -45,10 +45,12 @@ def explain(
     inner = get_method(method, method_kwargs)
     if inner.needs_gradients and not getattr(model, "differentiable", True):
         from .errors import NotDifferentiableError
+        from .methods.registry import METHODS
 
+        usable = ", ".join(n for n, cls in METHODS.items() if not cls.needs_gradients)
         raise NotDifferentiableError(
             f"method '{inner.name}' needs gradients, but {type(model).__name__} has no gradient path; "
-            f"use a perturbation method instead: occlusion, shapley, banzhaf, kernel_shap, lime"
+            f"use a method without gradients instead: {usable}"
         )
     rows_before = model.n_model_rows
     params: dict[str, Any] = {

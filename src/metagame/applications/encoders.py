@@ -17,6 +17,7 @@ T ↦ heatmap(image, words T), exact over all word subsets.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 from typing import Any, Literal, Sequence
 
 import numpy as np
@@ -61,8 +62,8 @@ def text_pair_adapter(
     """Build a :class:`TextPairModel` from a model name/path (pooling read from its sentence-transformers files)
     or from a loaded ``(model, tokenizer)``."""
     name = None
-    if isinstance(model, str):
-        name = model
+    if isinstance(model, (str, os.PathLike)):
+        model = name = str(model)
         model, tok, modes, norm = load_sentence_encoder(model, trust_remote_code=trust_remote_code)
         tokenizer = tokenizer or tok
     else:
@@ -164,8 +165,8 @@ def vision_adapter(
     trust_remote_code: bool = False,
 ) -> VisionLanguageModel:
     """Build a :class:`VisionLanguageModel` from a CLIP/SigLIP name/path or a loaded model + processor parts."""
-    if isinstance(model, str):
-        name = model
+    if isinstance(model, (str, os.PathLike)):
+        model = name = str(model)
         model, ip, tok = load_vision_language(model, trust_remote_code=trust_remote_code)
         image_processor = image_processor or ip
         tokenizer = tokenizer or tok

@@ -1,0 +1,45 @@
+"""``metagame vision``: meta-attributions of a CLIP/SigLIP image–text logit over image patches and words.
+
+    metagame vision --model NAME_OR_PATH --image PATH --text T --out DIR [--grid G] [--mode scalar|patch_maps]
+                    [--method M] [--budget N] [--patch-masking mean|blur|zero] [--steps N] [--seed S]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .similarity import add_common, method_kwargs, report
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "vision",
+        help="meta-attributions of a CLIP/SigLIP image-text similarity (patches and words)",
+        description=(
+            "Players are image patches (the model's grid, or G×G groups with --grid G) and the words of the text; "
+            "f is the image-text logit. --mode patch_maps makes the words the players and gives, for each word, a "
+            "map of how it moves every patch's attribution. Writes DIR/result.json, the pictures and report.html."
+        ),
+    )
+    p.add_argument("--model", required=True, help="CLIP or SigLIP model: Hugging Face name (cached) or local folder")
+    p.add_argument("--image", required=True, help="image file (PNG, JPEG, ...)")
+    p.add_argument("--text", required=True, help="the caption")
+    p.add_argument("--grid", type=int, default=None, help="G×G groups of patches (default: the model's patch grid)")
+    p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
+    p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
+    p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
+    add_common(p, default_method="integrated_gradients")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..applications.encoders import explain_vision
+    from ..viz import write_outputs
+
+    result = explain_vision(
+        args.model, args.image, args.text, grid=args.grid, mode=args.mode, method=args.method,
+        method_kwargs=method_kwargs(args), budget=args.budget, seed=args.seed, patch_masking=args.patch_masking,
+        batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
+    )
+    report(result, write_outputs(result, args.out))
+    return 0
