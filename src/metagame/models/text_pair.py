@@ -207,7 +207,9 @@ class TextPairModel(ModelAdapter):
             self.baseline_embeds = torch.where(is_word, torch.zeros_like(self.token_embeds), self.token_embeds)
             self.mask_id = None
 
-        self.players = unique_labels(self.words_a) + unique_labels(self.words_b)
+        la, lb = unique_labels(self.words_a), unique_labels(self.words_b)
+        shared = set(la) & set(lb)  # a word in both texts gets its side: "guitar (A)", "guitar (B)"
+        self.players = [f"{w} (A)" if w in shared else w for w in la] + [f"{w} (B)" if w in shared else w for w in lb]
         self.player_kinds = ["word_a"] * self.n_a + ["word_b"] * self.n_b
         self.n_players = self.n_a + self.n_b
 
@@ -249,11 +251,8 @@ class TextPairModel(ModelAdapter):
         emb = torch.cat([padded(z[:, :la], la, 0.0), padded(z[:, la:], lb, 0.0)])
         mask = torch.cat([padded(attn[:, :la], la, 0), padded(attn[:, la:], lb, 0)])
         tok = torch.cat([padded(ids[:, :la], la, self.pad_id), padded(ids[:, la:], lb, self.pad_id)])
-        self._override.value = emb
-        try:
+        with self._override.active(emb):
             out = self.model(input_ids=tok, attention_mask=mask)
-        finally:
-            self._override.value = None
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         e = pool(hidden, mask, self.pooling)
         if self.normalize:
@@ -308,7 +307,7 @@ class TextPairModel(ModelAdapter):
         return {"text_a": self.text_a, "text_b": self.text_b, "model": self.name, "n_words_a": self.n_a}
 
     def swapped_order(self) -> np.ndarray:
-        """Permutation p with ``players_swapped[k] = players[p[k]]`` for the pair (B, A)."""
+        """Permutation p: player k of the swapped pair (B, A) is player ``p[k]`` of this pair (A, B)."""
         return np.concatenate([np.arange(self.n_a, self.n_players), np.arange(self.n_a)])
 
 

@@ -9,6 +9,7 @@ and the text's token embeddings, so gradient methods attribute to pixels and emb
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -132,35 +133,38 @@ def _pooled(out) -> torch.Tensor:
 
 
 class TokenEmbeddingOverride:
-    """Forward hook that replaces the output of a token-embedding layer by a given tensor.
+    """Replaces the output of a token-embedding layer by a given tensor while active.
 
     Lets the model run its normal code path (position ids, pooling at the EOS token) while the
-    gradient methods differentiate with respect to the token embeddings.
+    gradient methods differentiate with respect to the token embeddings. The forward hook exists only
+    inside :meth:`active`, so adapters sharing one model never see each other's embeddings.
     """
 
     def __init__(self, layer: torch.nn.Module):
         self.layer = layer
-        self.value: torch.Tensor | None = None
-        self.handle = layer.register_forward_hook(self._hook)
 
-    def _hook(self, module, inputs, output):
-        if self.value is None:
-            return None
-        if self.value.shape != output.shape:
-            raise MetagameError(
-                f"internal: token embedding override has shape {tuple(self.value.shape)}, the layer produced "
-                f"{tuple(output.shape)}"
-            )
-        return self.value.to(output.dtype)
+    @contextmanager
+    def active(self, value: torch.Tensor):
+        """Within the block, the layer returns ``value`` (same shape as its own output)."""
+
+        def hook(module, inputs, output):
+            if value.shape != output.shape:
+                raise MetagameError(
+                    f"internal: token embedding override has shape {tuple(value.shape)}, the layer produced "
+                    f"{tuple(output.shape)}"
+                )
+            return value.to(output.dtype)
+
+        handle = self.layer.register_forward_hook(hook)
+        try:
+            yield
+        finally:
+            handle.remove()
 
     def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """The layer's own embeddings of ``ids`` (no override)."""
-        saved, self.value = self.value, None
-        try:
-            with torch.no_grad():
-                return self.layer(ids).detach()
-        finally:
-            self.value = saved
+        """The layer's own embeddings of ``ids``."""
+        with torch.no_grad():
+            return self.layer(ids).detach()
 
 
 # ------------------------------------------------------------------------------------------------ adapter
@@ -356,11 +360,8 @@ class VisionLanguageModel(ModelAdapter):
         emb = z[:, self.n_pixel_coords :].reshape(n, self.n_tokens, self.embed_dim)
         mask = extra if extra is not None else torch.ones(n, self.n_tokens, dtype=torch.long, device=self.device)
         img = _pooled(self.model.get_image_features(pixel_values=pix))
-        self._override.value = emb
-        try:
+        with self._override.active(emb):
             txt = _pooled(self.model.get_text_features(input_ids=self.input_ids.expand(n, -1), attention_mask=mask))
-        finally:
-            self._override.value = None
         cos = torch.nn.functional.cosine_similarity(img, txt, dim=-1)
         scale, bias = self.logit_parts()
         return self.check_output(cos * scale + bias, n, row_coalitions)
