@@ -109,3 +109,14 @@ def test_cli_similarity(tmp_path):
     res = MetaAttribution.load(out / "result.json")
     assert res.player_kinds == ["word_a", "word_a", "word_b", "word_b"]
     assert res.context["text_a"] == "hot tea" and "value_full" in res.context
+
+
+def test_cli_demo_runs_on_the_bundled_model(tmp_path, capsys):
+    from metagame.cli import main
+
+    out = tmp_path / "demo"
+    rc = main(["demo", "--text-a", "a red apple", "--text-b", "an apple", "--method", "gradient_x_input", "--out", str(out)])
+    assert rc == 0
+    assert (out / "result.json").exists() and (out / "report.html").exists()
+    text = capsys.readouterr().out
+    assert "apple (A)" in text and "all-MiniLM-L6-v2" in text

@@ -21,7 +21,6 @@ import os
 from typing import Any, Literal, Sequence
 
 import numpy as np
-import torch
 
 from ..api import Estimator, explain
 from ..errors import MetagameError

@@ -66,5 +66,7 @@ def run(args: argparse.Namespace) -> int:
     result = explain_text_pair_adapter(adapter, args.method, method_kwargs=kwargs, budget=args.budget, seed=args.seed)
     result.context["model"] = adapter.name
     report(result, write_outputs(result, args.out))
+    if args.budget is None and abs(result.context["value_empty"] - 1.0) < 1e-6:
+        print("(with every word masked both sentences are just [CLS] [SEP], so f(baseline) = 1)")
     print(f"done in {time.perf_counter() - start:.1f} s; open {os.path.join(args.out, 'report.html')}")
     return 0

@@ -44,12 +44,9 @@ def method_kwargs(args: argparse.Namespace) -> dict | None:
 
 
 def report(result, written: dict) -> None:
-    """Print f(x), f(∅), the strongest pairs and the written files."""
+    """Print the summary (f(x), f(∅), the strongest directional pairs) and the written files."""
     from ..viz import print_summary
 
-    ctx = result.context
-    if "value_full" in ctx and "value_empty" in ctx:
-        print(f"f(x) = {ctx['value_full']:.4f}; with every player masked f = {ctx['value_empty']:.4f}")
     print_summary(result)
     for name, path in written.items():
         print(f"wrote {name}: {path}")
