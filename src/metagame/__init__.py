@@ -12,7 +12,30 @@ from .errors import MetagameError, ModelOutputError, NotDifferentiableError
 from .methods.registry import METHODS, MethodName
 from .results.result import MetaAttribution, load
 
+#: application entry points, imported on first use (they pull in transformers / scikit-learn)
+_APPLICATIONS = {
+    "explain_lm": "metagame.applications.lm",
+    "explain_text_pair": "metagame.applications.encoders",
+    "explain_vision": "metagame.applications.encoders",
+    "explain_data": "metagame.applications.data",
+    "explain_components": "metagame.applications.components",
+}
+
+
+def __getattr__(name: str):
+    if name in _APPLICATIONS:
+        import importlib
+
+        return getattr(importlib.import_module(_APPLICATIONS[name]), name)
+    raise AttributeError(f"module 'metagame' has no attribute {name!r}")
+
+
 __all__ = [
+    "explain_components",
+    "explain_data",
+    "explain_lm",
+    "explain_text_pair",
+    "explain_vision",
     "METHODS",
     "MetaAttribution",
     "MetagameError",

@@ -12,6 +12,8 @@ import argparse
 import os
 import time
 
+from .common import add_common, report
+
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
 DEMO_TEXT_A = "A man plays the guitar"
 DEMO_TEXT_B = "Someone is playing a guitar"
@@ -28,13 +30,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
             "strongest directional word pairs and writes result.json, the pictures and report.html into --out."
         ),
     )
-    p.add_argument("--out", default="metagame-demo", help="output folder (default ./metagame-demo)")
     p.add_argument("--text-a", default=DEMO_TEXT_A, help=f"first sentence (default {DEMO_TEXT_A!r})")
     p.add_argument("--text-b", default=DEMO_TEXT_B, help=f"second sentence (default {DEMO_TEXT_B!r})")
-    p.add_argument("--method", default="integrated_gradients", help="inner attribution method (default integrated_gradients)")
-    p.add_argument("--steps", type=int, default=DEMO_STEPS, help=f"quadrature steps of integrated_gradients (default {DEMO_STEPS})")
-    p.add_argument("--budget", type=int, default=None, help="attribution calls for a sampling estimate (default: exact)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the estimator")
+    add_common(p, default_method="integrated_gradients", out_default="metagame-demo", steps_default=DEMO_STEPS, remote_code=False)
     return p
 
 
@@ -55,7 +53,6 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ..applications.encoders import explain_text_pair_adapter, text_pair_adapter
     from ..viz import write_outputs
-    from .similarity import report
 
     start = time.perf_counter()
     adapter = text_pair_adapter(demo_model_path(), args.text_a, args.text_b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from ..models.language import MASKING_MODES
+from .common import add_common, method_kwargs, report
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -24,28 +25,23 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--prompt", required=True, help="the user prompt; its words are the players")
     p.add_argument("--answer", default=None, help="the explained answer (default: generated greedily once)")
     p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
-    p.add_argument("--method", default="integrated_gradients", help="inner attribution method (default integrated_gradients)")
-    p.add_argument("--steps", type=int, default=None, help="quadrature steps of integrated_gradients (default 32)")
-    p.add_argument("--budget", type=int, default=None, help="attribution calls for a sampling estimate (default: exact)")
     p.add_argument("--masking", default="attention", choices=MASKING_MODES, help="how absent words are masked (default attention)")
     p.add_argument("--tokens", action="store_true", help="players are tokens instead of words")
     p.add_argument("--max-new-tokens", type=int, default=16, help="length limit of the generated answer (default 16)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the estimator")
     p.add_argument("--variant", default="metagame", choices=("metagame", "serial"), help="default metagame")
     p.add_argument("--system", default=None, help="system prompt for the chat template")
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16, float64 or auto")
     p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
-    p.add_argument("--out", required=True, help="output folder")
+    add_common(p, default_method="integrated_gradients")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from ..applications.lm import explain_causal_lm
     from ..models.language import CausalLM
-    from ..viz import print_summary, write_outputs
+    from ..viz import write_outputs
 
     adapter = CausalLM(
         args.model, args.prompt, args.answer, alternative=args.alternative,
@@ -54,14 +50,11 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
         trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
     )
-    kwargs = {"n_steps": args.steps} if args.steps is not None else None
     result = explain_causal_lm(
-        adapter, args.method, method_kwargs=kwargs, variant=args.variant, budget=args.budget, seed=args.seed
+        adapter, args.method, method_kwargs=method_kwargs(args), variant=args.variant, budget=args.budget, seed=args.seed
     )
     written = write_outputs(result, args.out)
     print(f"model {adapter.model_name}; answer {adapter.answer!r}" + (" (generated)" if adapter.generated else ""))
     print(f"log p(answer | prompt) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
-    print_summary(result)
-    for name, path in written.items():
-        print(f"wrote {name}: {path}")
+    report(result, written)
     return 0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_common, method_kwargs, report
+
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -26,30 +28,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--pooling", default="auto", choices=("auto", "mean", "cls", "max"), help="default: from the sentence-transformers files")
     p.add_argument("--batch-size", type=int, default=256, help="text pairs per forward pass (default 256)")
     return p
-
-
-def add_common(p: argparse.ArgumentParser, default_method: str) -> None:
-    """Options shared by the encoder commands."""
-    p.add_argument("--method", default=default_method, help=f"inner attribution method (default {default_method})")
-    p.add_argument("--steps", type=int, default=None, help="quadrature steps of integrated_gradients (default 32)")
-    p.add_argument("--budget", type=int, default=None, help="attribution calls for a sampling estimate (default: exact)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the estimator")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
-    p.add_argument("--out", required=True, help="output folder")
-
-
-def method_kwargs(args: argparse.Namespace) -> dict | None:
-    """``{"n_steps": ...}`` when --steps was given."""
-    return {"n_steps": args.steps} if args.steps is not None else None
-
-
-def report(result, written: dict) -> None:
-    """Print the summary (f(x), f(∅), the strongest directional pairs) and the written files."""
-    from ..viz import print_summary
-
-    print_summary(result)
-    for name, path in written.items():
-        print(f"wrote {name}: {path}")
 
 
 def run(args: argparse.Namespace) -> int:

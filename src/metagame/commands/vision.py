@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from .similarity import add_common, method_kwargs, report
+from .common import add_common, method_kwargs, report
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
