@@ -63,10 +63,16 @@ from ..models.base import ModelAdapter
 from ..players.coalitions import coalition_keys
 from .tables import Value, Variant
 
-EstimatorName = Literal["auto", "regression", "montecarlo"]
+EstimatorName = Literal["auto", "stratified", "regression", "montecarlo"]
 
 #: largest d for which ``auto`` picks the regression estimator
 REGRESSION_MAX_PLAYERS = 64
+#: largest d for which ``auto`` picks the stratified estimator (its pairwise surrogate has d(d−1)/2 terms)
+STRATIFIED_MAX_PLAYERS = 32
+#: the pairwise surrogate is fitted only when a target has at least this many rows per parameter
+_PAIRWISE_ROWS_PER_PARAM = 3.0
+#: folds of the stratified estimator's cross-fitted residuals (standard errors)
+CROSSFIT_FOLDS = 5
 #: largest d for which repeated coalitions are looked up instead of paid again
 _CACHE_MAX_PLAYERS = 32
 #: groups of the regression estimator's delete-a-group jackknife
@@ -158,7 +164,7 @@ def _int_comb(n: int, k: int) -> int:
     return comb(n, k)
 
 
-def _make_plan(d: int, budget: int, variant: Variant, value: Value) -> _Plan:
+def _make_plan(d: int, budget: int, variant: Variant, value: Value, share_power: float = -1.0) -> _Plan:
     if variant == "metagame":
         m, offset, relevant, mandatory = d - 1, 1, list(range(1, d + 1)), [1, d]
     else:
@@ -173,7 +179,7 @@ def _make_plan(d: int, budget: int, variant: Variant, value: Value) -> _Plan:
             mass = 1.0 / (t * (m - t))
         else:
             mass = np.exp(_lcomb(m, t) - m * log(2.0))
-        want[a] = mass / a if variant == "metagame" else mass
+        want[a] = mass * float(a) ** share_power if variant == "metagame" else mass
     enumerated = set(mandatory)
     plan_shift = offset  # sizes a and d + offset − a hold complementary coalitions of each target's game
     remaining = budget - sum(_int_comb(d, a) for a in mandatory)
@@ -533,17 +539,168 @@ class _Regression:
         return est, se
 
 
+class _Stratified:
+    """Stratified Shapley estimator with a fitted surrogate as control variate (``stratified``).
+
+    Per target game u (m players, boundary values u(∅), u(L) exact), with Δ_t(u)_j = mean_{|T|=t, j∈T} u(T) −
+    mean_{|T|=t, j∉T} u(T) the Shapley value is φ_j = (u(L) − u(∅))/m + (1/m) Σ_{t=1}^{m−1} Δ_t(u)_j. A surrogate
+    g(T) = Σ_k β_k T_k + Σ_{k<l} γ_kl T_k T_l (plus a free constant per size) is fitted by least squares with the
+    Shapley kernel weight of each size spread over that size's rows; its Shapley value β_j + ½Σ_l γ_jl is exact,
+    and the residual r = u − g enters through the same formula, exactly on enumerated sizes and by per-size
+    sample means on sampled sizes (independent samples within a size: one per unit and target).
+    """
+
+    def __init__(self, plan: _Plan):
+        self.plan = plan
+        self.blocks: list[tuple[_Rows, np.ndarray | None]] = []
+        self.k = 0
+
+    def add_exact(self, block: _Rows) -> None:
+        self.blocks.append((block, None))
+
+    def add_units(self, block: _Rows, unit: np.ndarray, n_units: int) -> None:
+        self.blocks.append((block, unit + self.k))
+        self.k += n_units
+
+    @staticmethod
+    def _design(z: np.ndarray, pairwise: bool) -> np.ndarray:
+        x = z.astype(np.float64)
+        if not pairwise:
+            return x
+        iu = np.triu_indices(z.shape[1], 1)
+        return np.concatenate([x, x[:, iu[0]] * x[:, iu[1]]], axis=1)
+
+    @staticmethod
+    def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Weighted least squares of y on x with one free intercept per size t (centering within sizes)."""
+        xc, yc = x.copy(), y.copy()
+        for s in np.unique(t):
+            k = t == s
+            xc[k] -= x[k].mean(axis=0)
+            yc[k] -= y[k].mean()
+        xw = xc * w[:, None]
+        a = xw.T @ xc
+        a[np.diag_indices_from(a)] += 1e-10 * max(np.trace(a) / len(a), 1e-300)
+        try:
+            return np.linalg.solve(a, xw.T @ yc)
+        except np.linalg.LinAlgError:
+            return np.linalg.lstsq(a, xw.T @ yc, rcond=None)[0]
+
+    @staticmethod
+    def _shapley_of(coef: np.ndarray, m: int, pairwise: bool) -> tuple[np.ndarray, float]:
+        """Shapley values of the surrogate and its value g(L) on the full coalition."""
+        sh = coef[:m].copy()
+        total = float(coef.sum())
+        if pairwise:
+            iu = np.triu_indices(m, 1)
+            g = np.zeros((m, m))
+            g[iu] = coef[m:]
+            sh += (g + g.T).sum(axis=1) / 2.0
+        return sh, total
+
+    @staticmethod
+    def _deltas(r: np.ndarray, z: np.ndarray, t: np.ndarray, var: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Σ_t Δ_t(r) over the sizes present, and the sampling variance of that sum (per-size sample means)."""
+        m = z.shape[1]
+        tot = np.zeros(m)
+        v = np.zeros(m)
+        for s in np.unique(t):
+            k = t == s
+            rk = r[k] - r[k].mean()
+            zk = z[k]
+            n_in = zk.sum(axis=0)
+            n_out = len(rk) - n_in
+            s_in = rk @ zk
+            m_in = np.where(n_in > 0, s_in / np.maximum(n_in, 1), 0.0)
+            m_out = np.where(n_out > 0, -s_in / np.maximum(n_out, 1), 0.0)  # rk sums to zero within the size
+            tot += m_in - m_out
+            if var:
+                dev_in = ((rk[:, None] - m_in[None, :]) ** 2 * zk).sum(axis=0)
+                dev_out = ((rk[:, None] - m_out[None, :]) ** 2 * ~zk).sum(axis=0)
+                v += dev_in / np.maximum(n_in - 1, 1) / np.maximum(n_in, 1)
+                v += dev_out / np.maximum(n_out - 1, 1) / np.maximum(n_out, 1)
+                v += np.where((n_in < 2) | (n_out < 2), np.mean(rk**2) * 2.0, 0.0)  # too few rows: be conservative
+        return tot, v
+
+    def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        plan = self.plan
+        d, m = plan.d, plan.m
+        rows = np.concatenate([b.rows for b, _ in self.blocks])
+        phi = np.concatenate([b.phi for b, _ in self.blocks])
+        t_all = np.concatenate([b.t for b, _ in self.blocks])
+        unit = np.concatenate([u if u is not None else np.full(len(b.rows), -1) for b, u in self.blocks])
+        inner = (t_all >= 1) & (t_all <= m - 1)
+        est = np.zeros((d, d))
+        se = np.zeros((d, d))
+        for i in range(d):
+            if plan.variant == "metagame":
+                sel = rows[:, i] & inner
+                cols = np.flatnonzero(np.arange(d) != i)
+            else:
+                sel = inner
+                cols = np.arange(d)
+            z = rows[sel][:, cols]
+            y = phi[sel, i]
+            t = t_all[sel]
+            un = unit[sel]
+            delta = u_full[i] - u_empty[i]
+            if len(y) == 0:
+                est[i, cols] = delta / m
+                continue
+            n_params = m + m * (m - 1) // 2
+            pairwise = len(y) >= _PAIRWISE_ROWS_PER_PARAM * n_params
+            x = self._design(z, pairwise)
+            cnt = np.bincount(t, minlength=m + 1).astype(np.float64)
+            w = 1.0 / (t * (m - t) * cnt[t])
+            coef = self._fit(x, y, w, t)
+            sh, g_full = self._shapley_of(coef, m, pairwise)
+            r = y - x @ coef
+            corr, _ = self._deltas(r, z, t, var=False)
+            row = sh + (u_full[i] - g_full - u_empty[i]) / m + corr / m
+            var = np.zeros(m)
+            sampled = un >= 0
+            if sampled.any() and self.k >= 2:
+                # honest residuals: each sampled row's residual from a surrogate fitted without its fold
+                folds = min(CROSSFIT_FOLDS, self.k)
+                fid = un % folds
+                r_oof = np.empty(int(sampled.sum()))
+                idx_s = np.flatnonzero(sampled)
+                for f_ in range(folds):
+                    out = sampled & (fid == f_)
+                    if not out.any():
+                        continue
+                    keep = ~out
+                    cnt_k = np.bincount(t[keep], minlength=m + 1).astype(np.float64)
+                    w_k = 1.0 / (t[keep] * (m - t[keep]) * np.maximum(cnt_k[t[keep]], 1.0))
+                    c_k = self._fit(x[keep], y[keep], w_k, t[keep])
+                    r_oof[np.searchsorted(idx_s, np.flatnonzero(out))] = (y[out] - x[out] @ c_k)
+                _, var = self._deltas(r_oof, z[sampled], t[sampled], var=True)
+                var /= m**2
+            # exact row sums: spread the gap in proportion to each entry's variance
+            gap = row.sum() - delta
+            row = row - (gap * var / var.sum() if var.sum() > 0 else gap / m)
+            est[i, cols] = row
+            se[i, cols] = np.sqrt(var)
+        return est, se
+
+
 # ----------------------------------------------------------------------------- driver
 
 
 def _resolve(estimator: str, d: int, value: Value) -> str:
-    if estimator not in ("auto", "regression", "montecarlo"):
-        raise MetagameError(f"unknown estimator {estimator!r}; use 'auto', 'regression' or 'montecarlo'")
-    if estimator == "auto":
-        return "regression" if value == "shapley" and d <= REGRESSION_MAX_PLAYERS else "montecarlo"
-    if estimator == "regression" and value != "shapley":
+    if estimator not in ("auto", "stratified", "regression", "montecarlo"):
         raise MetagameError(
-            "estimator='regression' fits the Shapley value only; for value='banzhaf' use estimator='montecarlo' "
+            f"unknown estimator {estimator!r}; use 'auto', 'stratified', 'regression' or 'montecarlo'"
+        )
+    if estimator == "auto":
+        if value != "shapley":
+            return "montecarlo"
+        if d <= STRATIFIED_MAX_PLAYERS:
+            return "stratified"
+        return "regression" if d <= REGRESSION_MAX_PLAYERS else "montecarlo"
+    if estimator in ("regression", "stratified") and value != "shapley":
+        raise MetagameError(
+            f"estimator={estimator!r} fits the Shapley value only; for value='banzhaf' use estimator='montecarlo' "
             "(or 'auto')"
         )
     return estimator
@@ -614,7 +771,7 @@ def estimate_meta_attributions(
         seed_used = int(np.random.SeedSequence().generate_state(1)[0])
     else:
         seed_used = int(seed)
-    plan = _make_plan(d, budget, variant, value)
+    plan = _make_plan(d, budget, variant, value, share_power=0.0 if name == "stratified" else -1.0)
     rng = np.random.default_rng(np.random.SeedSequence([seed_used, d, 0x6D657461]))
     if batch_size is None:
         batch_size = int(np.clip(budget // 40, 32, max(32, 2**20 // max(d, 1))))
@@ -630,8 +787,8 @@ def estimate_meta_attributions(
     replay = _load_checkpoint(str(checkpoint), key, d) if checkpoint is not None else None
 
     game = AttributionGame(model, method)
-    ev = _Evaluator(game, budget, d, replay, record=checkpoint is not None or name == "regression")
-    acc: Any = _MonteCarlo(plan) if name == "montecarlo" else _Regression(plan)
+    ev = _Evaluator(game, budget, d, replay, record=checkpoint is not None or name != "montecarlo")
+    acc: Any = {"montecarlo": _MonteCarlo, "regression": _Regression, "stratified": _Stratified}[name](plan)
     from tqdm.auto import tqdm
 
     show = progress if progress is not None else sys.stderr.isatty()
