@@ -31,7 +31,7 @@ def _rel(a, b):
     return np.linalg.norm(a - b) / np.linalg.norm(b)
 
 
-@pytest.mark.parametrize("estimator", ["regression", "montecarlo"])
+@pytest.mark.parametrize("estimator", ["stratified", "regression", "montecarlo"])
 def test_converges_with_honest_intervals(case7, estimator):
     f, x, exact = case7
     errs = []
@@ -51,7 +51,7 @@ def test_converges_with_honest_intervals(case7, estimator):
     assert not res.exact and res.stderr.shape == (7, 7)
 
 
-@pytest.mark.parametrize("estimator", ["regression", "montecarlo"])
+@pytest.mark.parametrize("estimator", ["stratified", "regression", "montecarlo"])
 def test_rows_sum_diagonal_exact_budget_respected(case7, estimator):
     f, x, exact = case7
     calls = {"n": 0}
@@ -87,6 +87,8 @@ def test_budget_errors(case7):
             metagame.meta_attributions(f, x, method="gradient_x_input", budget=bad)
     with pytest.raises(MetagameError, match="banzhaf"):
         metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, value="banzhaf", estimator="regression")
+    with pytest.raises(MetagameError, match="banzhaf"):
+        metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, value="banzhaf", estimator="stratified")
     with pytest.raises(MetagameError, match="estimator"):
         metagame.meta_attributions(f, x, method="gradient_x_input", budget=50, estimator="magic")
 
@@ -164,3 +166,29 @@ def test_many_players_memory_bounded():
     assert est.params["estimator"] == "montecarlo" and est.n_attribution_calls <= 600
     assert est.matrix.shape == (d, d) and np.all(np.isfinite(est.stderr))
     np.testing.assert_allclose(est.matrix.sum(axis=1), est.first_order, atol=1e-8)
+
+
+def test_stratified_is_default_and_beats_regression():
+    """The pairwise surrogate of the stratified estimator removes most of a smooth game's variance."""
+    f, x = _mlp(9, seed=1)
+    exact = metagame.meta_attributions(f, x, method="integrated_gradients", method_kwargs={"n_steps": 8})
+    errs = {}
+    for name in ("auto", "regression"):
+        runs = [metagame.meta_attributions(f, x, method="integrated_gradients", method_kwargs={"n_steps": 8},
+                                           budget=200, seed=s, estimator=name) for s in range(3)]
+        errs[name] = np.mean([_rel(r.matrix, exact.matrix) for r in runs])
+    assert runs[0].metadata["parameters"]["estimator"] == "regression"
+    auto = metagame.meta_attributions(f, x, method="integrated_gradients", method_kwargs={"n_steps": 8}, budget=200,
+                                      seed=0)
+    assert auto.metadata["parameters"]["estimator"] == "stratified"
+    assert errs["auto"] < 0.7 * errs["regression"], errs
+    np.testing.assert_allclose(auto.matrix.sum(axis=1), exact.first_order, atol=1e-10)
+
+
+def test_stratified_serial_variant_converges(case7):
+    f, x, _ = case7
+    exact = metagame.meta_attributions(f, x, method="gradient_x_input", variant="serial")
+    e = [np.mean([_rel(metagame.meta_attributions(f, x, method="gradient_x_input", variant="serial", budget=b, seed=s,
+                                                  estimator="stratified").matrix, exact.matrix) for s in range(3)])
+         for b in (30, 110)]
+    assert e[1] < e[0], e

@@ -19,7 +19,7 @@ from .players.coalitions import EXACT_MAX_PLAYERS, check_exact_size
 from .results.result import MetaAttribution
 from .solvers.exact import shapley_taylor as _stii_table
 
-Estimator = Literal["auto", "regression", "montecarlo"]
+Estimator = Literal["auto", "stratified", "regression", "montecarlo"]
 
 
 def explain(
