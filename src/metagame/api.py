@@ -15,7 +15,7 @@ from .methods.base import AttributionMethod
 from .methods.registry import MethodName, get_method
 from .models.base import ModelAdapter
 from .models.tensor import TensorModel
-from .players.coalitions import EXACT_MAX_PLAYERS, check_exact_size
+from .players.coalitions import check_exact_size
 from .results.result import MetaAttribution
 from .solvers.exact import shapley_taylor as _stii_table
 
@@ -62,8 +62,7 @@ def explain(
         "seed": seed,
     }
     if budget is None:
-        if model.n_players > EXACT_MAX_PLAYERS:
-            check_exact_size(model.n_players)
+        check_exact_size(model.n_players)
         out = exact_meta_attributions(model, inner, variant=variant, value=value, progress=progress)
         matrix, first, stderr, calls, exact = out.matrix, out.first_order, None, out.n_attribution_calls, True
         params["route"] = out.route

@@ -16,7 +16,7 @@ from ..errors import MetagameError
 from ..meta.tables import Value, Variant
 from ..methods.base import AttributionMethod
 from ..methods.data import GradientInfluence, KNNShapley
-from ..methods.registry import get_method
+from ..methods.registry import ALIASES, get_method
 from ..models.data import DataModel, KNNDataModel, UtilityName
 from ..results.result import MetaAttribution
 
@@ -25,14 +25,12 @@ DataMethodName = Literal[
     "banzhaf", "data_banzhaf",
 ]
 
-_DATA_ALIASES = {"data_shapley": "shapley", "data_banzhaf": "banzhaf", "tracin": "gradient_influence"}
-
 
 def data_method(method: DataMethodName | AttributionMethod | Any, method_kwargs: dict | None = None) -> AttributionMethod:
     """A data-attribution method object from a name (``knn_shapley``, ``gradient_influence``/``tracin``,
     ``occlusion``/``leave_one_out``, ``shapley``/``data_shapley``, ``banzhaf``/``data_banzhaf``) or an object."""
     if isinstance(method, str):
-        key = _DATA_ALIASES.get(method.lower(), method.lower())
+        key = ALIASES.get(method.lower(), method.lower())  # the registry's aliases (tracin, data_shapley, ...)
         kwargs = dict(method_kwargs or {})
         try:
             if key == "knn_shapley":

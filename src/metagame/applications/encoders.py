@@ -22,7 +22,7 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..api import Estimator, explain
+from ..api import Estimator
 from ..errors import MetagameError
 from ..games.masked import AttributionGame
 from ..meta.tables import Value, Variant, metagame_from_table
@@ -33,16 +33,11 @@ from ..models.vision import PatchMasking, VisionLanguageModel, load_vision_langu
 from ..players.coalitions import all_coalitions, check_exact_size
 from ..results.result import MetaAttribution
 from ..solvers.exact import banzhaf_values, shapley_values
+from .common import explain_adapter
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
 ENCODER_EXACT_MAX_PLAYERS = 16
 VisionMode = Literal["scalar", "patch_maps"]
-
-
-def _values_context(adapter) -> dict:
-    full = np.ones((1, adapter.n_players), dtype=bool)
-    v = adapter.values(np.concatenate([full, ~full])).double().numpy()
-    return {"value_full": float(v[0]), "value_empty": float(v[1])}
 
 
 # ------------------------------------------------------------------------------------------------ text pairs
@@ -104,12 +99,12 @@ def explain_text_pair_adapter(
     progress: bool | None = None,
 ) -> MetaAttribution:
     """Run :func:`metagame.explain` on a built :class:`TextPairModel`; adds the texts, f(x), f(∅) and the cross blocks."""
-    if budget is None:
-        check_exact_size(adapter.n_players, limit=exact_max_players, what=f"exact meta-attributions of {adapter.n_players} words")
-    context = {**adapter.display_context(), **_values_context(adapter)}
-    result = explain(
-        adapter, method, variant=variant, value=value, budget=budget, seed=seed, method_kwargs=method_kwargs,
-        estimator=estimator, progress=progress, context=context,
+    result = explain_adapter(
+        adapter, method, exact_max_players=exact_max_players,
+        what=f"exact meta-attributions of {adapter.n_players} words",
+        context=lambda: {**adapter.display_context(), **adapter.endpoint_values()},
+        method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
+        progress=progress,
     )
     result.extras.update(cross_blocks(result))
     return result
@@ -191,16 +186,13 @@ def explain_vision_adapter(
     progress: bool | None = None,
 ) -> MetaAttribution:
     """Scalar mode: patches and words as players, f = the image–text logit; adds the display context and image."""
-    if budget is None:
-        check_exact_size(
-            adapter.n_players, limit=exact_max_players,
-            what=f"exact meta-attributions of {adapter.n_patches} patches + {adapter.n_words} words "
-            f"(use a coarser grid, or mode='patch_maps')",
-        )
-    context = {**adapter.display_context(), **_values_context(adapter)}
-    result = explain(
-        adapter, method, variant=variant, value=value, budget=budget, seed=seed, method_kwargs=method_kwargs,
-        estimator=estimator, progress=progress, context=context,
+    result = explain_adapter(
+        adapter, method, exact_max_players=exact_max_players,
+        what=f"exact meta-attributions of {adapter.n_patches} patches + {adapter.n_words} words "
+        f"(use a coarser grid, or mode='patch_maps')",
+        context=lambda: {**adapter.display_context(), **adapter.endpoint_values()},
+        method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
+        progress=progress,
     )
     result.extras["image"] = adapter.small_image()
     return result
@@ -237,9 +229,8 @@ def explain_patch_maps(
     words = table[:, p:]
     rows, cols = adapter.grid
     full = 2**w - 1
-    context = adapter.display_context()
-    v = adapter.values(adapter.word_coalitions(np.array([[True] * w, [False] * w]))).double().numpy()
-    context.update({"value_full": float(v[0]), "value_empty": float(v[1]), "mode": "patch_maps"})
+    ends = adapter.word_coalitions(np.array([[True] * w, [False] * w]))  # every patch present; all / no words
+    context = {**adapter.display_context(), **adapter.endpoint_values(ends[0], ends[1]), "mode": "patch_maps"}
     return MetaAttribution(
         matrix=metagame_from_table(words, value),
         first_order=words[full].copy(),

@@ -13,14 +13,14 @@ from typing import Any, Sequence
 
 import torch
 
-from ..api import Estimator, explain
+from ..api import Estimator
 from ..meta.tables import Value, Variant
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
 from ..models.language import CausalLM, MaskingMode, PaddingSide
-from ..players.coalitions import check_exact_size
 from ..players.text import Grouping
 from ..results.result import MetaAttribution
+from .common import explain_adapter
 
 #: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
 LM_EXACT_MAX_PLAYERS = 16
@@ -87,11 +87,11 @@ def explain_causal_lm(
     progress: bool | None = None,
 ) -> MetaAttribution:
     """Run :func:`metagame.explain` on a built :class:`CausalLM` with its context (prompt, answer, f(x), f(∅))."""
-    if budget is None:
-        check_exact_size(adapter.n_players, limit=exact_max_players, what=f"exact meta-attributions of a {adapter.n_players}-word prompt")
-    return explain(
-        adapter, method, variant=variant, value=value, budget=budget, seed=seed, method_kwargs=method_kwargs,
-        estimator=estimator, progress=progress, context=adapter.context(),
+    return explain_adapter(
+        adapter, method, exact_max_players=exact_max_players,
+        what=f"exact meta-attributions of a {adapter.n_players}-word prompt", context=adapter.context,
+        method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
+        progress=progress,
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 from .common import add_common, report
 
@@ -21,7 +22,8 @@ DEMO_TEXT_B = "Someone is playing a guitar"
 DEMO_STEPS = 4
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register the ``demo`` sub-command on ``sub`` (the CLI's sub-parsers)."""
     p = sub.add_parser(
         "demo",
         help="run the default demo: why are two sentences similar? (all-MiniLM-L6-v2, no download)",
@@ -50,6 +52,7 @@ def demo_model_path() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``metagame demo``; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ..applications.encoders import explain_text_pair_adapter, text_pair_adapter
     from ..viz import write_outputs

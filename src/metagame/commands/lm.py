@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from ..models.language import MASKING_MODES
 from .common import add_common, method_kwargs, report
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register the ``lm`` sub-command on ``sub`` (the CLI's sub-parsers)."""
     p = sub.add_parser(
         "lm",
         help="word-to-word meta-attributions of a causal LM's answer log-probability",
@@ -39,6 +41,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``metagame lm``; returns the exit code."""
     from ..applications.lm import explain_causal_lm
     from ..models.language import CausalLM
     from ..viz import write_outputs

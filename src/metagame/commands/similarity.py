@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_common, method_kwargs, report
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register the ``similarity`` sub-command on ``sub`` (the CLI's sub-parsers)."""
     p = sub.add_parser(
         "similarity",
         help="meta-attributions of the cosine similarity of two texts (sentence-embedding model)",
@@ -31,6 +33,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``metagame similarity``; returns the exit code."""
     from ..applications.encoders import explain_text_pair_adapter, text_pair_adapter
     from ..viz import write_outputs
 

@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from .common import add_common, method_kwargs, report
 
 
-def add_parser(sub) -> argparse.ArgumentParser:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register the ``vision`` sub-command on ``sub`` (the CLI's sub-parsers)."""
     p = sub.add_parser(
         "vision",
         help="meta-attributions of a CLIP/SigLIP image-text similarity (patches and words)",
@@ -33,6 +35,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run ``metagame vision``; returns the exit code."""
     from ..applications.encoders import explain_vision
     from ..viz import write_outputs
 

@@ -168,6 +168,17 @@ class ModelAdapter:
         """Metadata about the model for result files."""
         return {"adapter": type(self).__name__}
 
+    def endpoint_values(self, full=None, empty=None) -> dict[str, float]:
+        """``{"value_full": f(x_full), "value_empty": f(x_empty)}`` in one batched :meth:`values` call.
+
+        ``full`` / ``empty`` are coalitions ``bool[d]`` (default: all players present / none present).
+        """
+        d = self.n_players
+        full = np.ones(d, dtype=bool) if full is None else np.asarray(full, dtype=bool)
+        empty = np.zeros(d, dtype=bool) if empty is None else np.asarray(empty, dtype=bool)
+        v = self.values(np.stack([full, empty])).double().cpu().numpy()
+        return {"value_full": float(v[0]), "value_empty": float(v[1])}
+
     def label_list(self) -> list[str]:
         return list(self.players)
 

@@ -34,6 +34,7 @@ from ..errors import MetagameError
 from ..players.coalitions import as_coalitions
 from ..players.text import Grouping, Word, group_words, token_player_map, unique_labels
 from .base import ModelAdapter
+from .hf_common import first_line, load_config
 
 MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
 PaddingSide = Literal["left", "right"]
@@ -57,22 +58,16 @@ def load_causal_lm(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
-):
+) -> tuple[torch.nn.Module, Any]:
     """Load ``(model, tokenizer)`` of a causal LM by Hugging Face name or local folder (safetensors only).
 
     Raises:
         MetagameError: when the checkpoint cannot be loaded or is not a causal (decoder-only) LM.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = str(name_or_path)
-    try:
-        config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise MetagameError(
-            f"could not load a model config from {name!r} ({str(e).splitlines()[0]}); pass a local folder with "
-            f"config.json or the name of a model in the local Hugging Face cache"
-        ) from None
+    config = load_config(name, trust_remote_code=trust_remote_code)
     if getattr(config, "is_encoder_decoder", False):
         raise MetagameError(
             f"{name!r} is an encoder-decoder model ({type(config).__name__}); metagame lm explains causal "
@@ -87,23 +82,23 @@ def load_causal_lm(
     except ValueError as e:
         raise MetagameError(
             f"{name!r} ({type(config).__name__}) is not a causal language model that AutoModelForCausalLM can load "
-            f"({str(e).splitlines()[0]}); pass a decoder-only LM"
+            f"({first_line(e)}); pass a decoder-only LM"
         ) from None
     except OSError as e:
         raise MetagameError(
-            f"could not load weights from {name!r} ({str(e).splitlines()[0]}); metagame loads safetensors only — "
+            f"could not load weights from {name!r} ({first_line(e)}); metagame loads safetensors only — "
             f"convert the checkpoint with save_pretrained(..., safe_serialization=True)"
         ) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
-        raise MetagameError(f"could not load a tokenizer from {name!r} ({str(e).splitlines()[0]}); pass tokenizer=...") from None
+        raise MetagameError(f"could not load a tokenizer from {name!r} ({first_line(e)}); pass tokenizer=...") from None
     if device is not None:
         model = model.to(device)
     return model, tokenizer
 
 
-def context_length(config) -> int | None:
+def context_length(config: Any) -> int | None:
     """The longest sequence the model accepts (``max_position_embeddings`` or its synonyms), if known."""
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
     for attr in _CONTEXT_ATTRS:
@@ -113,7 +108,7 @@ def context_length(config) -> int | None:
     return None
 
 
-def check_causal(model: torch.nn.Module, vocab_size: int, device) -> None:
+def check_causal(model: torch.nn.Module, vocab_size: int, device: str | torch.device) -> None:
     """Raise unless the model is causal: logits at positions < t must not depend on the token at t."""
     g = torch.Generator().manual_seed(0)
     a = torch.randint(0, vocab_size, (1, 4), generator=g)
@@ -152,8 +147,6 @@ class CausalLM(ModelAdapter):
         padding_side: where re-packed rows are padded in ``"attention"`` masking (results do not depend on it).
         prefix_cache: reuse the key/value cache of the template prefix before the first player.
     """
-
-    player_kinds: list[str] | None = None
 
     def __init__(
         self,
@@ -504,17 +497,13 @@ class CausalLM(ModelAdapter):
 
     def context(self) -> dict:
         """Display context: prompt, answer, model, f of the full and empty prompt, word spans."""
-        d = self.n_players
-        full = self.value(np.ones(d, dtype=bool))
-        empty = self.value(np.zeros(d, dtype=bool))
         return {
             "prompt": self.prompt,
             "answer": self.answer,
             "answer_generated": self.generated,
             "alternative": self.alternative,
             "model": self.model_name,
-            "value_full": full,
-            "value_empty": empty,
+            **self.endpoint_values(),
             "masking": self.masking,
             "grouping": self.grouping,
             "word_spans": [[w.start, w.end] for w in self.words],

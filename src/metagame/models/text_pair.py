@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError
-from ..players.text import Word, group_words, token_player_map, unique_labels
+from ..players.text import Word, unique_labels
 from .base import ModelAdapter
-from .vision import TokenEmbeddingOverride
+from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
 
 TextMasking = Literal["attention", "mask_token"]
 PoolingMode = Literal["mean", "cls", "max"]
@@ -82,7 +82,9 @@ def sentence_transformers_pooling(name_or_path: str) -> tuple[list[PoolingMode],
     return modes, normalize
 
 
-def load_sentence_encoder(name_or_path: str, trust_remote_code: bool = False):
+def load_sentence_encoder(
+    name_or_path: str, trust_remote_code: bool = False
+) -> tuple[torch.nn.Module, Any, list[PoolingMode], bool]:
     """``(model, tokenizer, pooling_modes, normalize)`` of a sentence-embedding model (name or local path)."""
     from transformers import AutoModel, AutoTokenizer
 
@@ -91,7 +93,7 @@ def load_sentence_encoder(name_or_path: str, trust_remote_code: bool = False):
         model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:
         raise MetagameError(
-            f"cannot load a model and tokenizer from {name_or_path!r} ({str(e).splitlines()[0]}); pass a local "
+            f"cannot load a model and tokenizer from {name_or_path!r} ({first_line(e)}); pass a local "
             f"folder with config.json and tokenizer files, or the name of a model in the local Hugging Face cache"
         ) from None
     if not getattr(tokenizer, "is_fast", False):
@@ -178,16 +180,10 @@ class TextPairModel(ModelAdapter):
         max_len = int(getattr(model.config, "max_position_embeddings", 512))
         ids_parts, words_parts, maps = [], [], []
         for label, t in (("text_a", text_a), ("text_b", text_b)):
-            enc = tokenizer(t, return_offsets_mapping=True, return_special_tokens_mask=True, truncation=False)
-            ids = list(enc["input_ids"])
-            if len(ids) > max_len:
-                raise MetagameError(f"{label} has {len(ids)} tokens; the model takes at most {max_len}; shorten it")
-            words = group_words(t, enc["offset_mapping"], "words", special_mask=enc["special_tokens_mask"])
-            if not words:
-                raise MetagameError(f"{label} has no words the tokenizer keeps; pass a text with at least one word")
+            ids, words, tok_player = encode_words(tokenizer, t, label, max_len)
             ids_parts.append(ids)
             words_parts.append(words)
-            maps.append(token_player_map(words, len(ids)))
+            maps.append(tok_player)
         self.words_a: list[Word] = words_parts[0]
         self.words_b: list[Word] = words_parts[1]
         self.n_a, self.n_b = len(self.words_a), len(self.words_b)
@@ -219,9 +215,7 @@ class TextPairModel(ModelAdapter):
 
     def token_keep(self, coalitions: np.ndarray) -> torch.Tensor:
         """Boolean ``[m, L_A + L_B]``: special tokens and tokens of present words."""
-        c = torch.as_tensor(np.asarray(coalitions, dtype=bool), device=self.device)
-        c = torch.cat([c, torch.ones(len(c), 1, dtype=torch.bool, device=self.device)], dim=1)
-        return c[:, self.token_player]
+        return token_keep(coalitions, self.token_player)
 
     def embed(self, coalitions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """z = token embeddings of x_S ``[m, L, E]``; baseline: zero (attention) or mask-token embeddings."""
@@ -287,9 +281,7 @@ class TextPairModel(ModelAdapter):
         m = coordinate_scores.shape[0]
         tok = coordinate_scores.reshape(m, self.len_a + self.len_b, -1).sum(dim=-1)
         out = torch.zeros(m, self.n_players, dtype=coordinate_scores.dtype, device=coordinate_scores.device)
-        sel = self.token_player >= 0
-        out.index_add_(1, self.token_player[sel], tok[:, sel])
-        return out
+        return add_token_scores(out, tok, self.token_player)
 
     def describe(self) -> dict:
         return {

@@ -9,7 +9,6 @@ and the text's token embeddings, so gradient methods attribute to pixels and emb
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,8 +16,9 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError
-from ..players.text import Word, group_words, token_player_map, unique_labels
+from ..players.text import Word, unique_labels
 from .base import ModelAdapter
+from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, load_config, token_keep
 
 PatchMasking = Literal["mean", "blur", "zero"]
 #: ``config.model_type`` values this adapter understands
@@ -104,17 +104,11 @@ def check_model_type(model_type: str | None, name: str = "the model") -> str:
     return model_type
 
 
-def load_vision_language(name_or_path: str, trust_remote_code: bool = False):
+def load_vision_language(name_or_path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any, Any]:
     """``(model, image_processor, tokenizer)`` of a CLIP or SigLIP checkpoint (name or local path)."""
-    from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoTokenizer
+    from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
-    try:
-        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
-        raise MetagameError(
-            f"cannot load a model config from {name_or_path!r} ({str(e).splitlines()[0]}); pass a local folder "
-            f"holding config.json or the name of a model in the local Hugging Face cache"
-        ) from None
+    config = load_config(name_or_path, trust_remote_code=trust_remote_code)
     check_model_type(getattr(config, "model_type", None), repr(name_or_path))
     model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     image_processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
@@ -130,41 +124,6 @@ def _pooled(out) -> torch.Tensor:
     if pooled is None:
         pooled = out[0] if isinstance(out, (tuple, list)) else out["pooler_output"]
     return pooled
-
-
-class TokenEmbeddingOverride:
-    """Replaces the output of a token-embedding layer by a given tensor while active.
-
-    Lets the model run its normal code path (position ids, pooling at the EOS token) while the
-    gradient methods differentiate with respect to the token embeddings. The forward hook exists only
-    inside :meth:`active`, so adapters sharing one model never see each other's embeddings.
-    """
-
-    def __init__(self, layer: torch.nn.Module):
-        self.layer = layer
-
-    @contextmanager
-    def active(self, value: torch.Tensor):
-        """Within the block, the layer returns ``value`` (same shape as its own output)."""
-
-        def hook(module, inputs, output):
-            if value.shape != output.shape:
-                raise MetagameError(
-                    f"internal: token embedding override has shape {tuple(value.shape)}, the layer produced "
-                    f"{tuple(output.shape)}"
-                )
-            return value.to(output.dtype)
-
-        handle = self.layer.register_forward_hook(hook)
-        try:
-            yield
-        finally:
-            handle.remove()
-
-    def embed_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """The layer's own embeddings of ``ids``."""
-        with torch.no_grad():
-            return self.layer(ids).detach()
 
 
 # ------------------------------------------------------------------------------------------------ adapter
@@ -259,21 +218,14 @@ class VisionLanguageModel(ModelAdapter):
         tcfg = config.text_config
         max_len = int(getattr(tcfg, "max_position_embeddings", 77))
         pad = self.model_type == "siglip"  # SigLIP was trained on max-length padded text without a mask
-        enc = tokenizer(
-            text, return_offsets_mapping=True, return_special_tokens_mask=True,
-            padding="max_length" if pad else False, max_length=max_len if pad else None, truncation=False,
+        ids, words, tok_player = encode_words(
+            tokenizer, text, "the text", max_len,
+            padding="max_length" if pad else False, max_length=max_len if pad else None,
         )
-        ids = list(enc["input_ids"])
-        if len(ids) > max_len:
-            raise MetagameError(f"the text has {len(ids)} tokens; the model takes at most {max_len}; shorten it")
-        words = group_words(text, enc["offset_mapping"], "words", special_mask=enc["special_tokens_mask"])
-        if not words:
-            raise MetagameError("the text has no words the tokenizer keeps; pass a caption with at least one word")
         self.words: list[Word] = words
         self.n_words = len(words) if include_words else 0
         self.input_ids = torch.as_tensor(ids, dtype=torch.long, device=self.device)
         self.n_tokens = len(ids)
-        tok_player = token_player_map(words, len(ids))
         self.token_player = torch.as_tensor(
             np.where(tok_player >= 0, tok_player + self.n_patches, -1) if include_words else np.full(len(ids), -1),
             device=self.device,
@@ -322,9 +274,7 @@ class VisionLanguageModel(ModelAdapter):
 
     def token_keep(self, coalitions: np.ndarray) -> torch.Tensor:
         """Boolean ``[m, L]``: tokens kept (special tokens and tokens of present words)."""
-        c = torch.as_tensor(np.asarray(coalitions, dtype=bool), device=self.device)
-        c = torch.cat([c, torch.ones(len(c), 1, dtype=torch.bool, device=self.device)], dim=1)  # index -1 → kept
-        return c[:, self.token_player]
+        return token_keep(coalitions, self.token_player)
 
     def masked_pixels(self, coalitions: np.ndarray) -> torch.Tensor:
         """x_S in pixel space ``[m, 3, H, W]``: present patches keep their pixels, absent ones take the baseline."""
@@ -374,8 +324,7 @@ class VisionLanguageModel(ModelAdapter):
             out.index_add_(1, self.pixel_patch.reshape(-1), pix.reshape(m, -1))
         if self.include_words:
             tok = coordinate_scores[:, self.n_pixel_coords :].reshape(m, self.n_tokens, self.embed_dim).sum(dim=-1)
-            sel = self.token_player >= 0
-            out.index_add_(1, self.token_player[sel], tok[:, sel])
+            add_token_scores(out, tok, self.token_player)
         return out
 
     # ---------------------------------------------------------------- description
