@@ -211,10 +211,11 @@ def test_rows_sum_to_first_order(llama, method, masking):
         assert abs(res.first_order.sum() - (res.context["value_full"] - res.context["value_empty"])) < 1e-9
         np.testing.assert_allclose(res.matrix, res.matrix.T, atol=1e-9)  # Meta-SV is symmetric
     if method == "integrated_gradients" and masking == "mask_token":
-        # completeness at x: Σ_i IG_i = f(x) − f(baseline) up to the 4-node quadrature
-        assert abs(res.first_order.sum() - (res.context["value_full"] - res.context["value_empty"])) < 0.05 * (
-            abs(res.first_order).sum() + 1e-3
-        )
+        # completeness at x: Σ_i IG_i = f(x) − f(baseline); checked with a fine quadrature (64 Gauss-Legendre
+        # nodes) so the check does not depend on how rough the path of a random tiny model is
+        fine = metagame.methods.get_method(method, {"n_steps": 64}).attribute(a, np.ones((1, 5), bool))[0].numpy()
+        gap = res.context["value_full"] - res.context["value_empty"]
+        assert abs(fine.sum() - gap) < 1e-4 * (abs(fine).sum() + abs(gap)) + 1e-8
 
 
 def test_captum_class_on_embeddings_matches_ours(llama):

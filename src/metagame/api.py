@@ -7,7 +7,6 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from .errors import MetagameError
 from .games.masked import AttributionGame
 from .meta.exact import exact_meta_attributions, value_table
 from .meta.tables import Value, Variant

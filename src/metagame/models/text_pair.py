@@ -90,11 +90,12 @@ def load_sentence_encoder(
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True)
     except (OSError, ValueError) as e:
         raise MetagameError(
             f"cannot load a model and tokenizer from {name_or_path!r} ({first_line(e)}); pass a local "
-            f"folder with config.json and tokenizer files, or the name of a model in the local Hugging Face cache"
+            f"folder with config.json, safetensors weights and tokenizer files, or the name of a model in the "
+            f"local Hugging Face cache (metagame loads safetensors only: convert with save_pretrained)"
         ) from None
     if not getattr(tokenizer, "is_fast", False):
         raise MetagameError(

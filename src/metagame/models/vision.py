@@ -18,7 +18,7 @@ import torch
 from ..errors import MetagameError
 from ..players.text import Word, unique_labels
 from .base import ModelAdapter
-from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, load_config, token_keep
+from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
 
 PatchMasking = Literal["mean", "blur", "zero"]
 #: ``config.model_type`` values this adapter understands
@@ -110,9 +110,16 @@ def load_vision_language(name_or_path: str, trust_remote_code: bool = False) -> 
 
     config = load_config(name_or_path, trust_remote_code=trust_remote_code)
     check_model_type(getattr(config, "model_type", None), repr(name_or_path))
-    model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    image_processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    try:
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True)
+        image_processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise MetagameError(
+            f"cannot load a CLIP/SigLIP model, image processor and tokenizer from {name_or_path!r} ({first_line(e)}); "
+            f"pass a local folder with config.json, safetensors weights, preprocessor and tokenizer files "
+            f"(metagame loads safetensors only: convert with save_pretrained)"
+        ) from None
     model.eval()
     return model, image_processor, tokenizer
 
