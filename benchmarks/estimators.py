@@ -82,6 +82,18 @@ def per_target(f, x, method: str, kwargs: dict, budget: int, seed: int, kind: st
 
 
 def main() -> None:
+    import argparse
+
+    global BUDGETS, SEEDS, FIGURE
+    ap = argparse.ArgumentParser(description=(__doc__ or "").strip().splitlines()[0] if __doc__ else None)
+    ap.add_argument("--budgets", type=int, nargs="+", default=BUDGETS, help=f"budgets (default {BUDGETS})")
+    ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help=f"seeds averaged over (default {SEEDS})")
+    ap.add_argument("--quick", action="store_true", help="budgets 1000 and 4000, one seed, no figure")
+    ap.add_argument("--figure", default=FIGURE, help="where to save the log-log plot ('' for none)")
+    args = ap.parse_args()
+    BUDGETS, SEEDS, FIGURE = args.budgets, args.seeds, args.figure
+    if args.quick:
+        BUDGETS, SEEDS, FIGURE = [1000, 4000], [0], ""
     f, x = make_model()
     ours = ["stratified", "regression", "montecarlo"]
     names = ours + ["per-target KernelSHAP", "per-target permutation"]
@@ -137,6 +149,8 @@ def main() -> None:
             f"{mc[0]:.4f} (cov {mc[1]:.2f}) | {fmt(ks[0])} | {fmt(pm[0])} | {best_pt / st[0]:.1f}× |"
         )
     print(f"total time {time.time() - t0:.0f} s")
+    if not FIGURE:
+        return
     # ------------------------------------------------------------------ plot
     import matplotlib
 

@@ -192,3 +192,71 @@ def test_stratified_serial_variant_converges(case7):
                                                   estimator="stratified").matrix, exact.matrix) for s in range(3)])
          for b in (30, 110)]
     assert e[1] < e[0], e
+
+
+@pytest.mark.parametrize("variant,value,estimator", [
+    ("metagame", "shapley", "stratified"), ("metagame", "shapley", "regression"),
+    ("metagame", "shapley", "montecarlo"), ("serial", "shapley", "stratified"), ("metagame", "banzhaf", "montecarlo"),
+])
+def test_unsampled_entries_are_not_claimed_exact(variant, value, estimator):
+    """At the minimum budget nothing beyond N and the singletons is seen: stderr inf (never 0), even split."""
+    d = 9
+    f, x = _mlp(d)
+    budget = d + 1 if variant == "metagame" else d + 2
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=0, estimator=estimator,
+                                     variant=variant, value=value)
+    off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
+    assert np.all(np.isinf(res.stderr[off])) and np.all(np.isfinite(res.matrix))
+    p = res.metadata["parameters"]
+    assert p["unidentified_entries"] == off.sum() and "not identified" in p["stderr_note"]
+    if variant == "metagame" and value == "shapley":
+        even = (res.first_order - np.diag(res.matrix)) / (d - 1)
+        np.testing.assert_allclose(res.matrix[off].reshape(d, d - 1), np.repeat(even[:, None], d - 1, 1), atol=1e-12)
+        np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-12)
+
+
+@pytest.mark.parametrize("d", [5, 9, 22])
+def test_small_budgets_stay_stable_and_never_report_zero_error(d):
+    """Budgets d + 1 … 4d: finite bounded estimates, exact row sums, stderr > 0 wherever anything was sampled."""
+    f, x = _mlp(d)
+    budgets = sorted({d + 1, d + 3, 2 * d, 3 * d, 4 * d} | ({64, 66} if d == 22 else set()))
+    off = ~np.eye(d, dtype=bool)
+    for estimator in ("stratified", "regression", "montecarlo"):
+        for budget in budgets:
+            res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=0,
+                                             estimator=estimator)
+            scale = np.abs(res.first_order).max()
+            assert np.all(np.isfinite(res.matrix)) and np.abs(res.matrix).max() < 10 * scale, (estimator, budget)
+            np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-10)
+            if res.metadata["parameters"]["sampled_sizes"]:  # not everything enumerated: no zero error bars
+                assert np.all(res.stderr[off] > 0), (estimator, budget)
+                finite = np.isfinite(res.stderr[off])
+                assert np.all(res.stderr[off][finite] < 10 * scale), (estimator, budget)
+
+
+def test_regression_rank_deficient_fit_stays_at_even_split():
+    """Underdetermined per-target least squares: minimum-norm deviation from the even split, inf stderr there."""
+    d = 22
+    f, x = _mlp(d)
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=30, seed=0, estimator="regression")
+    off = ~np.eye(d, dtype=bool)
+    assert 0 < res.metadata["parameters"]["unidentified_entries"] <= off.sum()
+    assert np.abs(res.matrix).max() < 10 * np.abs(res.first_order).max()
+    np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-10)
+    assert not np.any(res.stderr[off] == 0)
+
+
+@pytest.mark.parametrize("estimator", ["stratified", "regression", "montecarlo"])
+def test_small_budget_intervals_cover(estimator):
+    """A few units per target: ±1.96·stderr (Student-t scaled) still covers most finite entries at d = 9."""
+    d = 9
+    f, x = _mlp(d)
+    exact = metagame.meta_attributions(f, x, method="gradient_x_input").matrix
+    off = ~np.eye(d, dtype=bool)
+    inside = []
+    for s in range(4):
+        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=3 * d, seed=s, estimator=estimator)
+        se, err = res.stderr[off], np.abs(res.matrix - exact)[off]
+        fin = np.isfinite(se)
+        inside.extend(err[fin] <= 1.96 * se[fin] + 1e-12)
+    assert len(inside) > 0 and np.mean(inside) >= 0.85, np.mean(inside)

@@ -48,6 +48,23 @@ be enumerated cost C(d, a) calls for C(d−1, a−1) rows per target), and a lin
 the within-size variance; the pairwise surrogate — affordable only because every target gets ~d/2 × more
 rows than a per-target run — removes a further 80–85%, giving ~5× lower error than per-target KernelSHAP.
 
+Small budgets (honest error bars)
+    * An off-diagonal entry that the evaluated coalitions do not identify gets ``stderr = inf`` — never 0 — and
+      ``params["unidentified_entries"]`` / ``params["stderr_note"]`` say how many: all of them at budget d + 1
+      (only N and the singletons), a target reached by fewer than 2 sampled units, and (``regression``) an entry
+      whose contrast lies in the null space of the per-target normal matrix. Its value is the row's efficiency
+      gap shared out: the even split (φ_i(x) − M[i, i])/(d − 1) when nothing was sampled. ``stderr = 0`` means
+      exact (every size enumerated).
+    * ``regression`` solves its constrained least squares on the eigen-directions the data determine
+      (eigenvalue > 1e-9 × the largest) and keeps the others at the even split (minimum-norm deviation), so an
+      underdetermined or ill-conditioned fit cannot blow up; the efficiency constraint stays exact.
+    * ``stratified`` bounds the error of sampled sizes with fewer than 2 rows on either side of j by the pooled
+      residual variance, and with fewer than 4 sampled units per surrogate parameter takes the larger of that and a
+      delete-a-group jackknife of the whole estimate (the surrogate's own variability).
+    * With K sampled units reaching a target, its stderr is scaled by t_{K−1}(0.975)/1.96, so ±1.96·stderr is a
+      Student-t 95% interval (a factor ≤ 1.01 once K ≥ 100).
+    * Shapley rows sum to φ_i(x) (serial: φ_i(x) − φ_i(baseline)) to rounding for every budget.
+
 Cost: ``budget`` counts attribution calls (coalitions attributed) and is never exceeded. An inner
 method that costs r model rows per call (IG: ``n_steps``; SmoothGrad: ``n_samples``; kernel_shap / lime:
 ``n_samples``; shapley/banzhaf above their exact limit: their sampling budget) makes the total
@@ -84,6 +101,9 @@ STRATIFIED_MAX_PLAYERS = 24
 _PAIRWISE_ROWS_PER_PARAM = 1.5
 #: folds of the stratified estimator's cross-fitted residuals (standard errors)
 CROSSFIT_FOLDS = 5
+#: below this many sampled units per surrogate parameter (a target's), the stratified estimator's stderr is at
+#: least a delete-a-group jackknife of its whole estimate (the surrogate's own sampling variability)
+_SMALL_SAMPLE_ROWS_PER_PARAM = 4.0
 #: largest d for which repeated coalitions are looked up instead of paid again
 _CACHE_MAX_PLAYERS = 32
 #: groups of the regression estimator's delete-a-group jackknife
@@ -411,6 +431,7 @@ class _MonteCarlo:
         self.g_cnt = np.zeros((d, m + 1))
         self.sampled_t = np.array([a - plan.offset for a in plan.sampled], dtype=int)
         self.g = np.zeros((d, m + 1))
+        self.n_rel = np.zeros(d)  # sampled rows that feed each target's game
 
     def add_exact(self, block: _Rows) -> None:
         c = _coefficients(self.plan, block, self.lin, self.lout)
@@ -450,29 +471,64 @@ class _MonteCarlo:
         onehot[np.arange(len(t)), t] = 1.0
         self.g_sum += np.where(block.relevant, block.phi, 0.0).T @ onehot
         self.g_cnt += block.relevant.T.astype(np.float64) @ onehot
+        self.n_rel += block.relevant.sum(axis=0)
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean of the unit estimates Y_k and sd(Y)/√K; ``inf`` where fewer than 2 units/rows inform a target."""
         d = self.plan.d
-        if self.k == 0:
+        if not self.plan.sampled:
             return self.exact.copy(), np.zeros((d, d))
+        if self.k == 0:
+            # no sampled size was reached: exact strata only (boundary terms give the even split δ/m)
+            return self.exact.copy(), np.full((d, d), np.inf)
         mean = self.sum_y / self.k
         if self.k < 2:
             return mean, np.full((d, d), np.inf)
         var = np.maximum(self.sum_y2 - self.k * mean**2, 0.0) / (self.k - 1)
-        return mean, np.sqrt(var / self.k)
+        se = np.sqrt(var / self.k)
+        se[self.n_rel < 2] = np.inf  # a target seen in fewer than 2 sampled coalitions has no variance estimate
+        return mean, se
 
 
-def _constrained_solve(a: np.ndarray, b: np.ndarray, delta: float, ones: np.ndarray) -> np.ndarray:
-    """argmin β of β^T a β − 2 b^T β subject to 1^T β = delta."""
-    try:
-        sol = np.linalg.solve(a, np.stack([b, ones], axis=1))
-    except np.linalg.LinAlgError:
-        sol = np.linalg.pinv(a) @ np.stack([b, ones], axis=1)
-    ainv_b, ainv_1 = sol[:, 0], sol[:, 1]
-    denom = ones @ ainv_1
-    if not np.isfinite(denom) or abs(denom) < 1e-300:
-        return np.full(len(b), delta / len(b))
-    return ainv_b - ainv_1 * ((ones @ ainv_b - delta) / denom)
+#: eigenvalues of the regression's normal matrix below this fraction of the largest count as zero (not identified)
+_RANK_RCOND = 1e-9
+
+
+def _contrast_basis(m: int) -> np.ndarray:
+    """Orthonormal basis ``[m, m−1]`` of {v : Σ v = 0}."""
+    q, _ = np.linalg.qr(np.column_stack([np.ones(m), np.eye(m)[:, : m - 1]]))
+    return q[:, 1:]
+
+
+def _constrained_solve(
+    a: np.ndarray, b: np.ndarray, delta: float, basis: np.ndarray, need_identified: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """argmin β of β^T a β − 2 b^T β subject to 1^T β = δ, minimum-norm deviation from the even split δ/m.
+
+    β = δ/m·1 + Qγ (Q: basis of the contrasts); γ solves (QᵀaQ)γ = Qᵀ(b − aδ/m·1) on the eigen-directions whose
+    eigenvalue exceeds ``_RANK_RCOND`` × the largest, and is 0 on the others (directions the data do not determine
+    stay at the even split). Returns β and, when asked, ``identified[j]``: β_j is a function of determined
+    directions only (its row of Q lies in their span).
+    """
+    m = len(b)
+    beta0 = np.full(m, delta / m)
+    if m < 2:
+        return beta0, np.ones(m, dtype=bool)
+    ap = basis.T @ a @ basis
+    bp = basis.T @ (b - a @ beta0)
+    lam, vec = np.linalg.eigh((ap + ap.T) / 2.0)
+    top = float(lam.max()) if lam.size else 0.0
+    keep = lam > _RANK_RCOND * top if top > 0 and np.isfinite(top) else np.zeros(len(lam), dtype=bool)
+    vk = vec[:, keep]
+    gamma = vk @ ((vk.T @ bp) / lam[keep])
+    beta = beta0 + basis @ gamma
+    beta += (delta - beta.sum()) / m  # remove rounding so that Σβ = δ exactly
+    if not need_identified:
+        return beta, None
+    rows = basis @ vk  # projection of each contrast row onto the determined directions
+    norm_all = (basis**2).sum(axis=1)
+    identified = (rows**2).sum(axis=1) >= (1.0 - 1e-8) * norm_all
+    return beta, identified
 
 
 class _Regression:
@@ -500,7 +556,7 @@ class _Regression:
         a_s, b_s = zw_all.T @ zs, zw_all.T @ ys  # sampled part of the normal equations (weights carry 1/K)
         a_e, b_e = a - a_s, b - b_s  # exact (enumerated) part
         us = unit[sampled]
-        ones = np.ones(z.shape[1])
+        basis = _contrast_basis(z.shape[1])
         betas = np.empty((groups, z.shape[1]))
         for g in range(groups):
             pick = gid == g
@@ -508,8 +564,8 @@ class _Regression:
             scale = self.k / max(self.k - n_g, 1)  # the other units re-weighted to stand for all K
             zw = zw_all[pick]
             betas[g] = _constrained_solve(
-                a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, ones
-            )
+                a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, basis
+            )[0]
         dev = betas - betas.mean(axis=0, keepdims=True)
         return (groups - 1) / groups * (dev**2).sum(axis=0)
 
@@ -528,6 +584,7 @@ class _Regression:
         est = np.zeros((d, d))
         se = np.zeros((d, d))
         sampled = unit >= 0
+        basis = _contrast_basis(m)
         for i in range(d):
             if plan.variant == "metagame":
                 sel = rows[:, i] & inner
@@ -541,10 +598,15 @@ class _Regression:
             delta = u_full[i] - u_empty[i]
             a = (z * wi[:, None]).T @ z
             b = (z * wi[:, None]).T @ y
-            beta = _constrained_solve(a, b, delta, np.ones(len(cols)))
+            beta, identified = _constrained_solve(a, b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
-            if self.k >= 2:
-                cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
+            if plan.sampled:
+                n_units_i = len(np.unique(unit[sel][sampled[sel]]))
+                if n_units_i >= 2:
+                    cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
+                else:  # no sampled unit (or a single one) informs this target: no error estimate
+                    cov_diag = np.full(len(cols), np.inf)
+            cov_diag[~identified] = np.inf
             est[i, cols] = beta
             se[i, cols] = np.sqrt(cov_diag)
         return est, se
@@ -610,12 +672,34 @@ class _Stratified:
         return sh, total
 
     @staticmethod
-    def _deltas(r: np.ndarray, z: np.ndarray, t: np.ndarray, var: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Σ_t Δ_t(r) over the sizes present, and the sampling variance of that sum (per-size sample means)."""
+    def _deltas(
+        r: np.ndarray, z: np.ndarray, t: np.ndarray, var: bool, sizes: list[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Σ_t Δ_t(r) over the sizes present, and the sampling variance of that sum (per-size sample means).
+
+        With ``var``, every size in ``sizes`` (the sampled sizes) counts: where a size has fewer than 2 rows with
+        j ∈ T or with j ∉ T (or none at all), the unseen Δ_t(r)_j is bounded by 2 s², s² the pooled within-size
+        variance of the residuals (conservative: Δ_t(r) is a difference of means, not of single residuals).
+        """
         m = z.shape[1]
         tot = np.zeros(m)
         v = np.zeros(m)
-        for s in np.unique(t):
+        present = np.unique(t)
+        s2 = 0.0
+        if var:
+            ss, dof = 0.0, 0
+            for s_ in present:
+                k = t == s_
+                if k.sum() >= 2:
+                    ss += float(((r[k] - r[k].mean()) ** 2).sum())
+                    dof += int(k.sum()) - 1
+            if dof > 0:
+                s2 = ss / dof
+            elif len(r) >= 2:  # one row per size: the spread across sizes (levels included) bounds it
+                s2 = float(np.var(r, ddof=1))
+            else:
+                s2 = float(np.mean(r**2)) if len(r) else 0.0
+        for s in present:
             k = t == s
             rk = r[k] - r[k].mean()
             zk = z[k]
@@ -630,8 +714,31 @@ class _Stratified:
                 dev_out = ((rk[:, None] - m_out[None, :]) ** 2 * ~zk).sum(axis=0)
                 v += dev_in / np.maximum(n_in - 1, 1) / np.maximum(n_in, 1)
                 v += dev_out / np.maximum(n_out - 1, 1) / np.maximum(n_out, 1)
-                v += np.where((n_in < 2) | (n_out < 2), np.mean(rk**2) * 2.0, 0.0)  # too few rows: be conservative
+                v += np.where((n_in < 2) | (n_out < 2), 2.0 * s2, 0.0)  # too few rows: be conservative
+        if var and sizes is not None:
+            missing = len(set(int(a) for a in sizes) - set(int(a) for a in present))
+            v += missing * 2.0 * s2  # sampled sizes that no row of this target reached
         return tot, v
+
+    def _row(self, x, y, z, t, pairwise: bool, delta: float) -> np.ndarray:
+        """The row estimate (before the gap is spread) from the given rows, gap spread evenly."""
+        m = z.shape[1]
+        cnt = np.bincount(t, minlength=m + 1).astype(np.float64)
+        coef = self._fit(x, y, 1.0 / (t * (m - t) * cnt[t]), t)
+        sh, g_full = self._shapley_of(coef, m, pairwise)
+        corr, _ = self._deltas(y - x @ coef, z, t, var=False)
+        row = sh + (delta - g_full) / m + corr / m
+        return row - (row.sum() - delta) / m
+
+    def _jackknife(self, x, y, z, t, un, sampled, pairwise: bool, delta: float) -> np.ndarray:
+        """Delete-a-group jackknife variance of the row estimate over the sampled units (≤ 20 groups)."""
+        units = np.unique(un[sampled])
+        groups = min(len(units), JACKKNIFE_GROUPS)
+        gid = np.searchsorted(units, un) % groups
+        reps = np.stack([self._row(x[keep], y[keep], z[keep], t[keep], pairwise, delta)
+                         for keep in (~(sampled & (gid == g)) for g in range(groups))])
+        dev = reps - reps.mean(axis=0, keepdims=True)
+        return (groups - 1) / groups * (dev**2).sum(axis=0)
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
@@ -641,6 +748,7 @@ class _Stratified:
         t_all = np.concatenate([b.t for b, _ in self.blocks])
         unit = np.concatenate([u if u is not None else np.full(len(b.rows), -1) for b, u in self.blocks])
         inner = (t_all >= 1) & (t_all <= m - 1)
+        sampled_t = [a - plan.offset for a in plan.sampled if 1 <= a - plan.offset <= m - 1]
         est = np.zeros((d, d))
         se = np.zeros((d, d))
         for i in range(d):
@@ -655,8 +763,9 @@ class _Stratified:
             t = t_all[sel]
             un = unit[sel]
             delta = u_full[i] - u_empty[i]
-            if len(y) == 0:
+            if len(y) == 0:  # no inner coalition: the even split, unknown error unless nothing was sampled
                 est[i, cols] = delta / m
+                se[i, cols] = np.inf if sampled_t else 0.0
                 continue
             n_params = m + m * (m - 1) // 2
             pairwise = len(y) >= _PAIRWISE_ROWS_PER_PARAM * n_params
@@ -670,7 +779,9 @@ class _Stratified:
             row = sh + (u_full[i] - g_full - u_empty[i]) / m + corr / m
             var = np.zeros(m)
             sampled = un >= 0
-            if sampled.any() and self.k >= 2:
+            if sampled_t and len(np.unique(un[sampled])) < 2:
+                var = np.full(m, np.inf)  # fewer than 2 sampled units reached this target: no error estimate
+            elif sampled.any():
                 # honest residuals: each sampled row's residual from a surrogate fitted without its fold
                 folds = min(CROSSFIT_FOLDS, self.k)
                 fid = un % folds
@@ -685,11 +796,19 @@ class _Stratified:
                     w_k = 1.0 / (t[keep] * (m - t[keep]) * np.maximum(cnt_k[t[keep]], 1.0))
                     c_k = self._fit(x[keep], y[keep], w_k, t[keep])
                     r_oof[np.searchsorted(idx_s, np.flatnonzero(out))] = (y[out] - x[out] @ c_k)
-                _, var = self._deltas(r_oof, z[sampled], t[sampled], var=True)
+                _, var = self._deltas(r_oof, z[sampled], t[sampled], var=True, sizes=sampled_t)
                 var /= m**2
-            # exact row sums: spread the gap in proportion to each entry's variance
+                n_units_i = len(np.unique(un[sampled]))
+                if n_units_i < _SMALL_SAMPLE_ROWS_PER_PARAM * (x.shape[1] + len(sampled_t)):
+                    # few rows per surrogate parameter: the surrogate itself varies with the sample, which the
+                    # residual variance above ignores; a delete-a-group jackknife of the whole estimate sees it
+                    var = np.maximum(var, self._jackknife(x, y, z, t, un, sampled, pairwise, u_full[i] - u_empty[i]))
+            # exact row sums: spread the gap in proportion to each entry's variance (evenly over unknown ones)
             gap = row.sum() - delta
-            row = row - (gap * var / var.sum() if var.sum() > 0 else gap / m)
+            if np.isinf(var).any():
+                row = row - np.where(np.isinf(var), gap / np.isinf(var).sum(), 0.0)
+            else:
+                row = row - (gap * var / var.sum() if var.sum() > 0 else gap / m)
             est[i, cols] = row
             se[i, cols] = np.sqrt(var)
         return est, se
@@ -755,8 +874,9 @@ def estimate_meta_attributions(
         batch_size: units per batch (default: adapted to d and the budget).
 
     Returns:
-        :class:`Estimate` with ``matrix``, ``first_order`` (φ(x)), ``stderr``, ``n_attribution_calls`` and
-        ``params`` (estimator, n_calls, n_new_calls, batches, stopped_early, enumerated sizes, ...).
+        :class:`Estimate` with ``matrix``, ``first_order`` (φ(x)), ``stderr`` (0: exact; ``inf``: not identified by
+        the calls made, see the module docstring), ``n_attribution_calls`` and ``params`` (estimator, n_calls,
+        n_new_calls, batches, stopped_early, enumerated sizes, unidentified_entries, stderr_note, ...).
     """
     d = int(model.n_players)
     if variant not in ("metagame", "serial"):
@@ -808,6 +928,7 @@ def estimate_meta_attributions(
     batches = 0
     stopped_early = False
     n_units = 0
+    units_per_target = np.zeros(d)  # sampled units whose coalitions feed each target's game
 
     def save(force: bool = False) -> None:
         nonlocal last_save
@@ -864,6 +985,7 @@ def estimate_meta_attributions(
             if batch_units == 0:
                 break
             phi = evaluate(rows)
+            units_per_target += rows.sum(axis=0) if variant == "metagame" else batch_units
             acc.add_units(_Rows(plan, rows, phi, plan.log_q[rows.sum(axis=1)]), unit, batch_units)
             n_units += batch_units
             batches += 1
@@ -888,6 +1010,18 @@ def estimate_meta_attributions(
         idx = np.arange(d)
         matrix[idx, idx] = u_empty
         stderr[idx, idx] = 0.0
+    off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
+    if plan.sampled:
+        # few units: scale so that ±1.96·stderr is the Student-t 95% interval with (units − 1) degrees of freedom
+        from scipy.stats import t as student_t
+
+        dof = np.maximum(units_per_target - 1.0, 1.0)
+        stderr = stderr * np.where(off, (student_t.ppf(0.975, dof) / 1.959963984540054)[:, None], 1.0)
+    if value == "shapley":
+        # efficiency holds by construction; remove what rounding left (evenly over the estimated entries)
+        gap = matrix.sum(axis=1) - (u_full if variant == "metagame" else u_full - u_empty)
+        matrix -= np.where(off, (gap / off.sum(axis=1))[:, None], 0.0)
+    unidentified = int(np.isinf(stderr[off]).sum())
     extras: dict[str, np.ndarray] = {}
     if variant == "serial":
         extras["attribution_at_baseline"] = u_empty.copy()
@@ -905,5 +1039,12 @@ def estimate_meta_attributions(
         "seed_used": seed_used,
         "enumerated_sizes": [int(a) for a in plan.enumerated],
         "sampled_sizes": [int(a) for a in plan.sampled],
+        "unidentified_entries": unidentified,
     }
+    if unidentified:
+        params["stderr_note"] = (
+            f"{unidentified} of {int(off.sum())} estimated entries are not identified by the {int(ev.used)} calls "
+            "(too few sampled coalitions reach them): their stderr is inf and their value is the row's efficiency "
+            "gap shared out (the even split φ_i/… when nothing was sampled); raise the budget"
+        )
     return Estimate(matrix, u_full.copy(), stderr, int(ev.used), params, extras)
