@@ -32,11 +32,13 @@ class ExactOutcome:
     extras: dict = field(default_factory=dict)
 
 
-def _progress(total: int, desc: str, progress: bool | None):
+def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "coalition"):
+    """A tqdm bar: always with ``progress=True``, never with False; with None only on a terminal and only
+    once the work has run for more than 2 seconds."""
     from tqdm.auto import tqdm
 
-    show = progress if progress is not None else (total >= 4096 and sys.stderr.isatty())
-    return tqdm(total=total, desc=desc, unit="coalition", disable=not show, leave=False)
+    show = progress if progress is not None else sys.stderr.isatty()
+    return tqdm(total=total, desc=desc, unit=unit, disable=not show, delay=0 if progress else 2.0, leave=False)
 
 
 def value_table(model: ModelAdapter, progress: bool | None = None, chunk: int = 4096) -> np.ndarray:
@@ -44,7 +46,7 @@ def value_table(model: ModelAdapter, progress: bool | None = None, chunk: int = 
     d = model.n_players
     game = MaskedModelGame(model)
     out = np.empty(2**d)
-    with _progress(2**d, "model values", progress) as bar:
+    with progress_bar(2**d, "model values", progress) as bar:
         for start, rows in chunks_of_all(d, chunk):
             out[start : start + len(rows)] = game(rows)[:, 0]
             bar.update(len(rows))
@@ -62,7 +64,7 @@ def attribution_table(
     chunk = chunk or max(1024, model.batch_size)
     game = AttributionGame(model, method, batch_size=chunk)
     table = np.zeros((2**d, d))
-    with _progress(2**d, f"attributions ({method.name})", progress) as bar:
+    with progress_bar(2**d, f"attributions ({method.name})", progress) as bar:
         for start, rows in chunks_of_all(d, chunk):
             lo = 0
             if start == 0 and not include_empty:

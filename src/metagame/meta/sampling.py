@@ -76,7 +76,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from math import lgamma, log
@@ -89,6 +88,7 @@ from ..games.masked import AttributionGame
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
 from ..players.coalitions import coalition_keys
+from .exact import progress_bar
 from .tables import Value, Variant
 
 EstimatorName = Literal["auto", "stratified", "regression", "montecarlo"]
@@ -920,10 +920,7 @@ def estimate_meta_attributions(
     game = AttributionGame(model, method)
     ev = _Evaluator(game, budget, d, replay, record=checkpoint is not None or name == "regression")
     acc: Any = {"montecarlo": _MonteCarlo, "regression": _Regression, "stratified": _Stratified}[name](plan)
-    from tqdm.auto import tqdm
-
-    show = progress if progress is not None else sys.stderr.isatty()
-    bar = tqdm(total=budget, desc=f"meta-attributions ({name})", unit="call", disable=not show, delay=0 if progress else 2.0, leave=False)
+    bar = progress_bar(budget, f"meta-attributions ({name})", progress, unit="call")
     last_save = time.monotonic()
     batches = 0
     stopped_early = False
