@@ -277,3 +277,43 @@ def test_exact_engine_float32_model():
     out = exact_meta_attributions(TensorModel(f, x), get_method("integrated_gradients", {"n_steps": 8}))
     assert out.matrix.shape == (d, d)
     np.testing.assert_allclose(out.matrix.sum(axis=1), out.first_order, atol=1e-5)
+
+
+def test_exact_checkpoint_resumes_after_interruption(tmp_path):
+    """An interrupted exact run leaves its finished coalitions on disk; the rerun resumes and gives the same matrix."""
+    import metagame.meta.exact as exact_mod
+
+    torch.manual_seed(3)
+    d = 11  # 2^11 coalitions = two chunks of the exact engine (1024 coalitions each)
+    net = torch.nn.Sequential(torch.nn.Linear(d, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    x = torch.randn(d, dtype=torch.float64)
+    reference = metagame.meta_attributions(lambda z: net(z)[:, 0], x, method="gradient_x_input")
+    calls = {"n": 0}
+
+    def flaky(z):
+        calls["n"] += len(z)
+        if calls["n"] > 1500:
+            raise KeyboardInterrupt("simulated interruption")
+        return net(z)[:, 0]
+
+    ck = str(tmp_path / "exact.npz")
+    old_every = exact_mod.CHECKPOINT_EVERY
+    exact_mod.CHECKPOINT_EVERY = 0.0
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            metagame.meta_attributions(flaky, x, method="gradient_x_input", batch_size=16, checkpoint=ck)
+    finally:
+        exact_mod.CHECKPOINT_EVERY = old_every
+    stored = np.load(ck)
+    assert int(stored["done"]) == 1024
+    rows = {"n": 0}
+
+    def counting(z):
+        rows["n"] += len(z)
+        return net(z)[:, 0]
+
+    resumed = metagame.meta_attributions(counting, x, method="gradient_x_input", batch_size=16, checkpoint=ck)
+    np.testing.assert_allclose(resumed.matrix, reference.matrix, atol=1e-12)
+    assert rows["n"] == 2**d - 1024  # only the unfinished coalitions were recomputed
+    with pytest.raises(metagame.MetagameError, match="different parameters"):
+        metagame.meta_attributions(counting, x, method="integrated_gradients", checkpoint=ck)

@@ -62,7 +62,9 @@ def explain(
     }
     if budget is None:
         check_exact_size(model.n_players)
-        out = exact_meta_attributions(model, inner, variant=variant, value=value, progress=progress)
+        out = exact_meta_attributions(
+            model, inner, variant=variant, value=value, progress=progress, checkpoint=checkpoint
+        )
         matrix, first, stderr, calls, exact = out.matrix, out.first_order, None, out.n_attribution_calls, True
         params["route"] = out.route
         ctx = {"value_full": out.value_full, "value_empty": out.value_empty}

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
 
 import numpy as np
 
@@ -14,6 +15,7 @@ from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
 from ..players.coalitions import EXACT_MAX_PLAYERS, chunks_of_all, check_exact_size
 from ..solvers.exact import restricted_attributions, shapley_values
+from .checkpoint import checkpoint_key, read_checkpoint, write_checkpoint
 from .tables import Value, Variant, meta_shapley_from_values, metagame_from_table, serial_from_table
 
 Route = Literal["attributions", "value_table", "moebius"]
@@ -41,20 +43,80 @@ def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "coal
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, delay=0 if progress else 2.0, leave=False)
 
 
-def value_table(model: ModelAdapter, progress: bool | None = None, chunk: int = 4096) -> np.ndarray:
+#: seconds between checkpoint saves of an exact run
+CHECKPOINT_EVERY = 30.0
+
+
+def _fill_table(
+    d: int,
+    k: int,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    desc: str,
+    progress: bool | None,
+    chunk: int,
+    skip_empty: bool,
+    checkpoint: str | None,
+    key: str,
+) -> np.ndarray:
+    """Rows of a ``[2**d, k]`` table in bitmask order, chunk by chunk; with a checkpoint the finished prefix is
+    saved every :data:`CHECKPOINT_EVERY` seconds and on interruption, and a rerun resumes after it."""
+    table = np.zeros((2**d, k))
+    done = 0
+    stored = read_checkpoint(checkpoint, key) if checkpoint else None
+    if stored is not None:
+        done = int(stored["done"])
+        table[:done] = stored["table"].reshape(done, k)
+    last = time.monotonic()
+
+    def save():
+        if checkpoint:
+            write_checkpoint(checkpoint, key, done=np.asarray(done), table=table[:done])
+
+    with progress_bar(2**d, desc, progress) as bar:
+        bar.update(done)
+        try:
+            for start, rows in chunks_of_all(d, chunk):
+                if start + len(rows) <= done:
+                    continue
+                lo = max(done - start, 1 if start == 0 and skip_empty else 0)
+                if lo < len(rows):
+                    table[start + lo : start + len(rows)] = evaluate(rows[lo:])
+                bar.update(start + len(rows) - done)
+                done = start + len(rows)
+                if checkpoint and time.monotonic() - last > CHECKPOINT_EVERY:
+                    save()
+                    last = time.monotonic()
+        except BaseException:
+            save()
+            raise
+    return table
+
+
+def _table_key(model: ModelAdapter, what: str, method: AttributionMethod | None = None) -> str:
+    params = {"what": what, "d": model.n_players, "players": list(model.players), "model": model.describe()}
+    if method is not None:
+        params.update(method=method.name, method_params=method.params())
+    return checkpoint_key(params)
+
+
+def value_table(
+    model: ModelAdapter, progress: bool | None = None, chunk: int = 4096, checkpoint: str | None = None
+) -> np.ndarray:
     """f(x_S) for all ``2**d`` coalitions in bitmask order, evaluated in batches."""
-    d = model.n_players
     game = MaskedModelGame(model)
-    out = np.empty(2**d)
-    with progress_bar(2**d, "model values", progress) as bar:
-        for start, rows in chunks_of_all(d, chunk):
-            out[start : start + len(rows)] = game(rows)[:, 0]
-            bar.update(len(rows))
-    return out
+    return _fill_table(
+        model.n_players, 1, lambda rows: game(rows), "model values", progress, chunk, False, checkpoint,
+        _table_key(model, "values"),
+    )[:, 0]
 
 
 def attribution_table(
-    model: ModelAdapter, method: AttributionMethod, include_empty: bool, progress: bool | None = None, chunk: int | None = None
+    model: ModelAdapter,
+    method: AttributionMethod,
+    include_empty: bool,
+    progress: bool | None = None,
+    chunk: int | None = None,
+    checkpoint: str | None = None,
 ) -> tuple[np.ndarray, int]:
     """φ(f, x_S) for every coalition (the empty one only if asked) as ``[2**d, d]``; returns calls made.
 
@@ -63,16 +125,11 @@ def attribution_table(
     d = model.n_players
     chunk = chunk or max(1024, model.batch_size)
     game = AttributionGame(model, method, batch_size=chunk)
-    table = np.zeros((2**d, d))
-    with progress_bar(2**d, f"attributions ({method.name})", progress) as bar:
-        for start, rows in chunks_of_all(d, chunk):
-            lo = 0
-            if start == 0 and not include_empty:
-                lo = 1
-            if lo < len(rows):
-                table[start + lo : start + len(rows)] = game(rows[lo:])
-            bar.update(len(rows))
-    return table, game.n_calls
+    table = _fill_table(
+        d, d, game, f"attributions ({method.name})", progress, chunk, not include_empty, checkpoint,
+        _table_key(model, "attributions", method),
+    )
+    return table, 2**d - (0 if include_empty else 1)
 
 
 def exact_meta_attributions(
@@ -82,6 +139,7 @@ def exact_meta_attributions(
     value: Value = "shapley",
     progress: bool | None = None,
     max_players: int = EXACT_MAX_PLAYERS,
+    checkpoint: str | None = None,
 ) -> ExactOutcome:
     """Exact meta-attribution matrix of ``method`` on ``model`` (see SPEC.md).
 
@@ -98,7 +156,7 @@ def exact_meta_attributions(
     full = 2**d - 1
     rule = method.table_rule
     if rule is not None:
-        v = value_table(model, progress)
+        v = value_table(model, progress, checkpoint=checkpoint)
         if rule == "shapley" and variant == "metagame" and value == "shapley":
             matrix = meta_shapley_from_values(v)
             first = shapley_values(v)
@@ -108,7 +166,9 @@ def exact_meta_attributions(
         route: Route = "value_table"
         vf, ve = float(v[full]), float(v[0])
     else:
-        phi, calls = attribution_table(model, method, include_empty=(variant == "serial"), progress=progress)
+        phi, calls = attribution_table(
+            model, method, include_empty=(variant == "serial"), progress=progress, checkpoint=checkpoint
+        )
         route = "attributions"
         vf = ve = None
     if variant == "metagame":

@@ -73,8 +73,6 @@ model cost ≈ budget × r rows; the result's ``n_model_rows`` records it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from dataclasses import dataclass, field
@@ -88,6 +86,7 @@ from ..games.masked import AttributionGame
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
 from ..players.coalitions import coalition_keys
+from .checkpoint import checkpoint_key, read_checkpoint, write_checkpoint
 from .exact import progress_bar
 from .tables import Value, Variant
 
@@ -363,33 +362,18 @@ class _Evaluator:
         return np.concatenate(self.rec_rows), np.concatenate(self.rec_phi)
 
 
-def _checkpoint_key(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
-
-
 def _load_checkpoint(path: str, key: str, d: int):
-    if not os.path.exists(path):
+    stored = read_checkpoint(path, key)
+    if stored is None:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            stored_key = str(f["key"])
-            rows = np.unpackbits(f["rows"], axis=1, count=d).astype(bool) if f["rows"].size else np.zeros((0, d), bool)
-            phi = np.asarray(f["phi"], dtype=np.float64)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise MetagameError(f"cannot read checkpoint {path!r} ({exc}); delete it or pass another checkpoint path") from None
-    if stored_key != key:
-        raise MetagameError(
-            f"checkpoint {path!r} was written for different parameters (model, method, variant, value, budget, "
-            f"seed or estimator); delete it or pass another checkpoint path"
-        )
-    return rows, phi.reshape(-1, d)
+    packed = stored["rows"]
+    rows = np.unpackbits(packed, axis=1, count=d).astype(bool) if packed.size else np.zeros((0, d), bool)
+    return rows, np.asarray(stored["phi"], dtype=np.float64).reshape(-1, d)
 
 
 def _save_checkpoint(path: str, key: str, ev: _Evaluator) -> None:
     rows, phi = ev.recorded()
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, key=np.asarray(key), rows=np.packbits(rows, axis=1), phi=phi)
-    os.replace(tmp, path)
+    write_checkpoint(path, key, rows=np.packbits(rows, axis=1), phi=phi)
 
 
 # ----------------------------------------------------------------------------- accumulators
@@ -914,7 +898,7 @@ def estimate_meta_attributions(
     }
     if checkpoint is not None and seed is None:
         raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
-    key = _checkpoint_key(ck_params)
+    key = checkpoint_key(ck_params)
     replay = _load_checkpoint(str(checkpoint), key, d) if checkpoint is not None else None
 
     game = AttributionGame(model, method)
