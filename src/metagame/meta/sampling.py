@@ -515,14 +515,13 @@ def _constrained_solve(
     return beta, identified
 
 
-class _Regression:
-    """Constrained weighted least squares per target on stored rows (``regression``)."""
+class _StoredRows:
+    """Keeps every evaluated block (exact blocks, and sampled blocks with their global unit ids)."""
 
     def __init__(self, plan: _Plan):
         self.plan = plan
-        self.log_mu = _log_kernel(plan.m)
         self.blocks: list[tuple[_Rows, np.ndarray | None]] = []
-        self.k = 0
+        self.k = 0  # sampled units so far
 
     def add_exact(self, block: _Rows) -> None:
         self.blocks.append((block, None))
@@ -530,6 +529,14 @@ class _Regression:
     def add_units(self, block: _Rows, unit: np.ndarray, n_units: int) -> None:
         self.blocks.append((block, unit + self.k))
         self.k += n_units
+
+
+class _Regression(_StoredRows):
+    """Constrained weighted least squares per target on stored rows (``regression``)."""
+
+    def __init__(self, plan: _Plan):
+        super().__init__(plan)
+        self.log_mu = _log_kernel(plan.m)
 
     def _jackknife(self, z, w, y, delta, unit, sampled, a, b) -> np.ndarray:
         """Grouped (delete-a-group) jackknife variance of the constrained fit over the sampled units."""
@@ -596,7 +603,7 @@ class _Regression:
         return est, se
 
 
-class _Stratified:
+class _Stratified(_StoredRows):
     """Stratified Shapley estimator with a fitted surrogate as control variate (``stratified``).
 
     Per target game u (m players, boundary values u(∅), u(L) exact), with Δ_t(u)_j = mean_{|T|=t, j∈T} u(T) −
@@ -606,18 +613,6 @@ class _Stratified:
     and the residual r = u − g enters through the same formula, exactly on enumerated sizes and by per-size
     sample means on sampled sizes (independent samples within a size: one per unit and target).
     """
-
-    def __init__(self, plan: _Plan):
-        self.plan = plan
-        self.blocks: list[tuple[_Rows, np.ndarray | None]] = []
-        self.k = 0
-
-    def add_exact(self, block: _Rows) -> None:
-        self.blocks.append((block, None))
-
-    def add_units(self, block: _Rows, unit: np.ndarray, n_units: int) -> None:
-        self.blocks.append((block, unit + self.k))
-        self.k += n_units
 
     @staticmethod
     def _design(z: np.ndarray, pairwise: bool) -> np.ndarray:
