@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from ..api import Estimator, explain
 from ..meta.tables import Value, Variant
@@ -19,7 +19,6 @@ def explain_adapter(
     *,
     exact_max_players: int,
     what: str,
-    context: Callable[[], dict] | None = None,
     method_kwargs: dict | None = None,
     variant: Variant = "metagame",
     value: Value = "shapley",
@@ -31,14 +30,15 @@ def explain_adapter(
     """M[i, j] = φ_{j→i} of a built adapter via :func:`metagame.explain`, with the application's context.
 
     Exact runs (``budget=None``) are refused beyond ``exact_max_players`` players; ``what`` names them in the
-    error (which tells the user to pass ``budget``). ``context()`` (display context, e.g. f(x) and f(∅)) runs
-    after that check, so a refused run costs no model call.
+    error (which tells the user to pass ``budget``). The result's context is the adapter's
+    ``display_context()`` plus f(x) and f(∅) (``endpoint_values()``), computed after that check, so a refused
+    run costs no model call.
     """
     if budget is None:
         check_exact_size(adapter.n_players, limit=exact_max_players, what=what)
     return explain(
         adapter, method, variant=variant, value=value, budget=budget, seed=seed, method_kwargs=method_kwargs,
-        estimator=estimator, progress=progress, context=None if context is None else context(),
+        estimator=estimator, progress=progress, context={**adapter.display_context(), **adapter.endpoint_values()},
     )
 
 

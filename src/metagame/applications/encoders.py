@@ -102,7 +102,6 @@ def explain_text_pair_adapter(
     result = explain_adapter(
         adapter, method, exact_max_players=exact_max_players,
         what=f"exact meta-attributions of {adapter.n_players} words",
-        context=lambda: {**adapter.display_context(), **adapter.endpoint_values()},
         method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
         progress=progress,
     )
@@ -190,7 +189,6 @@ def explain_vision_adapter(
         adapter, method, exact_max_players=exact_max_players,
         what=f"exact meta-attributions of {adapter.n_patches} patches + {adapter.n_words} words "
         f"(use a coarser grid, or mode='patch_maps')",
-        context=lambda: {**adapter.display_context(), **adapter.endpoint_values()},
         method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
         progress=progress,
     )

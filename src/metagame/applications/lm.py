@@ -89,7 +89,7 @@ def explain_causal_lm(
     """Run :func:`metagame.explain` on a built :class:`CausalLM` with its context (prompt, answer, f(x), f(∅))."""
     return explain_adapter(
         adapter, method, exact_max_players=exact_max_players,
-        what=f"exact meta-attributions of a {adapter.n_players}-word prompt", context=adapter.context,
+        what=f"exact meta-attributions of a {adapter.n_players}-word prompt",
         method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
         progress=progress,
     )

@@ -164,6 +164,10 @@ class ModelAdapter:
             )
         return out
 
+    def display_context(self) -> dict:
+        """What a report shows about the input (texts, prompt, answer, model name ...); adapters override it."""
+        return {}
+
     def describe(self) -> dict:
         """Metadata about the model for result files."""
         return {"adapter": type(self).__name__}
@@ -178,9 +182,6 @@ class ModelAdapter:
         empty = np.zeros(d, dtype=bool) if empty is None else np.asarray(empty, dtype=bool)
         v = self.values(np.stack([full, empty])).double().cpu().numpy()
         return {"value_full": float(v[0]), "value_empty": float(v[1])}
-
-    def label_list(self) -> list[str]:
-        return list(self.players)
 
 
 def player_labels(players: Sequence[str] | None, d: int, prefix: str = "x") -> list[str]:

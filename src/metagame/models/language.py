@@ -495,15 +495,14 @@ class CausalLM(ModelAdapter):
         """f(x_S) of one coalition."""
         return float(self.values(np.asarray(coalition, dtype=bool)[None, :])[0])
 
-    def context(self) -> dict:
-        """Display context: prompt, answer, model, f of the full and empty prompt, word spans."""
+    def display_context(self) -> dict:
+        """Display context: prompt, answer, model, masking, word spans."""
         return {
             "prompt": self.prompt,
             "answer": self.answer,
             "answer_generated": self.generated,
             "alternative": self.alternative,
             "model": self.model_name,
-            **self.endpoint_values(),
             "masking": self.masking,
             "grouping": self.grouping,
             "word_spans": [[w.start, w.end] for w in self.words],
