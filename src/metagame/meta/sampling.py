@@ -530,6 +530,22 @@ class _StoredRows:
         self.blocks.append((block, unit + self.k))
         self.k += n_units
 
+    def stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """All stored rows at once: coalitions, attribution vectors, local sizes, log q, unit id (−1 = exact)."""
+        rows = np.concatenate([b.rows for b, _ in self.blocks])
+        phi = np.concatenate([b.phi for b, _ in self.blocks])
+        t = np.concatenate([b.t for b, _ in self.blocks])
+        log_q = np.concatenate([b.log_q for b, _ in self.blocks])
+        unit = np.concatenate([u if u is not None else np.full(len(b.rows), -1) for b, u in self.blocks])
+        return rows, phi, t, log_q, unit
+
+
+def _jackknife_variance(replicates: np.ndarray) -> np.ndarray:
+    """Delete-a-group jackknife variance (G − 1)/G · Σ_g (θ_g − θ̄)² of G replicate estimates."""
+    groups = len(replicates)
+    dev = replicates - replicates.mean(axis=0, keepdims=True)
+    return (groups - 1) / groups * (dev**2).sum(axis=0)
+
 
 class _Regression(_StoredRows):
     """Constrained weighted least squares per target on stored rows (``regression``)."""
@@ -557,17 +573,12 @@ class _Regression(_StoredRows):
             betas[g] = _constrained_solve(
                 a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, basis
             )[0]
-        dev = betas - betas.mean(axis=0, keepdims=True)
-        return (groups - 1) / groups * (dev**2).sum(axis=0)
+        return _jackknife_variance(betas)
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
         d, m = plan.d, plan.m
-        rows = np.concatenate([b.rows for b, _ in self.blocks])
-        phi = np.concatenate([b.phi for b, _ in self.blocks])
-        t = np.concatenate([b.t for b, _ in self.blocks])
-        log_q = np.concatenate([b.log_q for b, _ in self.blocks])
-        unit = np.concatenate([u if u is not None else np.full(len(b.rows), -1) for b, u in self.blocks])
+        rows, phi, t, log_q, unit = self.stacked()
         inner = (t >= 1) & (t <= m - 1)
         k = max(self.k, 1)
         logw = self.log_mu[np.clip(t, 0, m)] - log_q - np.where(unit >= 0, log(k), 0.0)
@@ -716,16 +727,12 @@ class _Stratified(_StoredRows):
         gid = np.searchsorted(units, un) % groups
         reps = np.stack([self._row(x[keep], y[keep], z[keep], t[keep], pairwise, delta)
                          for keep in (~(sampled & (gid == g)) for g in range(groups))])
-        dev = reps - reps.mean(axis=0, keepdims=True)
-        return (groups - 1) / groups * (dev**2).sum(axis=0)
+        return _jackknife_variance(reps)
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
         d, m = plan.d, plan.m
-        rows = np.concatenate([b.rows for b, _ in self.blocks])
-        phi = np.concatenate([b.phi for b, _ in self.blocks])
-        t_all = np.concatenate([b.t for b, _ in self.blocks])
-        unit = np.concatenate([u if u is not None else np.full(len(b.rows), -1) for b, u in self.blocks])
+        rows, phi, t_all, _, unit = self.stacked()
         inner = (t_all >= 1) & (t_all <= m - 1)
         sampled_t = [a - plan.offset for a in plan.sampled if 1 <= a - plan.offset <= m - 1]
         est = np.zeros((d, d))
