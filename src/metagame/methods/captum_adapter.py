@@ -65,6 +65,7 @@ class CaptumMethod(AttributionMethod):
         self.name = f"captum.{cls.__name__}"
         self._built: dict[int, Any] = {}
         accepted = inspect.signature(cls.attribute).parameters
+        self._takes_baselines = "baselines" in accepted
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
             options = [p for p in accepted if p not in ("self", "inputs")]
             unknown = sorted(set(attribute_kwargs) - set(options))
@@ -92,14 +93,13 @@ class CaptumMethod(AttributionMethod):
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         coalitions = np.asarray(coalitions, dtype=bool)
         obj = self._instance(model)
-        sig = inspect.signature(obj.attribute).parameters
         per = max(1, model.batch_size // int(self.attribute_kwargs.get("n_steps", 1)))
         parts = []
         for start in range(0, len(coalitions), per):
             chunk = coalitions[start : start + per]
             z, zb, extra = model.embed(chunk)
             kwargs = dict(self.attribute_kwargs)
-            if "baselines" in sig and "baselines" not in kwargs:
+            if self._takes_baselines and "baselines" not in kwargs:
                 kwargs["baselines"] = zb
             if extra is not None and inspect.isclass(self.method):
                 kwargs["additional_forward_args"] = extra if isinstance(extra, tuple) else (extra,)

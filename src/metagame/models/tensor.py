@@ -40,13 +40,12 @@ class TensorModel(ModelAdapter):
         batch_size: int | None = None,
         cache_values: bool = True,
     ):
-        super().__init__(batch_size=batch_size or 1, cache_values=cache_values)
         if not callable(model):
             raise MetagameError(f"model must be callable (a torch module or function); got {type(model).__name__}")
+        masking = BaselineMasking(inputs, baselines, feature_mask=feature_mask, players=players)
+        super().__init__(batch_size=batch_size or auto_batch_size(masking.inputs), cache_values=cache_values)
         self.model = model
-        self.masking = BaselineMasking(inputs, baselines, feature_mask=feature_mask, players=players)
-        if batch_size is None:
-            self.batch_size = auto_batch_size(self.masking.inputs)
+        self.masking = masking
         self.n_players = self.masking.n_players
         self.players = self.masking.players
         self.player_kinds = ["feature"] * self.n_players
