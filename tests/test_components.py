@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers.utils import logging as hf_logging
 
 import metagame
-from metagame.applications.components import component_game, explain_components
+from metagame.applications.components import component_adapter, explain_components
 from metagame.errors import MetagameError
 from metagame.methods import GradientXInput, IntegratedGradients, Occlusion
 from metagame.models.components import ComponentModel
@@ -185,7 +185,7 @@ def test_exact_component_shapley_over_8_heads_matches_brute_force(llama):
                 t = bin(s).count("1")
                 brute[i] += factorial(t) * factorial(n - t - 1) / factorial(n) * (table[s | 1 << i] - table[s])
 
-    adapter = component_game(llama, {"input_ids": IDS}, output=7, batch_size=64)
+    adapter = component_adapter(llama, {"input_ids": IDS}, output=7, batch_size=64)
     res = metagame.explain(adapter, "shapley")
     np.testing.assert_allclose(res.first_order, brute, atol=1e-5)
     np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-5)
@@ -195,14 +195,14 @@ def test_exact_component_shapley_over_8_heads_matches_brute_force(llama):
 
 def test_batched_masks_equal_one_at_a_time(gpt2, rng):
     coalitions = rng.random((10, 8)) < 0.5
-    batched = component_game(gpt2, {"input_ids": IDS}, output=3, ablation="mean", reference={"input_ids": REF}, batch_size=16)
-    single = component_game(gpt2, {"input_ids": IDS}, output=3, ablation="mean", reference={"input_ids": REF}, batch_size=1)
+    batched = component_adapter(gpt2, {"input_ids": IDS}, output=3, ablation="mean", reference={"input_ids": REF}, batch_size=16)
+    single = component_adapter(gpt2, {"input_ids": IDS}, output=3, ablation="mean", reference={"input_ids": REF}, batch_size=1)
     np.testing.assert_allclose(batched.values(coalitions).numpy(), single.values(coalitions).numpy(), atol=1e-6)
     assert batched.n_forward_passes == 1 and single.n_forward_passes == len({r.tobytes() for r in coalitions})
 
 
 def test_neuron_groups(gpt2):
-    adapter = component_game(gpt2, {"input_ids": IDS}, output=3, components="neurons", layers=[0], neuron_groups=4)
+    adapter = component_adapter(gpt2, {"input_ids": IDS}, output=3, components="neurons", layers=[0], neuron_groups=4)
     assert adapter.players == ["L0.N0-15", "L0.N16-31", "L0.N32-47", "L0.N48-63"]
     assert adapter.player_kinds == ["neuron"] * 4
     res = metagame.explain(adapter, "banzhaf", value="banzhaf")

@@ -11,7 +11,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 import metagame
-from metagame.applications.data import data_game, data_method, explain_data
+from metagame.applications.data import data_adapter, data_method, explain_data
 from metagame.errors import MetagameError, NotDifferentiableError
 from metagame.methods import Occlusion, Shapley
 from metagame.methods.data import GradientInfluence, KNNShapley
@@ -88,7 +88,7 @@ def test_knn_shapley_restricted_to_coalitions_equals_brute_force(rng):
     np.testing.assert_allclose(fast.sum(axis=1), model.values(coalitions).numpy(), atol=1e-12)
 
 
-def test_knn_shapley_as_proxy_on_a_trained_data_game_needs_k():
+def test_knn_shapley_as_proxy_on_a_trained_data_adapter_needs_k():
     X, y, Xt, yt = blobs(6, seed=1)
     model = DataModel(X, y, train=LogisticRegression(), X_test=Xt, y_test=yt)
     with pytest.raises(MetagameError, match="k"):
@@ -127,7 +127,7 @@ def test_data_metagame_rows_sum_to_data_shapley_of_a_trained_model():
 
 def test_leave_one_out_equals_retraining_by_hand():
     X, y, Xt, yt = blobs(10, seed=4, n_test=6)
-    model = data_game(X, y, X_test=Xt, y_test=yt, train=LogisticRegression(), utility="neg_log_loss")
+    model = data_adapter(X, y, X_test=Xt, y_test=yt, train=LogisticRegression(), utility="neg_log_loss")
     loo = Occlusion().attribute(model, np.ones((1, 10), dtype=bool)).numpy()[0]
 
     def nll(est):
@@ -249,7 +249,7 @@ def test_bad_input_errors():
 
 
 def test_sampled_data_metagame_with_budget():
-    pytest.importorskip("metagame.meta.sampling")
+    pytest.importorskip("metagame.run.estimators")
     X, y, Xt, yt = blobs(40, seed=8, n_test=5)
     res = explain_data(X, y, X_test=Xt, y_test=yt, k=5, budget=400, seed=0)
     exact_first = KNNShapley().attribute(KNNDataModel(X, y, X_test=Xt, y_test=yt, k=5), np.ones((1, 40), dtype=bool)).numpy()[0]

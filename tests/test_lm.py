@@ -15,7 +15,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
 
 import metagame
-from metagame.applications.lm import explain_causal_lm, explain_lm
+from metagame.applications.lm import explain_lm
 from metagame.cli import main
 from metagame.errors import MetagameError
 from metagame.models.language import CausalLM
@@ -186,9 +186,10 @@ def test_batch_size_padding_and_prefix_cache_invariance(llama, masking):
 
 
 def test_float32_batch_invariance_gpt2_without_prefix(paths):
-    """GPT-2 style without template or BOS: no prefix at all, left padding puts pads first."""
+    """GPT-2 style without template or BOS in the text: the BOS token is prepended as the only (never-masked)
+    context token (issue 10: before, the empty coalition had no context at all); padding sides agree."""
     a = CausalLM(paths["gpt2"], PROMPT, "paris", batch_size=64, padding_side="left")
-    assert a.prefix_len == 0
+    assert a.prefix_len == 1 and a.context_token_id == a.tokenizer.bos_token_id
     b = CausalLM(a.model, PROMPT, "paris", tokenizer=a.tokenizer, batch_size=3, padding_side="right")
     C = all_coalitions(5)
     va, vb = a.values(C).numpy(), b.values(C).numpy()
@@ -203,7 +204,7 @@ def test_rows_sum_to_first_order(llama, method, masking):
     model, tok = llama
     a = CausalLM(model, "the movie was not bad", "paris", tokenizer=tok, masking=masking)
     kw = {"n_steps": 4} if method == "integrated_gradients" else None
-    res = explain_causal_lm(a, method, method_kwargs=kw)
+    res = metagame.explain(a, method, method_kwargs=kw)
     np.testing.assert_allclose(res.row_sums(), res.first_order, atol=1e-9)
     direct = metagame.methods.get_method(method, kw).attribute(a, np.ones((1, 5), bool))[0].numpy()
     np.testing.assert_allclose(res.first_order, direct, atol=1e-9)
@@ -223,8 +224,8 @@ def test_captum_class_on_embeddings_matches_ours(llama):
 
     model, tok = llama
     a = CausalLM(model, "the movie was not bad", "paris", tokenizer=tok)
-    ours = explain_causal_lm(a, "integrated_gradients", method_kwargs={"n_steps": 4})  # Gauss-Legendre, as Captum
-    theirs = explain_causal_lm(a, captum.attr.IntegratedGradients, method_kwargs={"n_steps": 4})
+    ours = metagame.explain(a, "integrated_gradients", method_kwargs={"n_steps": 4})  # Gauss-Legendre, as Captum
+    theirs = metagame.explain(a, captum.attr.IntegratedGradients, method_kwargs={"n_steps": 4})
     np.testing.assert_allclose(theirs.matrix, ours.matrix, atol=1e-8)
 
 

@@ -13,7 +13,7 @@ import torch
 import metagame
 from metagame.games import AttributionGame
 from metagame.methods import AttributionMethod, GradientXInput, Shapley, get_method
-from metagame.meta import exact_meta_attributions
+from metagame.run import exact_meta_attributions
 from metagame.models import TensorModel
 from metagame.players import all_coalitions
 from metagame.players.coalitions import coalition_keys
@@ -263,7 +263,7 @@ def test_attribution_game_caches_coalitions():
     rows = all_coalitions(d)[1:]
     first = game(rows)
     second = game(rows[::-1])
-    assert game.n_calls == 2**d - 1
+    assert game.n_evaluations == 2**d - 1
     assert len(counting.seen) == 2**d - 1
     np.testing.assert_array_equal(second[::-1], first)
     assert first.shape == (2**d - 1, d)
@@ -281,8 +281,6 @@ def test_exact_engine_float32_model():
 
 def test_exact_checkpoint_resumes_after_interruption(tmp_path):
     """An interrupted exact run leaves its finished coalitions on disk; the rerun resumes and gives the same matrix."""
-    import metagame.meta.exact as exact_mod
-
     torch.manual_seed(3)
     d = 11  # 2^11 coalitions = two chunks of the exact engine (1024 coalitions each)
     net = torch.nn.Sequential(torch.nn.Linear(d, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
@@ -297,13 +295,8 @@ def test_exact_checkpoint_resumes_after_interruption(tmp_path):
         return net(z)[:, 0]
 
     ck = str(tmp_path / "exact.npz")
-    old_every = exact_mod.CHECKPOINT_EVERY
-    exact_mod.CHECKPOINT_EVERY = 0.0
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            metagame.meta_attributions(flaky, x, method="gradient_x_input", batch_size=16, checkpoint=ck)
-    finally:
-        exact_mod.CHECKPOINT_EVERY = old_every
+    with pytest.raises(KeyboardInterrupt):
+        metagame.meta_attributions(flaky, x, method="gradient_x_input", batch_size=16, checkpoint=ck, checkpoint_every=0)
     stored = np.load(ck)
     assert int(stored["done"]) == 1024
     rows = {"n": 0}
@@ -314,6 +307,8 @@ def test_exact_checkpoint_resumes_after_interruption(tmp_path):
 
     resumed = metagame.meta_attributions(counting, x, method="gradient_x_input", batch_size=16, checkpoint=ck)
     np.testing.assert_allclose(resumed.matrix, reference.matrix, atol=1e-12)
-    assert rows["n"] == 2**d - 1024  # only the unfinished coalitions were recomputed
+    from metagame.run.checkpoint import N_PROBES
+
+    assert rows["n"] == 2**d - 1024 + N_PROBES  # only the unfinished coalitions (and the fingerprint's probes)
     with pytest.raises(metagame.MetagameError, match="different parameters"):
         metagame.meta_attributions(counting, x, method="integrated_gradients", checkpoint=ck)

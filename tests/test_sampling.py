@@ -8,7 +8,8 @@ import torch
 
 import metagame
 from metagame.errors import MetagameError
-from metagame.meta.sampling import estimate_meta_attributions
+from metagame.run import RunOptions
+from metagame.run.estimators import estimate_meta_attributions
 from metagame.methods.registry import get_method
 from metagame.models.tensor import TensorModel
 
@@ -61,7 +62,8 @@ def test_rows_sum_diagonal_exact_budget_respected(case7, estimator):
         return f(z)
 
     res = metagame.meta_attributions(counted, x, method="gradient_x_input", budget=41, seed=0, estimator=estimator)
-    assert res.n_evaluations <= 41 and calls["n"] <= 41  # one model row per gradient×input call
+    # one model row per gradient×input call, plus f(x) and f(∅) for the result's context
+    assert res.n_evaluations <= 41 and calls["n"] <= 41 + 2
     np.testing.assert_allclose(res.matrix.sum(axis=1), exact.first_order, atol=1e-10)
     np.testing.assert_allclose(np.diag(res.matrix), np.diag(exact.matrix), atol=1e-12)
     assert np.all(np.diag(res.stderr) == 0)
@@ -126,7 +128,7 @@ def test_tol_stops_early(case7):
     res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=120, seed=0, estimator="montecarlo",
                                      tol=1e3)
     p = res.metadata["parameters"]
-    assert p["stopped_early"] and p["n_calls"] < 120 and np.all(res.stderr < 1e3)
+    assert p["stopped_early"] and p["n_evaluations"] < 120 and np.all(res.stderr < 1e3)
 
 
 def test_checkpoint_resume_identical(tmp_path, case7):
@@ -148,9 +150,9 @@ def test_checkpoint_resume_identical(tmp_path, case7):
     np.testing.assert_array_equal(resumed.matrix, fresh.matrix)
     np.testing.assert_array_equal(resumed.stderr, fresh.stderr)
     p = resumed.metadata["parameters"]
-    assert p["resumed_calls"] > 0 and p["n_new_calls"] < fresh.metadata["parameters"]["n_new_calls"]
+    assert p["resumed_evaluations"] > 0 and p["n_new_evaluations"] < fresh.metadata["parameters"]["n_new_evaluations"]
     again = metagame.meta_attributions(f, x, **kw)  # everything already in the file
-    assert again.metadata["parameters"]["n_new_calls"] == 0
+    assert again.metadata["parameters"]["n_new_evaluations"] == 0
     np.testing.assert_array_equal(again.matrix, fresh.matrix)
     with pytest.raises(MetagameError, match="checkpoint"):
         metagame.meta_attributions(f, x, **{**kw, "seed": 3})
@@ -162,8 +164,8 @@ def test_many_players_memory_bounded():
     w = torch.randn(d, dtype=torch.float64)
     x = torch.randn(d, dtype=torch.float64)
     model = TensorModel(lambda z: torch.tanh(z @ w / 8.0), x)
-    est = estimate_meta_attributions(model, get_method("gradient_x_input"), budget=600, seed=0)
-    assert est.params["estimator"] == "montecarlo" and est.n_attribution_calls <= 600
+    est = estimate_meta_attributions(model, get_method("gradient_x_input"), RunOptions(budget=600, seed=0))
+    assert est.params["estimator"] == "montecarlo" and est.n_evaluations <= 600
     assert est.matrix.shape == (d, d) and np.all(np.isfinite(est.stderr))
     np.testing.assert_allclose(est.matrix.sum(axis=1), est.first_order, atol=1e-8)
 

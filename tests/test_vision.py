@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from metagame.applications.encoders import explain_patch_maps, explain_vision, vision_adapter
+from metagame import explain
+from metagame.applications.encoders import explain_vision, vision_adapter
 from metagame.errors import MetagameError
-from metagame.models.vision import VisionLanguageModel, load_vision_language
+from metagame.models.vision import PatchMapsModel, VisionLanguageModel, load_vision_language
 
 WORDS = "a photo of cat dog red blue green car on the grass sky".split()
 
@@ -117,7 +118,7 @@ def test_patch_maps_equal_scalar_mode_per_patch(loaded, image_file):
         ad = VisionLanguageModel(model, ip, tok, image_file, "a red car on grass", grid=1)
         scalar = explain_vision(model, image_file, "a red car on grass", image_processor=ip, tokenizer=tok, grid=1,
                                 method=method, method_kwargs=kw)
-        maps = explain_patch_maps(ad, method, method_kwargs=kw)
+        maps = explain(PatchMapsModel(ad), method, method_kwargs=kw)
         assert maps.extras["patch_maps"].shape == (5, 1, 1)
         np.testing.assert_allclose(maps.extras["patch_maps"][:, 0, 0], scalar.matrix[0, 1:], atol=1e-6)
     # a 2×2 grid: every patch's map sums over words to heatmap(all words) − heatmap(no words)

@@ -10,7 +10,9 @@ from ._version import __version__
 from .api import attribute, explain, meta_attributions, shapley_taylor
 from .errors import MetagameError, ModelOutputError, NotDifferentiableError
 from .methods.registry import METHODS, MethodName
+from .results.interaction import InteractionResult
 from .results.result import MetaAttribution, load
+from .run.options import RunOptions
 
 #: application entry points, imported on first use (they pull in transformers / scikit-learn)
 _APPLICATIONS = {
@@ -37,11 +39,13 @@ __all__ = [
     "explain_text_pair",
     "explain_vision",
     "METHODS",
+    "InteractionResult",
     "MetaAttribution",
     "MetagameError",
     "MethodName",
     "ModelOutputError",
     "NotDifferentiableError",
+    "RunOptions",
     "__version__",
     "attribute",
     "explain",

@@ -33,11 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from .commands.common import fail
+
     try:
         return int(args._run(args) or 0)
     except MetagameError as e:
-        print(f"metagame {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return fail(args.command, e)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,45 +1,60 @@
-"""The step every application helper ends with: check the exact size, then :func:`metagame.explain`."""
+"""The step every application entry point ends with: build the adapter from the keywords it takes, then
+:func:`metagame.explain` with the run options (the fields of :class:`~metagame.run.RunOptions`)."""
 
 from __future__ import annotations
 
-from typing import Any
+import inspect
+from typing import Any, Callable, Mapping
 
-from ..api import Estimator, explain
-from ..meta.tables import Value, Variant
-from ..methods.base import AttributionMethod
-from ..methods.registry import MethodName
+from ..errors import MetagameError
 from ..models.base import ModelAdapter
-from ..players.coalitions import check_exact_size
 from ..results.result import MetaAttribution
+from ..run.explain import explain
+from ..run.options import RunOptions, split_run_options
 
 
-def explain_adapter(
-    adapter: ModelAdapter,
-    method: MethodName | AttributionMethod | Any,
-    *,
-    exact_max_players: int,
-    what: str,
-    method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    progress: bool | None = None,
-) -> MetaAttribution:
-    """M[i, j] = φ_{j→i} of a built adapter via :func:`metagame.explain`, with the application's context.
+def adapter_options(factory: Callable[..., ModelAdapter]) -> list[str]:
+    """The keyword options an adapter factory (a class or function) takes."""
+    params = inspect.signature(factory).parameters.values()
+    return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
-    Exact runs (``budget=None``) are refused beyond ``exact_max_players`` players; ``what`` names them in the
-    error (which tells the user to pass ``budget``). The result's context is the adapter's
-    ``display_context()`` plus f(x) and f(∅) (``endpoint_values()``), computed after that check, so a refused
-    run costs no model call.
+
+def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: Any, **kwargs: Any) -> ModelAdapter:
+    """``factory(*args, **kwargs)`` with an error naming the valid options when a keyword is unknown.
+
+    ``exact_max_players`` is accepted by every entry point and set on the built adapter.
     """
-    if budget is None:
-        check_exact_size(adapter.n_players, limit=exact_max_players, what=what)
-    return explain(
-        adapter, method, variant=variant, value=value, budget=budget, seed=seed, method_kwargs=method_kwargs,
-        estimator=estimator, progress=progress, context={**adapter.display_context(), **adapter.endpoint_values()},
-    )
+    limit = kwargs.pop("exact_max_players", None)
+    accepted = adapter_options(factory)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
+        raise MetagameError(
+            f"{entry} got unknown option(s) {unknown}. Its options are: {', '.join(accepted[len(args):])}, "
+            f"exact_max_players; and the run options: {', '.join(RunOptions.names())}"
+        )
+    adapter = factory(*args, **kwargs)
+    if limit is not None:
+        adapter.exact_max_players = int(limit)
+    return adapter
 
 
-__all__ = ["explain_adapter"]
+def explain_application(
+    factory: Callable[..., ModelAdapter],
+    entry: str,
+    args: tuple,
+    method: Any,
+    method_kwargs: dict | None,
+    options: RunOptions | Mapping[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> MetaAttribution:
+    """Split ``kwargs`` into run options and adapter options, build the adapter, run :func:`metagame.explain`.
+
+    Run options are validated first, so a bad option fails before any model is loaded.
+    """
+    run, rest = split_run_options(kwargs)
+    opts = RunOptions.build(options, **run)
+    adapter = build_adapter(factory, entry, *args, **rest)
+    return explain(adapter, method, method_kwargs=method_kwargs, options=opts)
+
+
+__all__ = ["adapter_options", "build_adapter", "explain_application"]

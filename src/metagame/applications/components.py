@@ -9,16 +9,16 @@ component outside S.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Literal, Mapping
 
 import torch
 
-from ..api import Estimator, explain
-from ..meta.tables import Value, Variant
 from ..methods.base import AttributionMethod
 from ..methods.registry import get_method
-from ..models.components import Ablation, ComponentKind, ComponentModel
+from ..models.components import ComponentModel
 from ..results.result import MetaAttribution
+from ..run.options import RunOptions
+from .common import build_adapter, explain_application
 
 ComponentMethodName = Literal[
     "ablation", "occlusion", "shapley", "banzhaf", "attribution_patching", "gradient_x_input", "integrated_gradients",
@@ -35,54 +35,28 @@ def component_method(method: ComponentMethodName | AttributionMethod | Any, meth
     return get_method(method, method_kwargs)
 
 
-def component_game(
-    model: torch.nn.Module,
-    inputs: Any,
-    *,
-    output: int | Callable,
-    components: ComponentKind | Sequence[str] = "heads",
-    layers: Sequence[int] | None = None,
-    neuron_groups: int | None = None,
-    ablation: Ablation = "zero",
-    reference: Any = None,
-    corrupted: Any = None,
-    architecture: str | None = None,
-    batch_size: int = 256,
-) -> ComponentModel:
-    """The component adapter (see :class:`~metagame.models.components.ComponentModel`)."""
-    return ComponentModel(
-        model, inputs, output=output, components=components, layers=layers, neuron_groups=neuron_groups,
-        ablation=ablation, reference=reference, corrupted=corrupted, architecture=architecture, batch_size=batch_size,
-    )
+def component_adapter(model: torch.nn.Module, inputs: Any, **options: Any) -> ComponentModel:
+    """The component adapter (:class:`~metagame.models.components.ComponentModel`; its keywords are the options)."""
+    return build_adapter(ComponentModel, "component_adapter", model, inputs, **options)
 
 
 def explain_components(
     model: torch.nn.Module,
     inputs: Any,
     *,
-    output: int | Callable,
-    components: ComponentKind | Sequence[str] = "heads",
     method: ComponentMethodName | AttributionMethod | Any = "shapley",
     method_kwargs: dict | None = None,
-    ablation: Ablation = "zero",
-    reference: Any = None,
-    corrupted: Any = None,
-    layers: Sequence[int] | None = None,
-    neuron_groups: int | None = None,
-    architecture: str | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    batch_size: int = 256,
-    progress: bool | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> MetaAttribution:
     """Component meta-attributions M[i, j] (row = target component, column = source); rows sum to the
-    first-order component attribution (ablation effect, Shapley, attribution patching, ...)."""
-    adapter = component_game(
-        model, inputs, output=output, components=components, layers=layers, neuron_groups=neuron_groups,
-        ablation=ablation, reference=reference, corrupted=corrupted, architecture=architecture, batch_size=batch_size,
-    )
+    first-order component attribution (ablation effect, Shapley, attribution patching, ...).
+
+    ``kwargs``: :class:`~metagame.models.components.ComponentModel`'s options (output, components, ablation,
+    reference, corrupted, layers, neuron_groups, architecture, batch_size) and the run options.
+    """
     inner = component_method(method, method_kwargs)
-    return explain(adapter, inner, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator, progress=progress)
+    return explain_application(ComponentModel, "explain_components", (model, inputs), inner, None, options, kwargs)
+
+
+__all__ = ["COMPONENT_ALIASES", "ComponentMethodName", "component_adapter", "component_method", "explain_components"]

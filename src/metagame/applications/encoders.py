@@ -16,27 +16,20 @@ T ↦ heatmap(image, words T), exact over all word subsets.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
-import numpy as np
-
-from ..api import Estimator
 from ..errors import MetagameError
-from ..games.masked import AttributionGame
-from ..meta.tables import Value, Variant, metagame_from_table
 from ..methods.base import AttributionMethod
-from ..methods.registry import MethodName, get_method
-from ..models.text_pair import Pooling, TextMasking, TextPairModel, load_sentence_encoder, sentence_transformers_pooling
-from ..models.vision import PatchMasking, VisionLanguageModel, load_vision_language
-from ..players.coalitions import all_coalitions, check_exact_size
+from ..methods.registry import MethodName
+from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
+from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
-from ..solvers.exact import banzhaf_values, shapley_values
-from .common import explain_adapter
+from ..run.options import RunOptions
+from .common import explain_application
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
-ENCODER_EXACT_MAX_PLAYERS = 16
+ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
 VisionMode = Literal["scalar", "patch_maps"]
 
 
@@ -74,73 +67,24 @@ def text_pair_adapter(
     )
 
 
-def cross_blocks(result: MetaAttribution) -> dict[str, np.ndarray]:
-    """The two cross blocks of a text-pair result: ``a_to_b`` = M[B, A] ``[n_b, n_a]`` (sources in A,
-    targets in B) and ``b_to_a`` = M[A, B] ``[n_a, n_b]``."""
-    kinds = np.asarray(result.player_kinds or [])
-    a = np.flatnonzero(kinds == "word_a")
-    b = np.flatnonzero(kinds == "word_b")
-    if len(a) == 0 or len(b) == 0:
-        raise MetagameError("cross_blocks needs a text-pair result (player kinds 'word_a' and 'word_b')")
-    return {"a_to_b": result.matrix[np.ix_(b, a)].copy(), "b_to_a": result.matrix[np.ix_(a, b)].copy()}
-
-
-def explain_text_pair_adapter(
-    adapter: TextPairModel,
-    method: MethodName | AttributionMethod | Any = "integrated_gradients",
-    *,
-    method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    exact_max_players: int = ENCODER_EXACT_MAX_PLAYERS,
-    progress: bool | None = None,
-) -> MetaAttribution:
-    """Run :func:`metagame.explain` on a built :class:`TextPairModel`; adds the texts, f(x), f(∅) and the cross blocks."""
-    result = explain_adapter(
-        adapter, method, exact_max_players=exact_max_players,
-        what=f"exact meta-attributions of {adapter.n_players} words",
-        method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
-        progress=progress,
-    )
-    result.extras.update(cross_blocks(result))
-    return result
-
-
 def explain_text_pair(
     model,
     text_a: str,
     text_b: str,
     *,
-    tokenizer=None,
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    masking: TextMasking = "attention",
-    pooling: Pooling | Sequence[str] = "auto",
-    batch_size: int = 256,
-    trust_remote_code: bool = False,
-    exact_max_players: int = ENCODER_EXACT_MAX_PLAYERS,
-    progress: bool | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-attributions over the words of two texts; f = cos(e(A), e(B)) of a sentence encoder.
 
-    Rows sum to the first-order attribution φ_i(f, x); ``extras["a_to_b"]`` / ``extras["b_to_a"]`` hold the
-    cross blocks (see :func:`cross_blocks`).
+    ``kwargs``: :func:`text_pair_adapter`'s options (tokenizer, masking, pooling, normalize, batch_size,
+    trust_remote_code) and the run options. Rows sum to the first-order attribution φ_i(f, x);
+    ``extras["a_to_b"]`` / ``extras["b_to_a"]`` hold the cross blocks (see :func:`cross_blocks`).
     """
-    adapter = text_pair_adapter(
-        model, text_a, text_b, tokenizer=tokenizer, masking=masking, pooling=pooling, batch_size=batch_size,
-        trust_remote_code=trust_remote_code,
-    )
-    return explain_text_pair_adapter(
-        adapter, method, method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed,
-        estimator=estimator, exact_max_players=exact_max_players, progress=progress,
+    return explain_application(
+        text_pair_adapter, "explain_text_pair", (model, text_a, text_b), method, method_kwargs, options, kwargs
     )
 
 
@@ -150,14 +94,19 @@ def vision_adapter(
     image,
     text: str,
     *,
+    mode: VisionMode = "scalar",
     image_processor=None,
     tokenizer=None,
     grid: int | tuple[int, int] | None = None,
     patch_masking: PatchMasking = "mean",
     batch_size: int = 32,
     trust_remote_code: bool = False,
-) -> VisionLanguageModel:
-    """Build a :class:`VisionLanguageModel` from a CLIP/SigLIP name/path or a loaded model + processor parts."""
+) -> VisionLanguageModel | PatchMapsModel:
+    """Build a :class:`VisionLanguageModel` (``mode="scalar"``: patches and words as players) or its
+    :class:`PatchMapsModel` view (``mode="patch_maps"``: words as players, one map per word) from a CLIP/SigLIP
+    name/path or a loaded model + processor parts."""
+    if mode not in ("scalar", "patch_maps"):
+        raise MetagameError(f"unknown mode {mode!r}; use 'scalar' or 'patch_maps'")
     if isinstance(model, (str, os.PathLike)):
         model = name = str(model)
         model, ip, tok = load_vision_language(model, trust_remote_code=trust_remote_code)
@@ -166,94 +115,10 @@ def vision_adapter(
         model.config._name_or_path = model.config._name_or_path or name
     elif image_processor is None or tokenizer is None:
         raise MetagameError("a loaded model needs image_processor=... and tokenizer=...; or pass the model name/path")
-    return VisionLanguageModel(
+    adapter = VisionLanguageModel(
         model, image_processor, tokenizer, image, text, grid=grid, patch_masking=patch_masking, batch_size=batch_size
     )
-
-
-def explain_vision_adapter(
-    adapter: VisionLanguageModel,
-    method: MethodName | AttributionMethod | Any = "integrated_gradients",
-    *,
-    method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    exact_max_players: int = ENCODER_EXACT_MAX_PLAYERS,
-    progress: bool | None = None,
-) -> MetaAttribution:
-    """Scalar mode: patches and words as players, f = the image–text logit; adds the display context and image."""
-    result = explain_adapter(
-        adapter, method, exact_max_players=exact_max_players,
-        what=f"exact meta-attributions of {adapter.n_patches} patches + {adapter.n_words} words "
-        f"(use a coarser grid, or mode='patch_maps')",
-        method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
-        progress=progress,
-    )
-    result.extras["image"] = adapter.small_image()
-    return result
-
-
-def explain_patch_maps(
-    adapter: VisionLanguageModel,
-    method: MethodName | AttributionMethod | Any = "integrated_gradients",
-    *,
-    method_kwargs: dict | None = None,
-    value: Value = "shapley",
-    exact_max_players: int = ENCODER_EXACT_MAX_PLAYERS,
-) -> MetaAttribution:
-    """Vector-valued mode: players = words; patch_maps[w] = value of word w in T ↦ heatmap(image, words T).
-
-    One attribution call per word subset (2^W in all) returns the heatmap over the k patches and the word
-    scores; the k-output table gives ``extras["patch_maps"]`` ``[W, rows, cols]`` (each word's effect on every
-    patch's attribution; Σ_w patch_maps[w] = heatmap(all words) − heatmap(no words)), and the word columns give
-    the word-to-word metagame matrix with the image always present.
-    """
-    if not (adapter.include_patches and adapter.include_words):
-        raise MetagameError("patch maps need an adapter with both patch and word players")
-    if value not in ("shapley", "banzhaf"):
-        raise MetagameError(f"unknown value {value!r}; use 'shapley' or 'banzhaf'")
-    w, p = adapter.n_words, adapter.n_patches
-    check_exact_size(w, limit=exact_max_players, what=f"patch maps over {w} words (exact over all word subsets)")
-    inner = get_method(method, method_kwargs)
-    rows_before = adapter.n_model_rows
-    coalitions = adapter.word_coalitions(all_coalitions(w))
-    game = AttributionGame(adapter, inner)
-    table = game(coalitions)  # [2^W, P + W]
-    solve = shapley_values if value == "shapley" else banzhaf_values
-    maps = solve(table[:, :p])  # [W, P]
-    words = table[:, p:]
-    rows, cols = adapter.grid
-    full = 2**w - 1
-    ends = adapter.word_coalitions(np.array([[True] * w, [False] * w]))  # every patch present; all / no words
-    context = {**adapter.display_context(), **adapter.endpoint_values(ends[0], ends[1]), "mode": "patch_maps"}
-    return MetaAttribution(
-        matrix=metagame_from_table(words, value),
-        first_order=words[full].copy(),
-        players=adapter.players[p:],
-        method=inner.name,
-        variant="metagame",
-        value=value,
-        exact=True,
-        n_evaluations=int(game.n_calls),
-        n_model_rows=int(adapter.n_model_rows - rows_before),
-        player_kinds=["word"] * w,
-        metadata={
-            "parameters": {"method": inner.name, "method_params": inner.params(), "variant": "metagame",
-                           "value": value, "budget": None, "seed": None, "route": "patch_maps"},
-            "model": adapter.describe(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        },
-        context=context,
-        extras={
-            "patch_maps": maps.reshape(w, rows, cols),
-            "heatmap": table[full, :p].reshape(rows, cols),
-            "heatmap_no_words": table[0, :p].reshape(rows, cols),
-            "image": adapter.small_image(),
-        },
-    )
+    return PatchMapsModel(adapter) if mode == "patch_maps" else adapter
 
 
 def explain_vision(
@@ -261,55 +126,26 @@ def explain_vision(
     image,
     text: str,
     *,
-    image_processor=None,
-    tokenizer=None,
-    grid: int | tuple[int, int] | None = None,
-    mode: VisionMode = "scalar",
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    patch_masking: PatchMasking = "mean",
-    batch_size: int = 32,
-    trust_remote_code: bool = False,
-    exact_max_players: int = ENCODER_EXACT_MAX_PLAYERS,
-    progress: bool | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-attributions of a CLIP/SigLIP image–text logit.
 
-    ``mode="scalar"``: players = patches (model grid, or G×G groups with ``grid=G``) and words.
-    ``mode="patch_maps"``: players = words, ``extras["patch_maps"]`` = each word's effect on the patch heatmap.
+    ``mode="scalar"`` (default): players = patches (model grid, or G×G groups with ``grid=G``) and words.
+    ``mode="patch_maps"``: players = words, ``extras["patch_maps"]`` = each word's effect on the patch heatmap
+    (exact over all word subsets). ``kwargs``: :func:`vision_adapter`'s options and the run options.
     """
-    if mode not in ("scalar", "patch_maps"):
-        raise MetagameError(f"unknown mode {mode!r}; use 'scalar' or 'patch_maps'")
-    adapter = vision_adapter(
-        model, image, text, image_processor=image_processor, tokenizer=tokenizer, grid=grid,
-        patch_masking=patch_masking, batch_size=batch_size, trust_remote_code=trust_remote_code,
-    )
-    if mode == "patch_maps":
-        if budget is not None:
-            raise MetagameError("mode='patch_maps' is exact over all word subsets; drop budget (or use mode='scalar')")
-        if variant != "metagame":
-            raise MetagameError("mode='patch_maps' computes the metagame variant only; drop variant")
-        return explain_patch_maps(adapter, method, method_kwargs=method_kwargs, value=value, exact_max_players=exact_max_players)
-    return explain_vision_adapter(
-        adapter, method, method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed,
-        estimator=estimator, exact_max_players=exact_max_players, progress=progress,
-    )
+    return explain_application(vision_adapter, "explain_vision", (model, image, text), method, method_kwargs, options, kwargs)
 
 
 __all__ = [
     "ENCODER_EXACT_MAX_PLAYERS",
     "VisionMode",
     "cross_blocks",
-    "explain_patch_maps",
     "explain_text_pair",
-    "explain_text_pair_adapter",
     "explain_vision",
-    "explain_vision_adapter",
     "text_pair_adapter",
     "vision_adapter",
 ]

@@ -9,21 +9,22 @@ with f the teacher-forced log-probability of the answer.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-import torch
-
-from ..api import Estimator
-from ..meta.tables import Value, Variant
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
-from ..models.language import CausalLM, MaskingMode, PaddingSide
-from ..players.text import Grouping
+from ..models.language import CausalLM
 from ..results.result import MetaAttribution
-from .common import explain_adapter
+from ..run.options import RunOptions
+from .common import build_adapter, explain_application
 
 #: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
-LM_EXACT_MAX_PLAYERS = 16
+LM_EXACT_MAX_PLAYERS = CausalLM.exact_max_players
+
+
+def lm_adapter(model, prompt: str, answer: str | Sequence[int] | None = None, **options: Any) -> CausalLM:
+    """The causal-LM adapter (:class:`~metagame.models.language.CausalLM`; its keywords are the options)."""
+    return build_adapter(CausalLM, "lm_adapter", model, prompt, answer, **options)
 
 
 def explain_lm(
@@ -31,68 +32,18 @@ def explain_lm(
     prompt: str,
     answer: str | Sequence[int] | None = None,
     *,
-    tokenizer=None,
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    alternative: str | None = None,
-    grouping: Grouping = "words",
-    masking: MaskingMode = "attention",
-    baseline_token: str | int | None = None,
-    chat_template: bool | None = None,
-    system_prompt: str | None = None,
-    max_new_tokens: int = 16,
-    device: str | torch.device | None = None,
-    dtype: str | torch.dtype | None = None,
-    trust_remote_code: bool = False,
-    batch_size: int = 32,
-    padding_side: PaddingSide = "left",
-    prefix_cache: bool = True,
-    exact_max_players: int = LM_EXACT_MAX_PLAYERS,
-    progress: bool | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-attributions over the words of ``prompt``; f = Σ_k log p(answer_k | prompt, answer_<k).
 
-    Builds a :class:`~metagame.models.language.CausalLM` (see it for the model, answer and masking options)
-    and runs :func:`metagame.explain`. Exact (``budget=None``) for up to ``exact_max_players`` words;
-    longer prompts need ``budget`` (a number of attribution calls).
+    ``kwargs`` are :class:`~metagame.models.language.CausalLM`'s options (tokenizer, alternative, grouping,
+    masking, chat_template, device, dtype, ...) and the run options (budget, seed, variant, ...). Exact
+    (``budget=None``) for up to 16 words by default; longer prompts need ``budget`` (attribution calls).
     """
-    adapter = CausalLM(
-        model, prompt, answer, tokenizer=tokenizer, alternative=alternative, grouping=grouping, masking=masking,
-        baseline_token=baseline_token, chat_template=chat_template, system_prompt=system_prompt,
-        max_new_tokens=max_new_tokens, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-        batch_size=batch_size, padding_side=padding_side, prefix_cache=prefix_cache,
-    )
-    return explain_causal_lm(
-        adapter, method, method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed,
-        estimator=estimator, exact_max_players=exact_max_players, progress=progress,
-    )
+    return explain_application(CausalLM, "explain_lm", (model, prompt, answer), method, method_kwargs, options, kwargs)
 
 
-def explain_causal_lm(
-    adapter: CausalLM,
-    method: MethodName | AttributionMethod | Any = "integrated_gradients",
-    *,
-    method_kwargs: dict | None = None,
-    variant: Variant = "metagame",
-    value: Value = "shapley",
-    budget: int | None = None,
-    seed: int | None = None,
-    estimator: Estimator = "auto",
-    exact_max_players: int = LM_EXACT_MAX_PLAYERS,
-    progress: bool | None = None,
-) -> MetaAttribution:
-    """Run :func:`metagame.explain` on a built :class:`CausalLM` with its context (prompt, answer, f(x), f(∅))."""
-    return explain_adapter(
-        adapter, method, exact_max_players=exact_max_players,
-        what=f"exact meta-attributions of a {adapter.n_players}-word prompt",
-        method_kwargs=method_kwargs, variant=variant, value=value, budget=budget, seed=seed, estimator=estimator,
-        progress=progress,
-    )
-
-
-__all__ = ["LM_EXACT_MAX_PLAYERS", "explain_causal_lm", "explain_lm"]
+__all__ = ["LM_EXACT_MAX_PLAYERS", "explain_lm", "lm_adapter"]

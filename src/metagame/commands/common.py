@@ -1,37 +1,125 @@
-"""Options and output shared by the commands."""
+"""Options and output shared by the commands: one helper adds every run option to a parser, one turns the parsed
+arguments back into :class:`~metagame.run.RunOptions` (they mean the same as the Python keywords)."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ..errors import MetagameError
+from ..run.options import RunOptions
+
+#: Python spellings in error messages -> the CLI's spellings (applied to errors a command prints)
+CLI_SPELLINGS = {
+    "pass budget=... (a number of attribution calls)": "pass --budget N (a number of attribution calls)",
+    "budget=...": "--budget N",
+    "pass budget >= ": "pass --budget ",
+    "pass seed=<int>": "pass --seed N",
+    "trust_remote_code=True": "--trust-remote-code",
+    "method_kwargs={'k': 5}": "--method-kwargs '{\"k\": 5}'",
+    "method_kwargs": "--method-kwargs",
+    "checkpoint_mode='overwrite'": "--checkpoint-mode overwrite",
+    "mode='patch_maps'": "--mode patch_maps",
+    "chat_template=False": "--no-chat-template",
+    "device='cpu'": "--device cpu",
+    "estimator='montecarlo'": "--estimator montecarlo",
+    "pass a checkpoint path": "pass --checkpoint PATH",
+}
 
 
-def add_common(
-    p: argparse.ArgumentParser,
-    default_method: str,
-    *,
-    out_default: str | None = None,
-    steps_default: int | None = None,
-    remote_code: bool = True,
-) -> None:
-    """Options every explaining command takes: method, steps, budget, seed, out (and --trust-remote-code)."""
-    p.add_argument("--method", default=default_method, help=f"inner attribution method (default {default_method})")
-    p.add_argument(
-        "--steps", type=int, default=steps_default,
-        help=f"quadrature steps of integrated_gradients (default {steps_default or 32})",
-    )
-    p.add_argument("--budget", type=int, default=None, help="attribution calls for a sampling estimate (default: exact)")
-    p.add_argument("--seed", type=int, default=None, help="seed of the estimator")
-    if remote_code:
-        p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+def cli_spelling(message: str) -> str:
+    """An error message with the Python keyword spellings replaced by the command-line flags."""
+    for python, cli in CLI_SPELLINGS.items():
+        message = message.replace(python, cli)
+    return message
+
+
+def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_default: str | None = None,
+                    steps_default: int | None = None) -> None:
+    """Every run option of :class:`~metagame.run.RunOptions` as a flag, plus --method, --method-kwargs, --steps and
+    --out; defaults are the Python defaults."""
+    d = RunOptions()
+    g = p.add_argument_group("run options (the same as the Python keywords)")
+    g.add_argument("--method", default=default_method, help=f"inner attribution method (default {default_method})")
+    g.add_argument("--method-kwargs", default=None, metavar="JSON",
+                   help='options of the inner method as JSON, e.g. \'{"n_steps": 64}\'')
+    g.add_argument("--steps", type=int, default=steps_default,
+                   help=f"quadrature steps of integrated_gradients (shorthand for --method-kwargs; default {steps_default or 32})")
+    g.add_argument("--variant", default=d.variant, choices=("metagame", "serial"), help=f"default {d.variant}")
+    g.add_argument("--value", default=d.value, choices=("shapley", "banzhaf"), help=f"outer value (default {d.value})")
+    g.add_argument("--budget", type=int, default=None, help="attribution calls for a sampled estimate (default: exact)")
+    g.add_argument("--estimator", default=d.estimator, choices=("auto", "stratified", "regression", "montecarlo"),
+                   help=f"estimator of sampled runs (default {d.estimator})")
+    g.add_argument("--seed", type=int, default=None, help="seed of the estimator")
+    g.add_argument("--tol", type=float, default=None, help="stop a sampled run once every standard error is below TOL")
+    g.add_argument("--order", type=int, default=d.order, choices=(2, 3),
+                   help="3 also computes the meta-meta-attributions T[i, j, k] (default 2)")
+    g.add_argument("--checkpoint", default=None, metavar="PATH", help="save finished work to PATH (.npz) and resume from it")
+    g.add_argument("--checkpoint-mode", default=d.checkpoint_mode, choices=("resume", "overwrite"),
+                   help=f"what to do with a checkpoint of another run (default {d.checkpoint_mode}: refuse it)")
+    g.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every, metavar="SECONDS",
+                   help=f"seconds between checkpoint saves (default {d.checkpoint_every:g})")
+    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show a progress bar")
+    g.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     if out_default is None:
-        p.add_argument("--out", required=True, help="output folder")
+        g.add_argument("--out", required=True, help="output folder")
     else:
-        p.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
+        g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
+
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The :class:`~metagame.run.RunOptions` the parsed flags stand for."""
+    return RunOptions.build(**{name: getattr(args, name) for name in RunOptions.names() if hasattr(args, name)})
 
 
 def method_kwargs(args: argparse.Namespace) -> dict | None:
-    """``{"n_steps": ...}`` when --steps was given."""
-    return {"n_steps": args.steps} if args.steps is not None else None
+    """The inner method's options: --method-kwargs (JSON object) and --steps (IG's n_steps)."""
+    out: dict[str, Any] = {}
+    if getattr(args, "method_kwargs", None):
+        try:
+            parsed = json.loads(args.method_kwargs)
+        except json.JSONDecodeError as e:
+            raise MetagameError(f"--method-kwargs is not valid JSON ({e}); pass an object such as '{{\"n_steps\": 64}}'") from None
+        if not isinstance(parsed, dict):
+            raise MetagameError("--method-kwargs must be a JSON object such as '{\"n_steps\": 64}'")
+        out.update(parsed)
+    if getattr(args, "steps", None) is not None:
+        out["n_steps"] = args.steps
+    return out or None
+
+
+def check_out_dir(path: str | os.PathLike) -> Path:
+    """Fail before any work when ``--out`` cannot be a writable folder (an existing file, a path under a file, a
+    read-only place)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise MetagameError(f"--out {str(out)!r} is an existing file, not a folder; pass a folder path")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise MetagameError(f"--out {str(out)!r} lies under the file {str(parent)!r}; pass a folder path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise MetagameError(f"--out {str(out)!r} is not writable (no write permission on {str(parent)!r}); pass another folder")
+    return out
+
+
+def write_all(result: Any, out: str | os.PathLike) -> dict[str, Path]:
+    """``write_outputs`` into ``out``; when writing fails anyway, the result is saved to a fallback file and the
+    error says where, so a finished run is never lost."""
+    from ..viz import write_outputs
+
+    try:
+        return write_outputs(result, out)
+    except OSError as exc:
+        fallback = Path(tempfile.mkdtemp(prefix="metagame-result-")) / "result.json"
+        result.save(fallback)
+        raise MetagameError(f"could not write the outputs to {str(out)!r} ({exc}); the result was saved to {fallback}") from None
 
 
 def report(result, written: dict) -> None:
@@ -41,3 +129,28 @@ def report(result, written: dict) -> None:
     print_summary(result)
     for name, path in written.items():
         print(f"wrote {name}: {path}")
+
+
+def finish(result: Any, args: argparse.Namespace) -> int:
+    """Write every output into ``--out`` and print the summary; returns the exit code."""
+    report(result, write_all(result, args.out))
+    return 0
+
+
+def fail(command: str, error: Exception) -> int:
+    """Print a command's error in CLI spellings; returns the exit code 2."""
+    print(f"metagame {command}: error: {cli_spelling(str(error))}", file=sys.stderr)
+    return 2
+
+
+__all__ = [
+    "add_run_options",
+    "check_out_dir",
+    "cli_spelling",
+    "fail",
+    "finish",
+    "method_kwargs",
+    "report",
+    "run_options",
+    "write_all",
+]

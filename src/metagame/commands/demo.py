@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from .common import add_common, report
+from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
 DEMO_TEXT_A = "A man plays the guitar"
@@ -34,7 +34,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--text-a", default=DEMO_TEXT_A, help=f"first sentence (default {DEMO_TEXT_A!r})")
     p.add_argument("--text-b", default=DEMO_TEXT_B, help=f"second sentence (default {DEMO_TEXT_B!r})")
-    add_common(p, default_method="integrated_gradients", out_default="metagame-demo", steps_default=DEMO_STEPS, remote_code=False)
+    add_run_options(p, default_method="integrated_gradients", out_default="metagame-demo", steps_default=DEMO_STEPS)
     return p
 
 
@@ -54,19 +54,21 @@ def demo_model_path() -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame demo``; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from ..applications.encoders import explain_text_pair_adapter, text_pair_adapter
-    from ..viz import write_outputs
+    from ..applications.encoders import text_pair_adapter
+    from ..run import explain
 
     start = time.perf_counter()
+    check_out_dir(args.out)
+    options = run_options(args)
     adapter = text_pair_adapter(demo_model_path(), args.text_a, args.text_b)
     adapter.name = "sentence-transformers/all-MiniLM-L6-v2"
     print(f"metagame demo: all-MiniLM-L6-v2, A = {args.text_a!r}, B = {args.text_b!r}")
     print(f"players: {adapter.n_a} + {adapter.n_b} words; f = cosine similarity of the two sentence embeddings")
-    kwargs = {"n_steps": args.steps} if args.method in ("integrated_gradients", "ig") else None
-    result = explain_text_pair_adapter(adapter, args.method, method_kwargs=kwargs, budget=args.budget, seed=args.seed)
+    kwargs = method_kwargs(args) if args.method in ("integrated_gradients", "ig") else None
+    result = explain(adapter, args.method, method_kwargs=kwargs, options=options)
     result.context["model"] = adapter.name
-    report(result, write_outputs(result, args.out))
-    if args.budget is None and abs(result.context["value_empty"] - 1.0) < 1e-6:
+    finish(result, args)
+    if abs(result.context["value_empty"] - 1.0) < 1e-6:
         print("(with every word masked both sentences are just [CLS] [SEP], so f(baseline) = 1)")
     print(f"done in {time.perf_counter() - start:.1f} s; open {os.path.join(args.out, 'report.html')}")
     return 0

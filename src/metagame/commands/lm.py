@@ -1,7 +1,7 @@
 """``metagame lm``: meta-attributions over the words of a prompt to a Hugging Face causal LM.
 
-    metagame lm --model NAME_OR_PATH --prompt TEXT [--answer TEXT] [--method M] [--budget N]
-                [--masking MODE] [--max-new-tokens N] [--seed S] --out DIR
+    metagame lm --model NAME_OR_PATH --prompt TEXT [--answer TEXT] [--masking MODE] [--max-new-tokens N]
+                [run options: --method M --budget N --seed S --variant V ...] --out DIR
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import argparse
 from typing import Any
 
 from ..models.language import MASKING_MODES
-from .common import add_common, method_kwargs, report
+from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -30,22 +30,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--masking", default="attention", choices=MASKING_MODES, help="how absent words are masked (default attention)")
     p.add_argument("--tokens", action="store_true", help="players are tokens instead of words")
     p.add_argument("--max-new-tokens", type=int, default=16, help="length limit of the generated answer (default 16)")
-    p.add_argument("--variant", default="metagame", choices=("metagame", "serial"), help="default metagame")
     p.add_argument("--system", default=None, help="system prompt for the chat template")
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16, float64 or auto")
     p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
-    add_common(p, default_method="integrated_gradients")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+    add_run_options(p, default_method="integrated_gradients")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame lm``; returns the exit code."""
-    from ..applications.lm import explain_causal_lm
     from ..models.language import CausalLM
-    from ..viz import write_outputs
+    from ..run import explain
 
+    check_out_dir(args.out)
+    options = run_options(args)
     adapter = CausalLM(
         args.model, args.prompt, args.answer, alternative=args.alternative,
         grouping="tokens" if args.tokens else "words", masking=args.masking,
@@ -53,11 +54,7 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
         trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
     )
-    result = explain_causal_lm(
-        adapter, args.method, method_kwargs=method_kwargs(args), variant=args.variant, budget=args.budget, seed=args.seed
-    )
-    written = write_outputs(result, args.out)
+    result = explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options)
     print(f"model {adapter.model_name}; answer {adapter.answer!r}" + (" (generated)" if adapter.generated else ""))
     print(f"log p(answer | prompt) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
-    report(result, written)
-    return 0
+    return finish(result, args)

@@ -1,7 +1,7 @@
 """``metagame similarity``: word-to-word meta-attributions of a sentence encoder's cosine similarity.
 
-    metagame similarity --model NAME_OR_PATH --text-a A --text-b B --out DIR [--method M] [--budget N]
-                        [--masking attention|mask_token] [--steps N] [--seed S]
+    metagame similarity --model NAME_OR_PATH --text-a A --text-b B [--masking attention|mask_token]
+                        [run options: --method M --budget N --seed S ...] --out DIR
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_common, method_kwargs, report
+from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -25,24 +25,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="sentence-embedding model: Hugging Face name (cached) or local folder")
     p.add_argument("--text-a", required=True, help="first text")
     p.add_argument("--text-b", required=True, help="second text")
-    add_common(p, default_method="integrated_gradients")
     p.add_argument("--masking", default="attention", choices=("attention", "mask_token"), help="how absent words are masked (default attention)")
     p.add_argument("--pooling", default="auto", choices=("auto", "mean", "cls", "max"), help="default: from the sentence-transformers files")
     p.add_argument("--batch-size", type=int, default=256, help="text pairs per forward pass (default 256)")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+    add_run_options(p, default_method="integrated_gradients")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame similarity``; returns the exit code."""
-    from ..applications.encoders import explain_text_pair_adapter, text_pair_adapter
-    from ..viz import write_outputs
+    from ..applications.encoders import text_pair_adapter
+    from ..run import explain
 
+    check_out_dir(args.out)
+    options = run_options(args)
     adapter = text_pair_adapter(
         args.model, args.text_a, args.text_b, masking=args.masking, pooling=args.pooling,
         batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
     )
-    result = explain_text_pair_adapter(
-        adapter, args.method, method_kwargs=method_kwargs(args), budget=args.budget, seed=args.seed
-    )
-    report(result, write_outputs(result, args.out))
-    return 0
+    return finish(explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options), args)

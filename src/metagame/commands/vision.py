@@ -1,7 +1,7 @@
 """``metagame vision``: meta-attributions of a CLIP/SigLIP image–text logit over image patches and words.
 
-    metagame vision --model NAME_OR_PATH --image PATH --text T --out DIR [--grid G] [--mode scalar|patch_maps]
-                    [--method M] [--budget N] [--patch-masking mean|blur|zero] [--steps N] [--seed S]
+    metagame vision --model NAME_OR_PATH --image PATH --text T [--grid G] [--mode scalar|patch_maps]
+                    [--patch-masking mean|blur|zero] [run options: --method M --budget N ...] --out DIR
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .common import add_common, method_kwargs, report
+from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -30,19 +30,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
     p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
     p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
-    add_common(p, default_method="integrated_gradients")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+    add_run_options(p, default_method="integrated_gradients")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame vision``; returns the exit code."""
-    from ..applications.encoders import explain_vision
-    from ..viz import write_outputs
+    from ..applications.encoders import vision_adapter
+    from ..run import explain
 
-    result = explain_vision(
-        args.model, args.image, args.text, grid=args.grid, mode=args.mode, method=args.method,
-        method_kwargs=method_kwargs(args), budget=args.budget, seed=args.seed, patch_masking=args.patch_masking,
+    check_out_dir(args.out)
+    options = run_options(args)
+    adapter = vision_adapter(
+        args.model, args.image, args.text, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
         batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
     )
-    report(result, write_outputs(result, args.out))
-    return 0
+    return finish(explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options), args)

@@ -1,7 +1,7 @@
 """Vector-valued cooperative games: ``coalitions bool[m, d] -> values float[m, k]``.
 
-A game evaluates batches, counts the rows it evaluated (``n_calls``) and can cache rows by
-coalition so that repeated coalitions are never paid for twice.
+A game evaluates batches, counts the rows it evaluated (``n_evaluations``) and can cache rows by
+coalition content so that repeated coalitions are never paid for twice.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from ..players.coalitions import as_coalitions, coalition_keys
+from ..players.coalitions import CoalitionCache, as_coalitions
 
 
 class Game:
@@ -19,50 +19,31 @@ class Game:
     Args:
         n_players: d.
         n_outputs: k.
-        cache: keep evaluated rows by coalition.
+        cache: keep evaluated rows by coalition content (:class:`~metagame.players.CoalitionCache`).
         batch_size: coalitions per ``_evaluate`` call.
     """
 
     def __init__(self, n_players: int, n_outputs: int = 1, *, cache: bool = False, batch_size: int = 4096, players: Sequence[str] | None = None):
         self.n_players = int(n_players)
         self.n_outputs = int(n_outputs)
-        self.cache = cache
         self.batch_size = int(batch_size)
         self.players = list(players) if players is not None else [f"x{i}" for i in range(self.n_players)]
-        self.n_calls = 0
-        self._store: dict[bytes, np.ndarray] = {}
+        self.n_evaluations = 0
+        self.cache = CoalitionCache() if cache else None
 
     def __call__(self, coalitions) -> np.ndarray:
         """Values ``float64[m, k]`` of a batch of coalitions."""
         coalitions = as_coalitions(coalitions, self.n_players)
-        if not self.cache:
+        if self.cache is None:
             return self._batched(coalitions)
-        keys = coalition_keys(coalitions)
-        out = np.empty((len(keys), self.n_outputs))
-        todo: dict[bytes, int] = {}
-        rows: list[int] = []
-        for r, key in enumerate(keys):
-            hit = self._store.get(key)
-            if hit is not None:
-                out[r] = hit
-            elif key not in todo:
-                todo[key] = len(rows)
-                rows.append(r)
-        if rows:
-            fresh = self._batched(coalitions[rows])
-            for key, pos in todo.items():
-                self._store[key] = fresh[pos]
-            for r, key in enumerate(keys):
-                if key in todo:
-                    out[r] = fresh[todo[key]]
-        return out
+        return self.cache.fill(coalitions, self._batched).reshape(len(coalitions), self.n_outputs)
 
     def _batched(self, coalitions: np.ndarray) -> np.ndarray:
         parts = []
         for start in range(0, len(coalitions), self.batch_size):
             chunk = coalitions[start : start + self.batch_size]
             vals = np.asarray(self._evaluate(chunk), dtype=np.float64).reshape(len(chunk), self.n_outputs)
-            self.n_calls += len(chunk)
+            self.n_evaluations += len(chunk)
             parts.append(vals)
         return np.concatenate(parts) if parts else np.zeros((0, self.n_outputs))
 

@@ -22,17 +22,19 @@ class MaskedModelGame(Game):
 
 
 class AttributionGame(Game):
-    """The vector-valued game S -> φ(f, x_S) ∈ R^d of an inner attribution method (k = d).
+    """The vector-valued game S -> φ(f, x_S) ∈ R^d of an inner attribution method (k = d, plus the adapter's
+    always-present ``side_targets`` after the d player columns).
 
-    ``n_calls`` counts attribution calls (one per coalition); the model's own counters
+    ``n_evaluations`` counts attribution calls (one per coalition); the model's own counters
     (``model.n_model_rows``) count the rows the method pushed through the model.
     """
 
     def __init__(self, model: ModelAdapter, method: AttributionMethod, **kwargs):
         kwargs.setdefault("batch_size", 256)
-        super().__init__(model.n_players, model.n_players, players=model.players, **kwargs)
+        width = model.n_players + len(model.side_targets)
+        super().__init__(model.n_players, width, players=model.players, **kwargs)
         self.model = model
         self.method = method
 
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
-        return self.method.attribute(self.model, coalitions).detach().cpu().double().numpy()
+        return self.model.attribute(self.method, coalitions).detach().cpu().double().numpy()

@@ -42,6 +42,15 @@ class AttributionMethod:
         """Name of a closed-form rule over the full value table (exact perturbation methods), else None."""
         return None
 
+    @property
+    def table_rule_limit(self) -> int | None:
+        """The largest coalition size for which the method computes its ``table_rule`` exactly (None: every size).
+
+        Larger coalitions are attributed by the method itself (e.g. a sampled Shapley value), so the exact engine
+        computes what the method with its options computes.
+        """
+        return None
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"

@@ -63,7 +63,6 @@ class CaptumMethod(AttributionMethod):
         self.attribute_kwargs = attribute_kwargs
         cls = method if inspect.isclass(method) else type(method)
         self.name = f"captum.{cls.__name__}"
-        self._built: dict[int, Any] = {}
         accepted = inspect.signature(cls.attribute).parameters
         self._takes_baselines = "baselines" in accepted
         if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
@@ -78,17 +77,16 @@ class CaptumMethod(AttributionMethod):
         return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in self.attribute_kwargs.items()}
 
     def _instance(self, model: ModelAdapter):
+        """The Captum object for this adapter: the user's instance (on their own forward), or the class built on the
+        adapter's differentiable forward (cheap; built per call, so nothing is cached by object identity)."""
         if not inspect.isclass(self.method):
-            if type(model).__name__ != "TensorModel":
+            if not model.native_input:
                 raise MetagameError(
                     f"a Captum instance is bound to your own forward function, but {type(model).__name__} explains "
                     f"in its own space; pass the class instead (e.g. method=captum.attr.{type(self.method).__name__})"
                 )
             return self.method
-        key = id(model)
-        if key not in self._built:
-            self._built[key] = self.method(AdapterModule(model))
-        return self._built[key]
+        return self.method(AdapterModule(model))
 
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         coalitions = np.asarray(coalitions, dtype=bool)

@@ -12,14 +12,13 @@ Leave-one-out, Data Shapley and Data Banzhaf are the generic ``occlusion``, ``sh
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from ..errors import MetagameError
 from ..models.base import ModelAdapter
-from ..models.data import Checkpoints, DataModel, EmptyModel, KNNDataModel, knn_order
 from .base import AttributionMethod
 
 #: coalitions per vectorised KNN-Shapley block
@@ -74,31 +73,18 @@ class KNNShapley(AttributionMethod):
         if k is not None and int(k) < 1:
             raise MetagameError(f"k must be >= 1; got {k}")
         self.k = None if k is None else int(k)
-        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def params(self):
         return {"k": self.k}
 
-    def _setup(self, model: ModelAdapter) -> tuple[np.ndarray, np.ndarray, int]:
-        if isinstance(model, KNNDataModel):
-            if self.k is not None and self.k != model.k:
-                raise MetagameError(f"knn_shapley got k={self.k} but the KNNDataModel uses k={model.k}; drop k or use the same K")
-            return model.order, model.match, model.k
-        if not all(hasattr(model, a) for a in ("X", "y", "X_test", "y_test")):
+    def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
+        tables = model.knn_tables(self.k)
+        if tables is None:
             raise MetagameError(
                 f"knn_shapley values training points; {type(model).__name__} is not a data adapter. "
                 f"Use metagame.models.data.KNNDataModel (or DataModel) with X, y, X_test, y_test"
             )
-        if self.k is None:
-            raise MetagameError("knn_shapley on a DataModel needs the number of neighbours: method_kwargs={'k': 5}")
-        key = id(model)
-        if key not in self._cache:
-            self._cache[key] = knn_order(model.X, model.y, model.X_test, model.y_test)
-        order, match = self._cache[key]
-        return order, match, self.k
-
-    def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
-        order, match, k = self._setup(model)
+        order, match, k = tables
         phi = knn_shapley_batch(np.asarray(coalitions, dtype=bool), order, match, k)
         return torch.as_tensor(phi, dtype=torch.float64)
 
@@ -134,27 +120,21 @@ class GradientInfluence(AttributionMethod):
         return {"loss": getattr(self.loss, "__name__", "callable")}
 
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
-        if not isinstance(model, DataModel) or model.backend != "torch":
-            raise MetagameError(
-                f"gradient_influence needs a DataModel with a torch training function train(X_sub, y_sub, seed) -> "
-                f"torch module; got {type(model).__name__}. For scikit-learn models use occlusion, shapley or knn_shapley"
-            )
-        if model.utility == "accuracy":
-            raise MetagameError("gradient_influence needs a differentiable utility; use utility='neg_log_loss' or 'neg_mse'")
         coalitions = np.asarray(coalitions, dtype=bool)
         out = np.zeros(coalitions.shape)
         for r, row in enumerate(coalitions):
-            trained = model.trained(row)
-            if isinstance(trained, EmptyModel):
-                continue
-            pairs = trained.pairs() if isinstance(trained, Checkpoints) else [(trained, 1.0)]
+            run = model.training_runs(row)
+            if run is None:
+                raise MetagameError(
+                    f"gradient_influence needs a DataModel with a torch training function train(X_sub, y_sub, seed) -> "
+                    f"torch module; got {type(model).__name__}"
+                )
             members = np.flatnonzero(row)
-            Xs, ys = model.subset(row)
-            for module, lr in pairs:
-                out[r, members] += lr * self._dots(model, module, Xs, ys)
+            for module, lr in run.checkpoints:
+                out[r, members] += lr * self._dots(run, module)
         return torch.as_tensor(out, dtype=torch.float64)
 
-    def _dots(self, model: DataModel, module: torch.nn.Module, Xs, ys) -> np.ndarray:
+    def _dots(self, run: Any, module: torch.nn.Module) -> np.ndarray:
         """−∇U · ∇ℓ(z_i) for each training example of the subset."""
         if not isinstance(module, torch.nn.Module):
             raise MetagameError(f"gradient_influence needs torch modules from the training function; got {type(module).__name__}")
@@ -165,14 +145,14 @@ class GradientInfluence(AttributionMethod):
         module.eval()
         try:
             with torch.enable_grad():
-                u = model.torch_utility(module)
+                u = run.utility(module)
                 if not u.requires_grad:
                     raise MetagameError("the utility does not depend differentiably on the model parameters; use 'neg_log_loss' or 'neg_mse'")
                 g_u = torch.cat([g.reshape(-1) for g in torch.autograd.grad(u, params, allow_unused=False)])
-                X = Xs if isinstance(Xs, torch.Tensor) else torch.as_tensor(np.asarray(Xs))
+                X = run.X if isinstance(run.X, torch.Tensor) else torch.as_tensor(np.asarray(run.X))
                 if X.is_floating_point():
                     X = X.to(params[0].dtype)
-                y = ys if isinstance(ys, torch.Tensor) else torch.as_tensor(np.asarray(ys))
+                y = run.y if isinstance(run.y, torch.Tensor) else torch.as_tensor(np.asarray(run.y))
                 dots = np.zeros(len(y))
                 for i in range(len(y)):
                     li = self.loss(module(X[i : i + 1]), y[i : i + 1]).sum()

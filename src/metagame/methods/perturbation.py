@@ -101,6 +101,10 @@ class _Semivalue(AttributionMethod):
     def table_rule(self):
         return self.name
 
+    @property
+    def table_rule_limit(self) -> int:
+        return self.exact_limit
+
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         coalitions = np.asarray(coalitions, dtype=bool)
         m, d = coalitions.shape

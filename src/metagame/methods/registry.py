@@ -76,11 +76,21 @@ def get_method(method: Any, method_kwargs: dict | None = None) -> AttributionMet
     key = ALIASES.get(method.lower(), method.lower())
     if key not in METHODS:
         raise MetagameError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)} (or a Captum attribution object)")
-    cls = METHODS[key]
-    try:
-        return cls(**kwargs)
-    except TypeError:
-        accepted = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    return build_method(METHODS[key], kwargs, key)
+
+
+def method_options(cls: type) -> list[str]:
+    """The keyword options a method class takes, read from its real constructor signature."""
+    params = inspect.signature(cls).parameters.values()
+    return [p.name for p in params if p.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)]
+
+
+def build_method(cls: type, kwargs: dict, name: str) -> AttributionMethod:
+    """``cls(**kwargs)`` with an error that lists the options the method really takes."""
+    accepted = method_options(cls)
+    unknown = sorted(set(kwargs) - set(accepted))
+    if unknown:
         raise MetagameError(
-            f"method {key!r} does not take {sorted(kwargs)}; its options are: {', '.join(accepted) or 'none'}"
-        ) from None
+            f"method {name!r} does not take {unknown} (unexpected options); its options are: {', '.join(accepted) or 'none'}"
+        )
+    return cls(**kwargs)

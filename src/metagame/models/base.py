@@ -9,7 +9,7 @@ An adapter gives two views of one scalar model output f:
   patch embeddings, component gates), matching baselines ``zb`` and per-row extra arguments;
   ``forward(z, extra)`` maps them to f; ``reduce`` sums coordinate scores into player scores.
 
-Adapters count model rows and forward passes, and may cache values by coalition.
+Adapters count model rows and forward passes, and cache values by coalition content.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelOutputError
-from ..players.coalitions import as_coalitions, coalition_keys, format_coalition
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition
 
 
 def repeat_rows(extra: Any, repeats: int) -> Any:
@@ -51,7 +51,18 @@ def take_rows(extra: Any, rows: slice | np.ndarray | torch.Tensor) -> Any:
 
 class ModelAdapter:
     """Base class of model adapters. Subclasses implement ``embed``, ``forward`` and ``reduce``
-    (and may override ``_values`` when a cheaper forward-only path exists)."""
+    (and may override ``_values`` when a cheaper forward-only path exists).
+
+    Protocol hooks with defaults here (adapters override what applies to them):
+
+    * ``exact_max_players`` — the most players explained exactly unless the caller passes ``budget``;
+    * :meth:`display_context` — what a report shows about the input (texts, prompt, model name);
+    * :meth:`finalize` — add adapter-specific extras (images, cross blocks, maps) to a finished result;
+    * :meth:`fingerprint_parts` — everything that determines the numbers (inputs, texts, model state), hashed
+      by :func:`metagame.models.fingerprint.fingerprint` to key checkpoints;
+    * capabilities instead of type checks: ``native_input`` (z is the model's own input, so a Captum
+      instance built on the user's model applies), :meth:`knn_tables`, :meth:`training_runs`.
+    """
 
     #: players
     n_players: int
@@ -62,11 +73,20 @@ class ModelAdapter:
     batch_size: int = 256
     #: False for adapters without a gradient path (e.g. trained-on-subset data games)
     differentiable: bool = True
+    #: the most players explained exactly by default (2^d coalitions); beyond it ``budget`` is required
+    exact_max_players: int = EXACT_MAX_PLAYERS
+    #: True when ``embed``'s z is the user's own model input (Captum instances bound to the user's forward apply)
+    native_input: bool = False
+    #: labels of always-present targets whose attributions ``reduce`` returns after the d player columns
+    side_targets: tuple[str, ...] = ()
+    #: per-player shape of vector-valued attributions (a method then returns ``[m, d, *attribution_shape]``,
+    #: e.g. one concept map over the image patches per player); () for scalar attributions
+    attribution_shape: tuple[int, ...] = ()
 
     def __init__(self, batch_size: int = 256, cache_values: bool = True):
         self.batch_size = int(batch_size)
         self.cache_values = cache_values
-        self._value_cache: dict[bytes, float] = {}
+        self.value_cache = CoalitionCache()
         self.n_model_rows = 0
         self.n_forward_passes = 0
 
@@ -74,32 +94,17 @@ class ModelAdapter:
     def values(self, coalitions) -> torch.Tensor:
         """f(x_S) for each row of ``coalitions`` (``bool[m, d]``) as a tensor ``[m]``, no grad."""
         coalitions = as_coalitions(coalitions, self.n_players)
-        m = coalitions.shape[0]
         if not self.cache_values:
             return self._values_batched(coalitions)
-        keys = coalition_keys(coalitions)
-        out = np.empty(m, dtype=np.float64)
-        missing: dict[bytes, int] = {}
-        miss_rows: list[int] = []
-        for r, key in enumerate(keys):
-            hit = self._value_cache.get(key)
-            if hit is None:
-                if key not in missing:
-                    missing[key] = len(miss_rows)
-                    miss_rows.append(r)
-            else:
-                out[r] = hit
-        dtype = self.dtype
-        if miss_rows:
-            fresh = self._values_batched(coalitions[miss_rows])
-            dtype = fresh.dtype
-            fresh_np = fresh.detach().cpu().double().numpy()
-            for key, pos in missing.items():
-                self._value_cache[key] = float(fresh_np[pos])
-            for r, key in enumerate(keys):
-                if key in missing:
-                    out[r] = fresh_np[missing[key]]
-        return torch.as_tensor(out).to(dtype)
+        dtypes: list[torch.dtype] = []
+
+        def compute(rows: np.ndarray) -> np.ndarray:
+            fresh = self._values_batched(rows)
+            dtypes.append(fresh.dtype)
+            return fresh.detach().cpu().double().numpy()
+
+        out = self.value_cache.fill(coalitions, compute)
+        return torch.as_tensor(out.reshape(len(coalitions))).to(dtypes[0] if dtypes else self.dtype)
 
     def _values_batched(self, coalitions: np.ndarray) -> torch.Tensor:
         parts = []
@@ -148,7 +153,7 @@ class ModelAdapter:
             raise ModelOutputError(
                 f"the model returned shape {tuple(out.shape)} for a batch of {n_rows} rows; it must return "
                 f"one scalar per row, shape ({n_rows},). Select the explained output, e.g. "
-                f"model=lambda x: net(x)[:, class_index]"
+                f"model=lambda x: net(x)[:, class_index]{self.shape_hint()}"
             )
         if not out.is_floating_point():
             out = out.to(self.dtype)
@@ -164,13 +169,48 @@ class ModelAdapter:
             )
         return out
 
+    def shape_hint(self) -> str:
+        """Extra advice appended to output-shape errors (adapters with a raw input shape override it)."""
+        return ""
+
+    # ---------------------------------------------------------------- protocol hooks
+    def attribute(self, method: Any, coalitions: np.ndarray) -> torch.Tensor:
+        """φ(f, x_S) of ``method`` for each coalition row (``[m, d, *attribution_shape]``, plus side-target columns).
+
+        The engine always attributes through this hook; views of another adapter (e.g. patch maps) override it to
+        run the method on the adapter they view.
+        """
+        return method.attribute(self, coalitions)
+
     def display_context(self) -> dict:
         """What a report shows about the input (texts, prompt, answer, model name ...); adapters override it."""
         return {}
 
+    def finalize(self, result: Any) -> None:
+        """Add adapter-specific extras to a finished result (called once by :func:`metagame.explain`)."""
+
+    def exact_hint(self) -> str:
+        """Advice added to the error for too many players in an exact run (e.g. 'use a coarser grid')."""
+        return ""
+
     def describe(self) -> dict:
         """Metadata about the model for result files."""
         return {"adapter": type(self).__name__}
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        """Everything that determines f(x_S) besides the coalition: inputs, baselines, texts, image bytes, training
+        data, the model (a module or function). Hashed by :func:`metagame.models.fingerprint.fingerprint`."""
+        return {"describe": self.describe()}
+
+    def knn_tables(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray, int] | None:
+        """``(order[t, n], match[t, n], k)`` of a K-nearest-neighbour data game (KNN-Shapley), or None when the
+        players are not training points. ``k``: the neighbours asked for by the method (None: the adapter's own)."""
+        return None
+
+    def training_runs(self, coalition: np.ndarray) -> Any:
+        """What gradient influence needs for one coalition of training points, or None when the adapter does not
+        train torch models (see :class:`metagame.models.data.DataModel`)."""
+        return None
 
     def endpoint_values(self, full=None, empty=None) -> dict[str, float]:
         """``{"value_full": f(x_full), "value_empty": f(x_empty)}`` in one batched :meth:`values` call.

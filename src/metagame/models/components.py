@@ -456,6 +456,13 @@ class ComponentModel(ModelAdapter):
     def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
         return coordinate_scores
 
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "inputs": self.inputs, "output": self.output_fn, "output_desc": self.output_desc,
+            "sites": [(s.module_name, s.kind, s.players, [(sl.start, sl.stop) for sl in s.slices]) for s in self.sites],
+            "ablated": [s.ablated for s in self.sites],
+        }
+
     def describe(self) -> dict:
         cfg = getattr(self.model, "config", None)
         return {

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError, NotDifferentiableError
-from ..players.coalitions import as_coalitions, coalition_keys, format_coalition
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition
 from .base import ModelAdapter, player_labels
 
 UtilityName = Literal["accuracy", "neg_log_loss", "neg_mse"]
@@ -87,10 +87,24 @@ def _length(a) -> int:
     return int(a.shape[0]) if hasattr(a, "shape") else len(a)
 
 
+@dataclass
+class TorchTraining:
+    """What gradient influence needs for one coalition S of training points: the checkpoints of the torch model
+    trained on S with their learning rates (empty for S = ∅), the training examples of S and the differentiable
+    utility ``utility(module) -> scalar tensor`` on the test data."""
+
+    checkpoints: list[tuple[torch.nn.Module, float]]
+    X: Any
+    y: Any
+    utility: Callable[[torch.nn.Module], torch.Tensor]
+
+
 class _DataAdapter(ModelAdapter):
     """Shared part of data adapters: training set, test set, players ``z0 .. z{n-1}``."""
 
     differentiable = False
+    #: exact data games train up to 2^d models: 16 points by default (KNN is closed form, up to the engine's limit)
+    exact_max_players = 16
 
     def __init__(self, X, y, X_test, y_test, players: Sequence[str] | None, batch_size: int):
         super().__init__(batch_size=batch_size, cache_values=True)
@@ -134,6 +148,18 @@ class _DataAdapter(ModelAdapter):
     def _values(self, coalitions: np.ndarray) -> torch.Tensor:  # pragma: no cover - subclasses
         raise NotImplementedError
 
+    def knn_tables(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        """KNN-Shapley's tables on this training set (computed once and kept on the adapter); ``k`` is required."""
+        if k is None:
+            raise MetagameError("knn_shapley on a DataModel needs the number of neighbours: method_kwargs={'k': 5}")
+        if getattr(self, "_knn", None) is None:
+            self._knn = knn_order(self.X, self.y, self.X_test, self.y_test)
+        order, match = self._knn
+        return order, match, int(k)
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {"X": self.X, "y": self.y, "X_test": self.X_test, "y_test": self.y_test, "k": getattr(self, "k", None)}
+
 
 class KNNDataModel(_DataAdapter):
     """Closed-form K-nearest-neighbour utility (Jia et al., 2019) as a data game.
@@ -147,6 +173,9 @@ class KNNDataModel(_DataAdapter):
         k: number of neighbours K.
         players: labels of the training points.
     """
+
+    #: closed form (no training): the engine's exact limit applies
+    exact_max_players = EXACT_MAX_PLAYERS
 
     def __init__(self, X, y, *, X_test, y_test, k: int = 5, players: Sequence[str] | None = None, batch_size: int = 1024):
         super().__init__(X, y, X_test, y_test, players, batch_size)
@@ -168,6 +197,11 @@ class KNNDataModel(_DataAdapter):
 
     def describe(self) -> dict:
         return {"adapter": "KNNDataModel", "k": self.k, "n_train": self.n_players, "n_test": int(len(self.y_test))}
+
+    def knn_tables(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+        if k is not None and k != self.k:
+            raise MetagameError(f"knn_shapley got k={k} but the KNNDataModel uses k={self.k}; drop k or use the same K")
+        return self.order, self.match, self.k
 
 
 def knn_order(X, y, X_test, y_test) -> tuple[np.ndarray, np.ndarray]:
@@ -240,7 +274,7 @@ class DataModel(_DataAdapter):
         self.utility = utility
         self.classes = np.unique(np.asarray(self.y.detach().cpu() if isinstance(self.y, torch.Tensor) else self.y))
         self.n_trainings = 0
-        self._models: dict[bytes, Any] = {}
+        self._models = CoalitionCache()
 
     # ------------------------------------------------------------------ training
     def subset(self, coalition: np.ndarray):
@@ -259,14 +293,7 @@ class DataModel(_DataAdapter):
 
     def trained(self, coalition) -> Any:
         """The model trained on coalition S (trained once, then cached)."""
-        row = as_coalitions(coalition, self.n_players)[0]
-        key = coalition_keys(row[None])[0]
-        hit = self._models.get(key)
-        if hit is not None:
-            return hit
-        model = self._fit(row)
-        self._models[key] = model
-        return model
+        return self._models.get_or_compute(as_coalitions(coalition, self.n_players)[0], self._fit)
 
     def _fit(self, row: np.ndarray) -> Any:
         if not row.any():
@@ -334,6 +361,30 @@ class DataModel(_DataAdapter):
         self.count(len(coalitions))
         vals = [self.score(self.trained(row)) for row in np.asarray(coalitions, dtype=bool)]
         return torch.as_tensor(vals, dtype=torch.float64)
+
+    def training_runs(self, coalition: np.ndarray) -> TorchTraining:
+        """The torch model trained on S (its checkpoints), the examples of S and the differentiable utility."""
+        if self.backend != "torch":
+            raise MetagameError(
+                f"gradient_influence needs a DataModel with a torch training function train(X_sub, y_sub, seed) -> "
+                f"torch module; this one trains {type(self.train).__name__} (scikit-learn). Use occlusion, shapley or "
+                f"knn_shapley"
+            )
+        if self.utility == "accuracy":
+            raise MetagameError("gradient_influence needs a differentiable utility; use utility='neg_log_loss' or 'neg_mse'")
+        trained = self.trained(coalition)
+        Xs, ys = self.subset(coalition)
+        if isinstance(trained, EmptyModel):
+            pairs: list[tuple[Any, float]] = []
+        else:
+            pairs = trained.pairs() if isinstance(trained, Checkpoints) else [(trained, 1.0)]
+        return TorchTraining(pairs, Xs, ys, self.torch_utility)
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            **super().fingerprint_parts(), "train": self.train, "utility": self.utility, "seed": self.seed,
+            "empty_value": self.empty_value,
+        }
 
     def describe(self) -> dict:
         name = type(self.train).__name__ if self.backend == "sklearn" else getattr(self.train, "__name__", "train")

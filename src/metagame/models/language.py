@@ -125,8 +125,27 @@ def check_causal(model: torch.nn.Module, vocab_size: int, device: str | torch.de
         )
 
 
+def check_device(device: str | torch.device | None) -> None:
+    """Raise a plain error when a CUDA / MPS device is asked for but this PyTorch build cannot use it."""
+    if device is None:
+        return
+    kind = torch.device(device).type
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise MetagameError(
+            f"device {str(device)!r} was asked for, but this PyTorch build sees no CUDA GPU "
+            f"(torch {torch.__version__}, cuda available: no); drop the device option or pass device='cpu'"
+        )
+    if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise MetagameError(f"device {str(device)!r} was asked for, but MPS is not available here; pass device='cpu'")
+
+
 class CausalLM(ModelAdapter):
     """A causal LM explained at one prompt; f = Σ_k log p(answer_k | prompt, answer_<k) [− alternative].
+
+    When no kept token precedes the first word of the prompt (no chat template and no BOS token, e.g. GPT-2 style
+    tokenizers), the tokenizer's BOS token (else its EOS token) is prepended as an always-present, never-masked
+    context token, so f(x_∅) = log p(answer | context token) is defined and the same for every prompt; a tokenizer
+    with neither is refused.
 
     Args:
         model: a Hugging Face name or local folder, or a loaded ``PreTrainedModel``.
@@ -147,6 +166,9 @@ class CausalLM(ModelAdapter):
         padding_side: where re-packed rows are padded in ``"attention"`` masking (results do not depend on it).
         prefix_cache: reuse the key/value cache of the template prefix before the first player.
     """
+
+    #: the most words explained exactly by default (2^16 coalitions)
+    exact_max_players = 16
 
     def __init__(
         self,
@@ -181,6 +203,7 @@ class CausalLM(ModelAdapter):
             raise MetagameError("the prompt is empty; pass the text whose words should be explained (prompt='...')")
         if max_new_tokens < 1:
             raise MetagameError(f"max_new_tokens must be >= 1; got {max_new_tokens}")
+        check_device(device)
 
         if isinstance(model, (str, os.PathLike)):
             self.model_name = str(model)
@@ -231,6 +254,15 @@ class CausalLM(ModelAdapter):
         special_ids = set(int(i) for i in getattr(tokenizer, "all_special_ids", []) or [])
         pieces = tokenizer.convert_ids_to_tokens(list(ids))
         special = [int(t) in special_ids and text[a:b] == piece for t, (a, b), piece in zip(ids, offsets, pieces)]
+        first_word = group_words(text, offsets, grouping, special_mask=special, span=span)
+        if first_word and first_word[0].tokens[0] == 0:
+            # nothing kept precedes the first word: an always-present context token conditions the empty prompt
+            ids = [self._context_token()] + list(ids)
+            offsets = [(0, 0)] + list(offsets)
+            special = [True] + list(special)
+            self.context_token_id: int | None = int(ids[0])
+        else:
+            self.context_token_id = None
         words = group_words(text, offsets, grouping, special_mask=special, span=span)
         if not words:
             raise MetagameError(
@@ -309,6 +341,17 @@ class CausalLM(ModelAdapter):
             text, start, add_special = prompt, 0, True
         enc = tok(text, add_special_tokens=add_special, return_offsets_mapping=True)
         return list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]], text, (start, start + len(prompt))
+
+    def _context_token(self) -> int:
+        tok = self.tokenizer
+        for tid in (tok.bos_token_id, tok.eos_token_id, getattr(self.model.config, "bos_token_id", None)):
+            if isinstance(tid, int) and 0 <= tid < self.vocab_size:
+                return tid
+        raise MetagameError(
+            "nothing precedes the prompt's first word (no chat template, no BOS token), so the answer would have no "
+            "context when every word is masked; use a tokenizer with a BOS or EOS token, a chat template, or set "
+            "tokenizer.bos_token"
+        )
 
     def _check_length(self, n: int, what: str) -> None:
         if self.limit is not None and n > self.limit:
@@ -509,6 +552,13 @@ class CausalLM(ModelAdapter):
             "template_text": self.template_text,
         }
 
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "prompt_ids": self.prompt_ids, "answer_ids": self.answer_ids,
+            "alternative_ids": self.alternative_ids, "words": [w.tokens for w in self.words], "masking": self.masking,
+            "baseline_token_id": self.baseline_token_id, "prefix_len": self.prefix_len,
+        }
+
     def describe(self) -> dict:
         return {
             "adapter": "CausalLM",
@@ -517,6 +567,7 @@ class CausalLM(ModelAdapter):
             "masking": self.masking,
             "grouping": self.grouping,
             "baseline_token_id": self.baseline_token_id,
+            "context_token_id": self.context_token_id,
             "n_prompt_tokens": len(self.prompt_ids),
             "n_answer_tokens": len(self.answer_ids),
             "prefix_tokens": self.prefix_len,

@@ -17,6 +17,16 @@ def auto_batch_size(inputs: torch.Tensor, elements: int = 1 << 20, low: int = 64
     return int(min(high, max(low, elements // max(1, inputs.numel()))))
 
 
+def module_dtype(model: Any) -> torch.dtype | None:
+    """The floating dtype of a ``torch.nn.Module``'s parameters when they share one (None otherwise or for a
+    plain function): inputs are cast to it, since a float32 network cannot take float64 inputs."""
+    if not isinstance(model, torch.nn.Module):
+        return None
+    dtypes = {p.dtype for p in model.parameters() if p.is_floating_point()}
+    dtypes |= {b.dtype for b in model.buffers() if b.is_floating_point()}
+    return dtypes.pop() if len(dtypes) == 1 else None
+
+
 class TensorModel(ModelAdapter):
     """A callable on float tensors explained at one input with baseline masking.
 
@@ -27,7 +37,12 @@ class TensorModel(ModelAdapter):
         feature_mask: optional player id per coordinate (players spanning several coordinates).
         players: optional player labels.
         batch_size: rows per model call (None: :func:`auto_batch_size`, up to 8192 rows for small inputs).
+
+    A ``torch.nn.Module`` whose parameters share one floating dtype gets its inputs and baselines in that dtype
+    (float64 inputs for a float32 network are cast to float32); a plain function gets them as given.
     """
+
+    native_input = True
 
     def __init__(
         self,
@@ -42,7 +57,8 @@ class TensorModel(ModelAdapter):
     ):
         if not callable(model):
             raise MetagameError(f"model must be callable (a torch module or function); got {type(model).__name__}")
-        masking = BaselineMasking(inputs, baselines, feature_mask=feature_mask, players=players)
+        dtype = module_dtype(model)
+        masking = BaselineMasking(inputs, baselines, feature_mask=feature_mask, players=players, dtype=dtype)
         super().__init__(batch_size=batch_size or auto_batch_size(masking.inputs), cache_values=cache_values)
         self.model = model
         self.masking = masking
@@ -68,8 +84,39 @@ class TensorModel(ModelAdapter):
 
     def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
         self.count(z.shape[0])
-        out = self.model(z)
+        try:
+            out = self.model(z)
+        except RuntimeError as exc:
+            raise self._call_error(exc, z) from exc
         return self.check_output(out, z.shape[0], row_coalitions)
+
+    def _call_error(self, exc: RuntimeError, z: torch.Tensor) -> Exception:
+        """A clear error for the common ways a model rejects ``z`` (dtype, shape), else the original error."""
+        text = str(exc)
+        if any(k in text for k in ("dtype", "scalar type", "Double", "Float", "Half", "BFloat16")) and z.is_floating_point():
+            return MetagameError(
+                f"the model rejected inputs of dtype {z.dtype} ({text.splitlines()[0]}); pass inputs in the model's "
+                f"dtype (e.g. x.float() for a float32 network) or cast the model (model.double())"
+            )
+        if any(k in text for k in ("shape", "size", "dimension", "mat1")):
+            return MetagameError(
+                f"the model rejected a batch of shape {tuple(z.shape)} ({text.splitlines()[0]}); metagame calls it on "
+                f"[n, *inputs.shape] (it adds the batch dimension itself){self.shape_hint()}"
+            )
+        return exc
+
+    def shape_hint(self) -> str:
+        shape = tuple(self.inputs.shape)
+        if len(shape) >= 2 and shape[0] == 1:
+            return (f"; the inputs have shape {shape} with a leading 1: pass the single input without a batch "
+                    f"dimension, inputs[0] of shape {shape[1:]}")
+        return ""
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "inputs": self.inputs, "baselines": self.baselines, "feature_mask": self.masking.feature_mask,
+            "model": self.model,
+        }
 
     def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
         return self.masking.reduce(coordinate_scores)

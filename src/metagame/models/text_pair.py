@@ -123,6 +123,17 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, modes: Sequence[PoolingMode])
     return torch.cat(parts, dim=-1)
 
 
+def cross_blocks(result: Any) -> dict[str, np.ndarray]:
+    """The two cross blocks of a text-pair result: ``a_to_b`` = M[B, A] ``[n_b, n_a]`` (sources in A,
+    targets in B) and ``b_to_a`` = M[A, B] ``[n_a, n_b]``."""
+    kinds = np.asarray(result.player_kinds or [])
+    a = np.flatnonzero(kinds == "word_a")
+    b = np.flatnonzero(kinds == "word_b")
+    if len(a) == 0 or len(b) == 0:
+        raise MetagameError("cross_blocks needs a text-pair result (player kinds 'word_a' and 'word_b')")
+    return {"a_to_b": result.matrix[np.ix_(b, a)].copy(), "b_to_a": result.matrix[np.ix_(a, b)].copy()}
+
+
 class TextPairModel(ModelAdapter):
     """A sentence encoder explained at a pair of texts; players = words of A, then words of B.
 
@@ -137,6 +148,9 @@ class TextPairModel(ModelAdapter):
         name: model name for result files.
         batch_size: rows (text pairs) per forward pass.
     """
+
+    #: the most words explained exactly by default (2^16 coalitions)
+    exact_max_players = 16
 
     def __init__(
         self,
@@ -299,6 +313,17 @@ class TextPairModel(ModelAdapter):
         """Context keys for display: text_a, text_b, model, n_words_a."""
         return {"text_a": self.text_a, "text_b": self.text_b, "model": self.name, "n_words_a": self.n_a}
 
+    def finalize(self, result: Any) -> None:
+        """Adds the cross blocks ``a_to_b`` / ``b_to_a`` (see :func:`cross_blocks`)."""
+        result.extras.update(cross_blocks(result))
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "input_ids": self.input_ids, "token_embeds": self.token_embeds,
+            "baseline_embeds": self.baseline_embeds, "texts": (self.text_a, self.text_b), "masking": self.masking,
+            "pooling": list(self.pooling), "normalize": self.normalize,
+        }
+
     def swapped_order(self) -> np.ndarray:
         """Permutation p: player k of the swapped pair (B, A) is player ``p[k]`` of this pair (A, B)."""
         return np.concatenate([np.arange(self.n_a, self.n_players), np.arange(self.n_a)])
@@ -309,6 +334,7 @@ __all__ = [
     "PoolingMode",
     "TextMasking",
     "TextPairModel",
+    "cross_blocks",
     "load_sentence_encoder",
     "pool",
     "sentence_transformers_pooling",

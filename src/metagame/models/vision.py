@@ -151,6 +151,9 @@ class VisionLanguageModel(ModelAdapter):
         batch_size: rows per forward pass.
     """
 
+    #: the most players (patches + words) explained exactly by default
+    exact_max_players = 16
+
     def __init__(
         self,
         model: torch.nn.Module,
@@ -356,6 +359,20 @@ class VisionLanguageModel(ModelAdapter):
             ctx["image_path"] = self.image_path
         return ctx
 
+    def exact_hint(self) -> str:
+        return "use a coarser grid, or mode='patch_maps'"
+
+    def finalize(self, result: Any) -> None:
+        """Adds the (downsized) input image as ``extras["image"]``."""
+        result.extras["image"] = self.small_image()
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "pixels": self.pixels, "baseline_image": self.image_baseline,
+            "input_ids": self.input_ids, "text": self.text, "grid": self.grid, "patches": self.include_patches,
+            "words": self.include_words,
+        }
+
     def small_image(self, max_side: int = 112) -> np.ndarray:
         """The (resized, cropped) model input image as float ``[H, W, 3]`` in [0, 1], at most ``max_side`` pixels."""
         img = self.image_rgb
@@ -377,7 +394,66 @@ class VisionLanguageModel(ModelAdapter):
         return out
 
 
+class PatchMapsModel(ModelAdapter):
+    """The vector-valued view of a :class:`VisionLanguageModel`: players = the caption's words, every patch always
+    present, and each patch's attribution an always-present *side target*.
+
+    One attribution call at a word coalition T returns the word scores and the patch heatmap; the exact engine
+    gives the word-to-word metagame and, per patch p, the value of each word in T ↦ heatmap_p(image, words T):
+    ``extras["patch_maps"]`` ``[W, rows, cols]`` with Σ_w patch_maps[w] = heatmap(all words) − heatmap(no words).
+    """
+
+    exact_max_players = 16
+    side_targets: tuple[str, ...] = ()
+
+    def __init__(self, inner: VisionLanguageModel):
+        if not (inner.include_patches and inner.include_words):
+            raise MetagameError("patch maps need an adapter with both patch and word players")
+        super().__init__(batch_size=inner.batch_size, cache_values=True)
+        self.inner = inner
+        self.model = inner.model
+        self.n_players = inner.n_words
+        self.players = inner.players[inner.n_patches :]
+        self.player_kinds = ["word"] * self.n_players
+        self.side_targets = tuple(inner.players[: inner.n_patches])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.inner.dtype
+
+    def attribute(self, method: Any, coalitions: np.ndarray) -> torch.Tensor:
+        """``[m, W + P]``: the method run on the full adapter with every patch present; word scores first (the
+        players), then every patch's score (the side targets)."""
+        scores = method.attribute(self.inner, self.inner.word_coalitions(coalitions))
+        p = self.inner.n_patches
+        return torch.cat([scores[:, p:], scores[:, :p]], dim=1)
+
+    def _values(self, coalitions: np.ndarray) -> torch.Tensor:
+        self.count(len(coalitions))
+        return self.inner.values(self.inner.word_coalitions(coalitions))
+
+    def display_context(self) -> dict:
+        return {**self.inner.display_context(), "mode": "patch_maps"}
+
+    def describe(self) -> dict:
+        return {**self.inner.describe(), "mode": "patch_maps"}
+
+    def fingerprint_parts(self) -> dict[str, Any]:
+        return {**self.inner.fingerprint_parts(), "mode": "patch_maps"}
+
+    def finalize(self, result: Any) -> None:
+        """Turns the side-target blocks into ``patch_maps`` ``[W, rows, cols]``, ``heatmap`` and ``heatmap_no_words``
+        ``[rows, cols]`` and adds the image."""
+        rows, cols = self.inner.grid
+        side = result.extras.pop("side_matrix")  # [P, W]
+        result.extras["patch_maps"] = side.T.reshape(self.n_players, rows, cols)
+        result.extras["heatmap"] = result.extras.pop("side_first_order").reshape(rows, cols)
+        result.extras["heatmap_no_words"] = result.extras.pop("side_at_empty").reshape(rows, cols)
+        result.extras["image"] = self.inner.small_image()
+
+
 __all__ = [
+    "PatchMapsModel",
     "PatchMasking",
     "SUPPORTED_MODEL_TYPES",
     "TokenEmbeddingOverride",

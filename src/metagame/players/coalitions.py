@@ -7,7 +7,7 @@ table of all ``2**d`` coalitions is indexed by ``sum_i 2**i [i in S]``.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -103,3 +103,77 @@ def chunks_of_all(d: int, chunk: int):
     n = 2**d
     for start in range(0, n, chunk):
         yield start, coalition_bits(start, min(n, start + chunk), d)
+
+
+class CoalitionCache:
+    """Rows of numbers stored by coalition *content* (packed bits), for any d: the one cache of metagame.
+
+    Adapters cache model values f(x_S), games cache value or attribution rows, and estimators read
+    their coalitions through a game's cache; checkpoints fill it on resume. A key is the coalition
+    itself, never an object id.
+    """
+
+    def __init__(self) -> None:
+        self._store: dict[bytes, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._store)
+
+    def __contains__(self, coalition) -> bool:
+        return coalition_keys(np.asarray(coalition, dtype=bool).reshape(1, -1))[0] in self._store
+
+    def fresh(self, coalitions: np.ndarray) -> np.ndarray:
+        """``bool[m]``: rows neither cached nor repeated earlier in the batch (what :meth:`fill` would compute)."""
+        out = np.zeros(len(coalitions), dtype=bool)
+        seen: set[bytes] = set()
+        for r, key in enumerate(coalition_keys(coalitions)):
+            if key not in self._store and key not in seen:
+                out[r] = True
+                seen.add(key)
+        return out
+
+    def get_or_compute(self, coalition: np.ndarray, compute: Callable[[np.ndarray], Any]) -> Any:
+        """The object stored for one coalition ``bool[d]`` (e.g. a trained model), computed and stored once."""
+        key = coalition_keys(np.asarray(coalition, dtype=bool).reshape(1, -1))[0]
+        if key not in self._store:
+            self._store[key] = compute(coalition)
+        return self._store[key]
+
+    def put(self, coalitions: np.ndarray, rows: np.ndarray) -> None:
+        """Store ``rows[r]`` under coalition ``coalitions[r]``."""
+        for key, row in zip(coalition_keys(coalitions), np.asarray(rows, dtype=np.float64)):
+            self._store[key] = row
+
+    def fill(self, coalitions: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """Rows for every coalition: cached ones looked up, each distinct missing one computed once by
+        ``compute(bool[u, d]) -> [u, ...]`` (in batch order) and stored. Returns ``float64[m, ...]``."""
+        keys = coalition_keys(coalitions)
+        todo: dict[bytes, int] = {}
+        first: list[int] = []
+        for r, key in enumerate(keys):
+            if key not in self._store and key not in todo:
+                todo[key] = len(first)
+                first.append(r)
+        if first:
+            new = np.asarray(compute(coalitions[first]), dtype=np.float64)
+            for key, pos in todo.items():
+                self._store[key] = new[pos]
+        if not keys:
+            return np.zeros((0,), dtype=np.float64)
+        return np.stack([self._store[k] for k in keys])
+
+    def packed_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """Everything stored, as ``(packed coalitions uint8[n, ceil(d/8)], rows float64[n, ...])`` in insertion
+        order; :func:`unpack_keys` turns the packed rows back into ``bool[n, d]``."""
+        if not self._store:
+            return np.zeros((0, 0), dtype=np.uint8), np.zeros((0,), dtype=np.float64)
+        packed = np.stack([np.frombuffer(k, dtype=np.uint8) for k in self._store])
+        return packed, np.stack(list(self._store.values()))
+
+
+def unpack_keys(packed: np.ndarray, d: int) -> np.ndarray:
+    """Coalitions ``bool[n, d]`` from packed-bit rows (as stored by :class:`CoalitionCache` and checkpoints)."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    if packed.size == 0:
+        return np.zeros((0, d), dtype=bool)
+    return np.unpackbits(packed, axis=1, count=d).astype(bool)

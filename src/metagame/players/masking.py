@@ -34,6 +34,16 @@ def to_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
     return t
 
 
+def _check_finite(t: torch.Tensor, what: str) -> None:
+    bad = ~torch.isfinite(t)
+    if bool(bad.any()):
+        where = tuple(int(i) for i in torch.nonzero(bad)[0])
+        raise MetagameError(
+            f"the {what} contain a non-finite value ({float(t[where])}) at index {where}; metagame explains finite "
+            f"inputs: replace NaN/inf in the {what} before calling"
+        )
+
+
 class Masking:
     """Base class of masking rules (players + coalition -> input)."""
 
@@ -60,10 +70,16 @@ class BaselineMasking(Masking):
         players: optional labels, one per player.
     """
 
-    def __init__(self, inputs, baselines=None, feature_mask=None, players: Sequence[str] | None = None):
-        x = to_tensor(inputs)
+    def __init__(
+        self, inputs, baselines=None, feature_mask=None, players: Sequence[str] | None = None,
+        dtype: torch.dtype | None = None,
+    ):
+        x = to_tensor(inputs, dtype=dtype)
         if x.ndim == 0:
             raise MetagameError("inputs must have at least one feature; got a scalar")
+        if x.numel() == 0:
+            raise MetagameError(f"inputs are empty (shape {tuple(x.shape)}); pass the input to explain, with at least one feature")
+        _check_finite(x, "inputs")
         if baselines is None:
             b = torch.zeros_like(x)
         else:
@@ -78,6 +94,7 @@ class BaselineMasking(Masking):
                         f"baselines have shape {tuple(b.shape)} but inputs have shape {tuple(x.shape)}; "
                         f"pass baselines of the same shape as inputs (or a scalar)"
                     ) from None
+        _check_finite(b, "baselines")
         self.inputs = x
         self.baselines = b
         if feature_mask is None:

@@ -1,5 +1,6 @@
-"""Result objects and their JSON save/load."""
+"""Result objects and their JSON save/load (one codec: :mod:`metagame.results.codec`)."""
 
+from .interaction import InteractionResult
 from .result import MetaAttribution, load
 
-__all__ = ["MetaAttribution", "load"]
+__all__ = ["InteractionResult", "MetaAttribution", "load"]

@@ -14,95 +14,13 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import MetagameError
+from .codec import array_from_json, array_to_json, decode_float, encode_float, exact_json, from_exact_json, plain_json
 
 #: arrays with more entries than this go to a side-car ``.npz`` next to the JSON file
 SIDECAR_THRESHOLD = 250_000
+#: extras that always go to the side-car (higher-order tensors and map stacks)
+SIDECAR_KEYS = frozenset({"tensor", "tensor_stderr", "maps", "meta_maps"})
 FORMAT = "metagame.result/1"
-
-
-def _encode_float(x: float) -> float | str:
-    if math.isnan(x):
-        return "nan"
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return float(x)
-
-
-def _decode_float(x) -> float:
-    if isinstance(x, str):
-        return float(x)
-    return float(x) if x is not None else math.nan
-
-
-def _array_to_json(a: np.ndarray):
-    flat = [_encode_float(v) for v in np.asarray(a, dtype=np.float64).reshape(-1).tolist()]
-    return {"shape": list(a.shape), "data": flat}
-
-
-def _array_from_json(obj) -> np.ndarray:
-    return np.array([_decode_float(v) for v in obj["data"]], dtype=np.float64).reshape(obj["shape"])
-
-
-def _exact(obj: Any):
-    """Context/metadata values as JSON that :func:`_unexact` turns back into equal objects.
-
-    Plain JSON stays plain; non-finite floats, tuples and numpy arrays are tagged (``{"__float__": "nan"}``,
-    ``{"__tuple__": [...]}``, ``{"__ndarray__": {...}}``); numpy scalars become Python numbers; dict keys become
-    strings; anything else is stored by ``repr`` (lossy).
-    """
-    if isinstance(obj, dict):
-        return {str(k): _exact(v) for k, v in obj.items()}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [_exact(v) for v in obj]}
-    if isinstance(obj, list):
-        return [_exact(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return {"__ndarray__": {"dtype": obj.dtype.str, "shape": list(obj.shape),
-                                "data": [_exact(v) for v in obj.reshape(-1).tolist()]}}
-    if isinstance(obj, np.generic):
-        return _exact(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return {"__float__": _encode_float(obj)}
-    if obj is None or isinstance(obj, (str, int, bool, float)):
-        return obj
-    return repr(obj)
-
-
-def _unexact(obj: Any):
-    """Inverse of :func:`_exact`."""
-    if isinstance(obj, list):
-        return [_unexact(v) for v in obj]
-    if isinstance(obj, dict):
-        if len(obj) == 1:
-            (key, val), = obj.items()
-            if key == "__float__" and isinstance(val, str):
-                return float(val)
-            if key == "__tuple__" and isinstance(val, list):
-                return tuple(_unexact(v) for v in val)
-            if key == "__ndarray__" and isinstance(val, dict) and {"dtype", "shape", "data"} <= val.keys():
-                flat = [_unexact(v) for v in val["data"]]
-                return np.array(flat, dtype=np.dtype(val["dtype"])).reshape(val["shape"])
-        return {k: _unexact(v) for k, v in obj.items()}
-    return obj
-
-
-def _jsonable(obj: Any):
-    """Metadata values as plain JSON (numpy scalars and arrays converted, others by repr)."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, (np.floating, float)):
-        return _encode_float(float(obj))
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return repr(obj)
 
 
 _RESERVED = {
@@ -172,6 +90,17 @@ class MetaAttribution:
     @property
     def n_players(self) -> int:
         return len(self.players)
+
+    @property
+    def tensor(self) -> np.ndarray | None:
+        """``(d, d, d)`` meta-meta-attributions T[i, j, k] (how k moves the push of j on i) of an ``order=3`` run;
+        Σ_k T[i, j, k] = M[i, j]. None for order-2 results."""
+        return self.extras.get("tensor")
+
+    @property
+    def tensor_stderr(self) -> np.ndarray | None:
+        """Standard errors of :attr:`tensor` for sampled ``order=3`` runs (None otherwise)."""
+        return self.extras.get("tensor_stderr")
 
     @property
     def diagonal(self) -> np.ndarray:
@@ -255,7 +184,7 @@ class MetaAttribution:
         added = {k: v for k, v in (("library", "metagame"), ("version", __version__)) if k not in self.metadata}
         return {
             "format": FORMAT,
-            "metadata": {**added, **_exact(self.metadata)},
+            "metadata": {**added, **exact_json(self.metadata)},
             "saved_keys": sorted(added),
             "players": list(self.players),
             "player_kinds": self.player_kinds,
@@ -265,14 +194,14 @@ class MetaAttribution:
             "exact": bool(self.exact),
             "n_evaluations": int(self.n_evaluations),
             "n_model_rows": None if self.n_model_rows is None else int(self.n_model_rows),
-            "matrix": [[_encode_float(v) for v in row] for row in self.matrix.tolist()],
-            "first_order": [_encode_float(v) for v in self.first_order.tolist()],
-            "stderr": None if self.stderr is None else [[_encode_float(v) for v in row] for row in self.stderr.tolist()],
+            "matrix": [[encode_float(v) for v in row] for row in self.matrix.tolist()],
+            "first_order": [encode_float(v) for v in self.first_order.tolist()],
+            "stderr": None if self.stderr is None else [[encode_float(v) for v in row] for row in self.stderr.tolist()],
             "budget": (self.metadata.get("parameters") or {}).get("budget"),
             "model": _model_name(self.metadata),
-            "context": _exact(self.context),
-            **{k: _jsonable(v) for k, v in self.context.items() if k not in _RESERVED},
-            "extras": {k: _array_to_json(v) for k, v in self.extras.items()},
+            "context": exact_json(self.context),
+            **{k: plain_json(v) for k, v in self.context.items() if k not in _RESERVED},
+            "extras": {k: array_to_json(v) for k, v in self.extras.items()},
         }
 
     def save(self, path: str | Path) -> Path:
@@ -285,7 +214,7 @@ class MetaAttribution:
         if "saved" not in data["metadata"]:
             data["metadata"]["saved"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
             data["saved_keys"] = sorted([*data["saved_keys"], "saved"])
-        big = {k: v for k, v in self.extras.items() if v.size > SIDECAR_THRESHOLD}
+        big = {k: v for k, v in self.extras.items() if v.size > SIDECAR_THRESHOLD or k in SIDECAR_KEYS}
         sidecar = path.with_suffix(".npz")
         if big:
             np.savez_compressed(sidecar, **big)
@@ -296,34 +225,65 @@ class MetaAttribution:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict, base: Path | None = None) -> "MetaAttribution":
+    def from_dict(cls, data: Any, base: Path | None = None, source: str = "the data") -> "MetaAttribution":
+        """A result from the dictionary :meth:`to_dict` wrote. ``base``: the folder side-cars are read from (a
+        side-car must lie inside it); ``source`` names the file in errors."""
+        if not isinstance(data, dict):
+            raise MetagameError(f"{source} is not a metagame result: it holds a JSON {type(data).__name__}, not an object")
         if data.get("format") != FORMAT:
-            raise MetagameError(f"not a metagame result (format {data.get('format')!r}; expected {FORMAT!r})")
+            raise MetagameError(f"{source} is not a metagame result (format {data.get('format')!r}; expected {FORMAT!r})")
+        missing = [k for k in ("players", "matrix", "first_order", "method", "variant", "value", "exact") if k not in data]
+        if missing:
+            raise MetagameError(f"{source} is missing the field(s) {missing}; it was not written by MetaAttribution.save")
+        players = data["players"]
+        if not isinstance(players, list):
+            raise MetagameError(f"{source}: 'players' must be a list of labels")
+        d = len(players)
+
+        def square(name: str, rows: Any) -> np.ndarray:
+            try:
+                arr = np.array([[decode_float(v) for v in row] for row in rows], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise MetagameError(f"{source}: {name!r} is not a matrix of numbers") from None
+            if arr.shape != (d, d):
+                raise MetagameError(f"{source}: {name!r} has shape {arr.shape} but there are {d} players; expected ({d}, {d})")
+            return arr
+
         extras = {}
+        root = (base or Path(".")).resolve()
         for k, v in (data.get("extras") or {}).items():
-            if "sidecar" in v:
-                with np.load((base or Path(".")) / v["sidecar"], allow_pickle=False) as z:
-                    extras[k] = z[v["key"]]
+            if isinstance(v, dict) and "sidecar" in v:
+                extras[k] = _read_sidecar(root, v, k, source)
             else:
-                extras[k] = _array_from_json(v)
-        meta = _unexact(dict(data.get("metadata") or {}))
+                try:
+                    extras[k] = array_from_json(v)
+                except (KeyError, TypeError, ValueError):
+                    raise MetagameError(f"{source}: extra {k!r} is not an array written by MetaAttribution.save") from None
+        try:
+            first = np.array([decode_float(v) for v in data["first_order"]], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise MetagameError(f"{source}: 'first_order' is not a list of numbers") from None
+        meta = from_exact_json(dict(data.get("metadata") or {}))
         saved_info = {k: meta.pop(k) for k in data.get("saved_keys") or () if k in meta}
-        result = cls(
-            matrix=np.array([[_decode_float(v) for v in row] for row in data["matrix"]], dtype=np.float64).reshape(len(data["players"]), len(data["players"])),
-            first_order=np.array([_decode_float(v) for v in data["first_order"]], dtype=np.float64),
-            players=data["players"],
-            method=data["method"],
-            variant=data["variant"],
-            value=data["value"],
-            exact=bool(data["exact"]),
-            stderr=None if data.get("stderr") is None else np.array([[_decode_float(v) for v in row] for row in data["stderr"]]),
-            n_evaluations=int(data.get("n_evaluations", 0)),
-            n_model_rows=data.get("n_model_rows"),
-            player_kinds=data.get("player_kinds"),
-            metadata=meta,
-            context=_unexact(data.get("context") or {}),
-            extras=extras,
-        )
+        try:
+            result = cls(
+                matrix=square("matrix", data["matrix"]),
+                first_order=first,
+                players=players,
+                method=data["method"],
+                variant=data["variant"],
+                value=data["value"],
+                exact=bool(data["exact"]),
+                stderr=None if data.get("stderr") is None else square("stderr", data["stderr"]),
+                n_evaluations=int(data.get("n_evaluations", 0)),
+                n_model_rows=data.get("n_model_rows"),
+                player_kinds=data.get("player_kinds"),
+                metadata=meta,
+                context=from_exact_json(data.get("context") or {}),
+                extras=extras,
+            )
+        except MetagameError as e:
+            raise MetagameError(f"{source}: {e}") from None
         result.saved_info = saved_info
         return result
 
@@ -333,11 +293,32 @@ class MetaAttribution:
         path = Path(path)
         if not path.exists():
             raise MetagameError(f"no result file at {path}")
+        if path.is_dir():
+            raise MetagameError(f"{path} is a folder; pass the result.json file inside it")
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise MetagameError(f"{path} is not valid JSON ({e}); pass a result.json written by MetaAttribution.save") from None
-        return cls.from_dict(data, base=path.parent)
+        return cls.from_dict(data, base=path.parent, source=str(path))
+
+
+def _read_sidecar(root: Path, ref: dict, key: str, source: str) -> np.ndarray:
+    """One array of a side-car ``.npz`` that must lie inside ``root`` (no absolute or ``..`` paths)."""
+    name = ref.get("sidecar")
+    if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+        raise MetagameError(f"{source}: the side-car path {name!r} of extra {key!r} must be a file name inside the result's folder")
+    file = (root / name).resolve()
+    if root not in file.parents:
+        raise MetagameError(f"{source}: the side-car path {name!r} of extra {key!r} leaves the result's folder")
+    if not file.is_file():
+        raise MetagameError(f"{source}: the side-car file {str(file)!r} holding extra {key!r} is missing; copy it next to the JSON file")
+    try:
+        with np.load(file, allow_pickle=False) as z:
+            return z[str(ref.get("key", key))]
+    except KeyError:
+        raise MetagameError(f"{source}: the side-car {str(file)!r} has no array {ref.get('key', key)!r}") from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file
+        raise MetagameError(f"{source}: cannot read the side-car {str(file)!r} ({exc})") from None
 
 
 def load(path: str | Path) -> MetaAttribution:

@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from .._version import __version__
+from ..results.codec import json_for_script
 from ..results.result import MetaAttribution
 from .terminal import header_line
 
@@ -52,13 +53,6 @@ def _fmt(v: float | None) -> str:
     if v is None or not math.isfinite(float(v)):
         return "nan"
     return f"{float(v):.4g}"
-
-
-def json_for_script(data: Any) -> str:
-    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and line separators escaped."""
-    s = json.dumps(data, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
-    return (s.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-            .replace("\u2028", "\\u2028").replace("\u2029", "\\u2029"))
 
 
 def _png_data_uri(png: bytes) -> str:

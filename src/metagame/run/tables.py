@@ -13,15 +13,12 @@ chunked matrix product over the table.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 
 from ..players.coalitions import coalition_bits, sizes_of_all
 from ..solvers.exact import CHUNK, banzhaf_values, moebius, shapley_values, shapley_weights
+from .options import Value
 
-Value = Literal["shapley", "banzhaf"]
-Variant = Literal["metagame", "serial"]
 
 
 def _outer_weights(d: int, value: Value) -> tuple[np.ndarray, np.ndarray]:
@@ -42,30 +39,52 @@ def _outer_weights(d: int, value: Value) -> tuple[np.ndarray, np.ndarray]:
     return w_in, w_out
 
 
-def metagame_from_table(phi: np.ndarray, value: Value = "shapley") -> np.ndarray:
-    """Meta-attribution matrix ``[d, d]`` (row = target, column = source) from ``phi[2**d, d]``."""
+def _as_vector_table(phi: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
+    """``phi[2**d, d, *k]`` as ``[2**d, d, K]`` (K = prod k, 1 for scalar attributions) and the trailing shape."""
     phi = np.asarray(phi, dtype=np.float64)
-    n, d = phi.shape
+    return phi.reshape(phi.shape[0], phi.shape[1], -1), tuple(phi.shape[2:])
+
+
+def metagame_from_table(phi: np.ndarray, value: Value = "shapley") -> np.ndarray:
+    """Meta-attributions (row = target, column = source) from ``phi[2**d, d]`` -> ``[d, d]``.
+
+    Vector-valued attributions ``phi[2**d, d, *k]`` (e.g. one map per target) give ``[d, d, *k]``: every
+    coordinate is its own metagame, M[i, j, p] = value of j in u_{i,p}(T) = φ_{i,p}(x_{T∪{i}}).
+    """
+    phi3, tail = _as_vector_table(phi)
+    n, d, k = phi3.shape
     w_in, w_out = _outer_weights(d, value)
     sizes = sizes_of_all(d)
-    out = np.zeros((d, d))
+    out = np.zeros((d, k, d))
     for start in range(0, n, CHUNK):
         stop = min(n, start + CHUNK)
         bits = coalition_bits(start, stop, d)
         s = sizes[start:stop]
-        p = np.where(bits, phi[start:stop], 0.0)  # φ_i(x_S) where i ∈ S
+        p = np.where(bits[:, :, None], phi3[start:stop], 0.0)  # φ_i(x_S) where i ∈ S
         q = np.where(bits, w_in[s][:, None], -w_out[s][:, None])
-        out += p.T @ q
+        out += (p.reshape(stop - start, d * k).T @ q).reshape(d, k, d)
+    out = out.transpose(0, 2, 1)  # [target, source, k]
     singles = 1 << np.arange(d)
     idx = np.arange(d)
-    out[idx, idx] = phi[singles, idx]
-    return out
+    out[idx, idx] = phi3[singles, idx]
+    return out.reshape((d, d) + tail)
 
 
 def serial_from_table(phi: np.ndarray, value: Value = "shapley") -> np.ndarray:
-    """Serial variant: M[i, :] = value of the d-player game ν_i(S) = φ_i(x_S) (rows sum to φ_i(x) − φ_i(b))."""
+    """Serial variant: M[i, :] = value of the d-player game ν_i(S) = φ_i(x_S) (rows sum to φ_i(x) − φ_i(b));
+    ``[d, d]``, or ``[d, d, *k]`` for vector-valued ``phi[2**d, d, *k]``."""
+    phi3, tail = _as_vector_table(phi)
+    n, d, k = phi3.shape
     solve = shapley_values if value == "shapley" else banzhaf_values
-    return solve(np.asarray(phi, dtype=np.float64)).T
+    vals = solve(phi3.reshape(n, d * k)).reshape(d, d, k)  # [source, target, k]
+    return vals.transpose(1, 0, 2).reshape((d, d) + tail)
+
+
+def side_from_table(side: np.ndarray, value: Value = "shapley") -> np.ndarray:
+    """Always-present side targets (not players): row p = value of each player j in the game S ↦ φ_p(x_S),
+    from ``side[2**d, k]`` -> ``[k, d]``; row p sums (Shapley) to φ_p(x) − φ_p(x_∅)."""
+    solve = shapley_values if value == "shapley" else banzhaf_values
+    return solve(np.asarray(side, dtype=np.float64)).T
 
 
 def meta_shapley_from_values(values: np.ndarray) -> np.ndarray:

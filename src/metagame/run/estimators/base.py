@@ -1,0 +1,108 @@
+"""What every estimator shares: the result record, blocks of evaluated rows, stored rows, the jackknife, and the
+protocol the driver talks to (no type checks on estimators anywhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from .plan import Plan
+
+
+@dataclass
+class Estimate:
+    """What an estimator computed (:func:`metagame.explain` wraps it into a result object)."""
+
+    matrix: np.ndarray
+    first_order: np.ndarray
+    stderr: np.ndarray
+    n_evaluations: int
+    params: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+
+
+class Rows:
+    """Per-row quantities of a block of evaluated coalitions for all target games at once."""
+
+    def __init__(self, plan: Plan, rows: np.ndarray, phi: np.ndarray, log_q: np.ndarray | None):
+        self.rows = rows
+        self.phi = phi
+        self.size = rows.sum(axis=1)
+        self.t = self.size - plan.offset  # local size
+        self.relevant = rows if plan.variant == "metagame" else np.ones_like(rows)
+        self.log_q = np.zeros(len(rows)) if log_q is None else log_q
+
+
+def coefficients(plan: Plan, block: Rows, lin: np.ndarray, lout: np.ndarray) -> np.ndarray:
+    """C[r, j] = c_j(T_r) / q(A_r)."""
+    t = np.clip(block.t, 0, plan.m)
+    cin = np.exp(lin[t] - block.log_q)
+    cout = np.exp(lout[t] - block.log_q)
+    return np.where(block.rows, cin[:, None], -cout[:, None])
+
+
+class Estimator:
+    """Protocol of the shared-sample estimators. The driver feeds exact strata (:meth:`add_exact`) and batches of
+    sampled units (:meth:`add_units`), calls :meth:`before_batch` before drawing each batch, and asks
+    :meth:`result` for ``(matrix, stderr)`` (rows before the driver's final efficiency clean-up)."""
+
+    name: ClassVar[str] = "estimator"
+    #: outer values the estimator supports
+    values: ClassVar[tuple[str, ...]] = ("shapley",)
+    #: True when the estimator keeps every evaluated row (the budget sets its memory)
+    stores_rows: ClassVar[bool] = True
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.k = 0  # sampled units so far
+
+    def add_exact(self, block: Rows) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def add_units(self, block: Rows, unit: np.ndarray, n_units: int) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def before_batch(self, u_empty: np.ndarray, u_full: np.ndarray) -> None:
+        """Hook run before each batch of units is drawn (e.g. to refresh a control variate)."""
+
+    def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class StoredRows(Estimator):
+    """An estimator that keeps every evaluated block (exact blocks, and sampled blocks with their global unit ids)."""
+
+    def __init__(self, plan: Plan):
+        super().__init__(plan)
+        self.blocks: list[tuple[Rows, np.ndarray | None]] = []
+
+    def add_exact(self, block: Rows) -> None:
+        self.blocks.append((block, None))
+
+    def add_units(self, block: Rows, unit: np.ndarray, n_units: int) -> None:
+        self.blocks.append((block, unit + self.k))
+        self.k += n_units
+
+    def stacked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """All stored rows at once: coalitions, attribution vectors, local sizes, log q, unit id (−1 = exact)."""
+        rows = np.concatenate([b.rows for b, _ in self.blocks])
+        phi = np.concatenate([b.phi for b, _ in self.blocks])
+        t = np.concatenate([b.t for b, _ in self.blocks])
+        log_q = np.concatenate([b.log_q for b, _ in self.blocks])
+        unit = np.concatenate([u if u is not None else np.full(len(b.rows), -1) for b, u in self.blocks])
+        return rows, phi, t, log_q, unit
+
+
+def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
+    """Delete-a-group jackknife variance (G − 1)/G · Σ_g (θ_g − θ̄)² of G replicate estimates."""
+    groups = len(replicates)
+    dev = replicates - replicates.mean(axis=0, keepdims=True)
+    return (groups - 1) / groups * (dev**2).sum(axis=0)
+
+
+#: groups of the delete-a-group jackknives
+JACKKNIFE_GROUPS = 20
+
+__all__ = ["Estimate", "Estimator", "JACKKNIFE_GROUPS", "Rows", "StoredRows", "coefficients", "jackknife_variance"]

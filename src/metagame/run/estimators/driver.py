@@ -1,0 +1,224 @@
+"""The driver of every sampled run: pays the mandatory coalitions, enumerates affordable sizes, draws units in
+batches until the budget (or ``tol``) is reached, checkpoints, and finishes the estimate (exact diagonal,
+Student-t scaling, exact row sums). Estimators are looked up by name; the driver never checks their type."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import numpy as np
+
+from ...errors import MetagameError
+from ...games.masked import AttributionGame
+from ...methods.base import AttributionMethod
+from ...models.base import ModelAdapter
+from ..checkpoint import Checkpoint
+from ..options import RunOptions
+from ..progress import progress_bar
+from .base import Estimate, Estimator, Rows
+from .evaluator import DEDUPLICATE_MAX_PLAYERS, Evaluator
+from .montecarlo import MonteCarlo
+from .plan import draw_units, make_plan, sizes_rows
+from .regression import Regression
+from .stratified import Stratified
+
+#: estimator classes by name
+ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo)}
+#: largest d for which ``auto`` picks the stratified estimator (its pairwise surrogate has d(d−1)/2 terms)
+STRATIFIED_MAX_PLAYERS = 24
+#: largest d for which ``auto`` picks the regression estimator
+REGRESSION_MAX_PLAYERS = 64
+
+
+def resolve_estimator(estimator: str, d: int, value: str) -> str:
+    """The estimator ``auto`` stands for (Shapley: stratified for d ≤ 24, regression for d ≤ 64, else montecarlo;
+    Banzhaf: montecarlo), or an error when the named one cannot compute ``value``."""
+    if estimator == "auto":
+        if value != "shapley":
+            return "montecarlo"
+        if d <= STRATIFIED_MAX_PLAYERS:
+            return "stratified"
+        return "regression" if d <= REGRESSION_MAX_PLAYERS else "montecarlo"
+    if value not in ESTIMATORS[estimator].values:
+        raise MetagameError(
+            f"estimator={estimator!r} fits the Shapley value only; for value={value!r} use estimator='montecarlo' "
+            "(or 'auto')"
+        )
+    return estimator
+
+
+def estimate_meta_attributions(
+    model: ModelAdapter,
+    method: AttributionMethod,
+    options: RunOptions,
+    checkpoint_for: Callable[[str], Checkpoint | None] | None = None,
+    batch_size: int | None = None,
+) -> Estimate:
+    """Estimate M[i, j] = φ_{j→i} from at most ``options.budget`` attribution calls shared by all targets.
+
+    M[i, j] = Σ_{T⊆N∖i} c_j(T) φ_i(x_{T∪i}) (c: Shapley or Banzhaf weights of the (d−1)-player game), estimated
+    from one stream of coalitions (docs/estimators.md). Total model cost ≈ calls × rows per call of the inner method
+    (e.g. IG ``n_steps``).
+
+    Args:
+        model: the model adapter (players, masking).
+        method: the inner attribution method.
+        options: run options; ``budget`` (≥ d + 1; serial: d + 2) is required.
+        checkpoint_for: builds the run's checkpoint (or None).
+        batch_size: units per batch (default: adapted to d and the budget).
+
+    Returns:
+        :class:`Estimate` with ``matrix``, ``first_order`` (φ(x)), ``stderr`` (0: exact; ``inf``: not identified by
+        the calls made), ``n_evaluations`` and ``params`` (estimator, n_evaluations, n_new_evaluations, batches,
+        stopped_early, enumerated sizes, unidentified_entries, stderr_note, ...).
+    """
+    d = int(model.n_players)
+    variant, value, budget = options.variant, options.value, options.budget
+    if budget is None:
+        raise MetagameError("a sampled run needs budget=<number of attribution calls>")
+    if model.attribution_shape or model.side_targets:
+        raise MetagameError(
+            f"{type(model).__name__} has vector-valued attributions, which are computed exactly only; drop budget "
+            f"(at most {model.exact_max_players} players)"
+        )
+    minimum = d + 1 if variant == "metagame" else d + 2
+    if budget < minimum:
+        what = "the full coalition and the d singletons" + ("" if variant == "metagame" else " and the empty coalition")
+        raise MetagameError(
+            f"budget={budget} is too small for d={d} players: at least {minimum} attribution calls are needed "
+            f"({what}); pass budget >= {minimum}"
+        )
+    name = resolve_estimator(options.estimator, d, value)
+    seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
+    cls = ESTIMATORS[name]
+    plan = make_plan(d, budget, variant, value, share_power=0.0 if name == "stratified" else -1.0)
+    rng = np.random.default_rng(np.random.SeedSequence([seed_used, d, 0x6D657461]))
+    if batch_size is None:
+        batch_size = min(4096, int(np.clip(budget // 40, 32, max(32, 2**20 // max(d, 1)))))
+    checkpoint = checkpoint_for("estimate") if checkpoint_for is not None else None
+    game = AttributionGame(model, method, cache=d <= DEDUPLICATE_MAX_PLAYERS or checkpoint is not None)
+    stored = checkpoint.load() if checkpoint is not None else None
+    if stored is not None:
+        from ...players.coalitions import unpack_keys
+
+        game.cache.put(unpack_keys(stored["rows"], d), stored["phi"].reshape(-1, d))
+    ev = Evaluator(game, budget, d)
+    acc = cls(plan)
+    bar = progress_bar(budget, f"meta-attributions ({name})", options.progress, unit="call")
+    last_save = time.monotonic()
+    batches = n_units = 0
+    stopped_early = False
+    units_per_target = np.zeros(d)  # sampled units whose coalitions feed each target's game
+
+    def save(force: bool = False) -> None:
+        nonlocal last_save
+        if checkpoint is not None and (force or time.monotonic() - last_save >= checkpoint.every):
+            packed, phi = game.cache.packed_items()
+            checkpoint.save(rows=packed, phi=phi)
+            last_save = time.monotonic()
+
+    def evaluate(rows: np.ndarray) -> np.ndarray:
+        before = ev.used
+        out = ev(rows)
+        bar.update(ev.used - before)
+        return out
+
+    try:
+        # mandatory and enumerated sizes (exact strata)
+        base_rows = [np.ones((1, d), bool), np.eye(d, dtype=bool)]
+        if variant == "serial":
+            base_rows.insert(0, np.zeros((1, d), bool))
+        base = np.concatenate(base_rows)
+        base_phi = evaluate(base)
+        full_phi = base_phi[-1 - d] if variant == "metagame" else base_phi[1]
+        single_phi = base_phi[-d:]
+        u_empty = single_phi[np.arange(d), np.arange(d)].copy() if variant == "metagame" else base_phi[0].copy()
+        u_full = full_phi.copy()
+        acc.add_exact(Rows(plan, base, base_phi, None))
+        for a in plan.enumerated:
+            if a in plan.mandatory:
+                continue
+            for rows in sizes_rows(d, a, 4096):
+                acc.add_exact(Rows(plan, rows, evaluate(rows), None))
+                save()
+        # sampled units, in batches
+        max_units = 8 * budget
+        while plan.sampled and ev.remaining > 0 and n_units < max_units:
+            acc.before_batch(u_empty, u_full)
+            rows, unit = draw_units(rng, plan, batch_size)
+            cost = ev.cost(rows)
+            last = cost[-1] > ev.remaining
+            if last:
+                # keep whole units whose rows fit into the remaining budget
+                fits = cost <= ev.remaining
+                unit_ok = np.ones(batch_size, dtype=bool)
+                np.logical_and.at(unit_ok, unit, fits)
+                n_keep = int(np.argmin(unit_ok)) if not unit_ok.all() else batch_size
+                keep = unit < n_keep
+                rows, unit = rows[keep], unit[keep]
+                batch_units = n_keep
+            else:
+                batch_units = batch_size
+            if batch_units == 0:
+                break
+            phi = evaluate(rows)
+            units_per_target += rows.sum(axis=0) if variant == "metagame" else batch_units
+            acc.add_units(Rows(plan, rows, phi, plan.log_q[rows.sum(axis=1)]), unit, batch_units)
+            n_units += batch_units
+            batches += 1
+            save()
+            if last:
+                break
+            if options.tol is not None and np.all(acc.result(u_empty, u_full)[1] < options.tol):
+                stopped_early = True
+                break
+    finally:
+        bar.close()
+        save(force=True)
+
+    matrix, stderr = acc.result(u_empty, u_full)
+    if variant == "metagame":
+        idx = np.arange(d)
+        matrix[idx, idx] = u_empty
+        stderr[idx, idx] = 0.0
+    off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
+    if plan.sampled:
+        # few units: scale so that ±1.96·stderr is the Student-t 95% interval with (units − 1) degrees of freedom
+        from scipy.stats import t as student_t
+
+        dof = np.maximum(units_per_target - 1.0, 1.0)
+        stderr = stderr * np.where(off, (student_t.ppf(0.975, dof) / 1.959963984540054)[:, None], 1.0)
+    if value == "shapley":
+        # efficiency holds by construction; remove what rounding left (evenly over the estimated entries)
+        gap = matrix.sum(axis=1) - (u_full if variant == "metagame" else u_full - u_empty)
+        matrix -= np.where(off, (gap / off.sum(axis=1))[:, None], 0.0)
+    unidentified = int(np.isinf(stderr[off]).sum())
+    extras: dict[str, np.ndarray] = {}
+    if variant == "serial":
+        extras["attribution_at_baseline"] = u_empty.copy()
+    params: dict[str, Any] = {
+        "estimator": name,
+        "estimator_requested": options.estimator,
+        "n_evaluations": int(ev.used),
+        "n_new_evaluations": int(game.n_evaluations),
+        "resumed_evaluations": int(ev.used - game.n_evaluations),
+        "batches": batches,
+        "batch_size": batch_size,
+        "units": n_units,
+        "stopped_early": stopped_early,
+        "seed_used": seed_used,
+        "enumerated_sizes": [int(a) for a in plan.enumerated],
+        "sampled_sizes": [int(a) for a in plan.sampled],
+        "unidentified_entries": unidentified,
+    }
+    if unidentified:
+        params["stderr_note"] = (
+            f"{unidentified} of {int(off.sum())} estimated entries are not identified by the {int(ev.used)} calls "
+            "(too few sampled coalitions reach them): their stderr is inf and their value is the row's efficiency "
+            "gap shared out (the even split φ_i/… when nothing was sampled); raise the budget"
+        )
+    return Estimate(matrix, u_full.copy(), stderr, int(ev.used), params, extras)
+
+
+__all__ = ["ESTIMATORS", "estimate_meta_attributions", "resolve_estimator"]

@@ -1,0 +1,130 @@
+"""``regression``: KernelSHAP's constrained weighted least squares for every target on the shared rows.
+
+For every target, min_β Σ_T μ(|T|) (u_i(T) − u_i(∅) − Σ_{j∈T} β_j)² s.t. Σ_j β_j = u_i(L) − u_i(∅), with μ the
+Shapley kernel of the target's m-player game; the sum is exact on enumerated sizes and Horvitz–Thompson on sampled
+ones. The constraint gives exact row sums. stderr: a delete-a-group jackknife over the sampled units (20 groups;
+the enumerated part is exact and kept in every replicate). The fit is solved only on the eigen-directions the data
+determine; entries outside them keep the even split and get stderr = inf. Shapley only; memory O(budget·d).
+"""
+
+from __future__ import annotations
+
+from math import log
+
+import numpy as np
+
+from .base import JACKKNIFE_GROUPS, StoredRows, jackknife_variance
+from .plan import Plan, log_kernel
+
+
+#: eigenvalues of the normal matrix below this fraction of the largest count as zero (not identified)
+RANK_RCOND = 1e-9
+
+
+def contrast_basis(m: int) -> np.ndarray:
+    """Orthonormal basis ``[m, m−1]`` of {v : Σ v = 0}."""
+    q, _ = np.linalg.qr(np.column_stack([np.ones(m), np.eye(m)[:, : m - 1]]))
+    return q[:, 1:]
+
+
+def constrained_solve(
+    a: np.ndarray, b: np.ndarray, delta: float, basis: np.ndarray, need_identified: bool = False
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """argmin β of β^T a β − 2 b^T β subject to 1^T β = δ, minimum-norm deviation from the even split δ/m.
+
+    β = δ/m·1 + Qγ (Q: basis of the contrasts); γ solves (QᵀaQ)γ = Qᵀ(b − aδ/m·1) on the eigen-directions whose
+    eigenvalue exceeds ``RANK_RCOND`` × the largest, and is 0 on the others (directions the data do not determine
+    stay at the even split). Returns β and, when asked, ``identified[j]``: β_j is a function of determined
+    directions only (its row of Q lies in their span).
+    """
+    m = len(b)
+    beta0 = np.full(m, delta / m)
+    if m < 2:
+        return beta0, np.ones(m, dtype=bool)
+    ap = basis.T @ a @ basis
+    bp = basis.T @ (b - a @ beta0)
+    lam, vec = np.linalg.eigh((ap + ap.T) / 2.0)
+    top = float(lam.max()) if lam.size else 0.0
+    keep = lam > RANK_RCOND * top if top > 0 and np.isfinite(top) else np.zeros(len(lam), dtype=bool)
+    vk = vec[:, keep]
+    gamma = vk @ ((vk.T @ bp) / lam[keep])
+    beta = beta0 + basis @ gamma
+    beta += (delta - beta.sum()) / m  # remove rounding so that Σβ = δ exactly
+    if not need_identified:
+        return beta, None
+    rows = basis @ vk  # projection of each contrast row onto the determined directions
+    norm_all = (basis**2).sum(axis=1)
+    identified = (rows**2).sum(axis=1) >= (1.0 - 1e-8) * norm_all
+    return beta, identified
+
+
+class Regression(StoredRows):
+    """Constrained weighted least squares per target on stored rows (``regression``)."""
+
+    name = "regression"
+
+    def __init__(self, plan: Plan):
+        super().__init__(plan)
+        self.log_mu = log_kernel(plan.m)
+
+    def _jackknife(self, z, w, y, delta, unit, sampled, a, b) -> np.ndarray:
+        """Grouped (delete-a-group) jackknife variance of the constrained fit over the sampled units."""
+        groups = min(self.k, JACKKNIFE_GROUPS)
+        gid = unit[sampled] % groups
+        zs, ws, ys = z[sampled], w[sampled], y[sampled]
+        zw_all = zs * ws[:, None]
+        a_s, b_s = zw_all.T @ zs, zw_all.T @ ys  # sampled part of the normal equations (weights carry 1/K)
+        a_e, b_e = a - a_s, b - b_s  # exact (enumerated) part
+        us = unit[sampled]
+        basis = contrast_basis(z.shape[1])
+        betas = np.empty((groups, z.shape[1]))
+        for g in range(groups):
+            pick = gid == g
+            n_g = len(np.unique(us[pick]))
+            scale = self.k / max(self.k - n_g, 1)  # the other units re-weighted to stand for all K
+            zw = zw_all[pick]
+            betas[g] = constrained_solve(
+                a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, basis
+            )[0]
+        return jackknife_variance(betas)
+
+    def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        plan = self.plan
+        d, m = plan.d, plan.m
+        rows, phi, t, log_q, unit = self.stacked()
+        inner = (t >= 1) & (t <= m - 1)
+        k = max(self.k, 1)
+        logw = self.log_mu[np.clip(t, 0, m)] - log_q - np.where(unit >= 0, log(k), 0.0)
+        w = np.where(inner, np.exp(logw), 0.0)
+        est = np.zeros((d, d))
+        se = np.zeros((d, d))
+        sampled = unit >= 0
+        basis = contrast_basis(m)
+        for i in range(d):
+            if plan.variant == "metagame":
+                sel = rows[:, i] & inner
+                cols = np.flatnonzero(np.arange(d) != i)
+            else:
+                sel = inner
+                cols = np.arange(d)
+            z = rows[sel][:, cols].astype(np.float64)
+            wi = w[sel]
+            y = phi[sel, i] - u_empty[i]
+            delta = u_full[i] - u_empty[i]
+            a = (z * wi[:, None]).T @ z
+            b = (z * wi[:, None]).T @ y
+            beta, identified = constrained_solve(a, b, delta, basis, need_identified=True)
+            cov_diag = np.zeros(len(cols))
+            if plan.sampled:
+                n_units_i = len(np.unique(unit[sel][sampled[sel]]))
+                if n_units_i >= 2:
+                    cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
+                else:  # no sampled unit (or a single one) informs this target: no error estimate
+                    cov_diag = np.full(len(cols), np.inf)
+            cov_diag[~identified] = np.inf
+            est[i, cols] = beta
+            se[i, cols] = np.sqrt(cov_diag)
+        return est, se
+
+
+__all__ = ["Regression", "constrained_solve", "contrast_basis"]

@@ -1,0 +1,162 @@
+"""``explain``: the one place that runs the metagame on an adapter and builds a :class:`MetaAttribution`.
+
+Every entry point (``meta_attributions``, ``explain_lm``, ``explain_text_pair``, ``explain_vision``,
+``explain_data``, ``explain_components``, the commands) ends here, so every result carries the same fields:
+``metadata["parameters"]`` (the method, its parameters and every run option), ``metadata["model"]`` (the
+adapter's description) and ``context`` (the adapter's display context plus f(x) and f(∅)).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import MetagameError, NotDifferentiableError
+from ..methods.base import AttributionMethod
+from ..methods.registry import METHODS, MethodName, get_method
+from ..models.base import ModelAdapter
+from ..players.coalitions import check_exact_size
+from ..results.result import MetaAttribution
+from .checkpoint import Checkpoint, run_fingerprint
+from .exact import exact_meta_attributions
+from .options import RunOptions
+
+
+def _check_gradients(model: ModelAdapter, inner: AttributionMethod) -> None:
+    if inner.needs_gradients and not model.differentiable:
+        usable = ", ".join(n for n, cls in METHODS.items() if not cls.needs_gradients)
+        raise NotDifferentiableError(
+            f"method '{inner.name}' needs gradients, but {type(model).__name__} has no gradient path; "
+            f"use a method without gradients instead: {usable}"
+        )
+
+
+def _check_size(model: ModelAdapter, options: RunOptions) -> None:
+    if options.budget is None:
+        hint = model.exact_hint()
+        check_exact_size(
+            model.n_players, limit=model.exact_max_players,
+            what=f"exact meta-attributions of {model.n_players} {_noun(model)}" + (f" ({hint})" if hint else ""),
+        )
+
+
+def _noun(model: ModelAdapter) -> str:
+    kinds = sorted(set(model.player_kinds or ["player"]))
+    if len(kinds) == 1:
+        return {"word_a": "words", "word_b": "words", "data": "training points"}.get(kinds[0], kinds[0] + "s")
+    return "players"
+
+
+def explain(
+    model: ModelAdapter,
+    method: MethodName | AttributionMethod | Any = "integrated_gradients",
+    *,
+    method_kwargs: dict | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **run_options: Any,
+) -> MetaAttribution:
+    """Meta-attributions M[i, j] = φ_{j→i} for any model adapter (features, tokens, patches, data, components).
+
+    M[i, j] = Shapley (or Banzhaf) value of j in u_i(T) = φ_i(f, x_{T∪{i}}), M[i, i] = φ_i(f, x_{{i}}).
+    Exact (``budget=None``) enumerates the 2^d − 1 non-empty coalitions once; with ``budget`` (attribution calls)
+    a shared-sample estimator runs instead and ``stderr`` is filled.
+
+    Args:
+        model: a :class:`~metagame.models.base.ModelAdapter` (players + masking + model).
+        method: inner method name, an :class:`~metagame.methods.AttributionMethod`, or a Captum object/class.
+        method_kwargs: options of a named inner method, e.g. ``{"n_steps": 64}``.
+        options: a whole :class:`~metagame.run.RunOptions` (or dict); keywords override its fields.
+        **run_options: any :class:`~metagame.run.RunOptions` field (variant, value, budget, seed, estimator, tol,
+            checkpoint, checkpoint_mode, checkpoint_every, progress, order).
+
+    Returns:
+        The :class:`~metagame.MetaAttribution`.
+
+    Example:
+        >>> from metagame.models import TensorModel
+        >>> res = explain(TensorModel(lambda x: x[:, 0] * x[:, 1], torch.ones(2)), "gradient_x_input")
+        >>> res.matrix            # [[0, 1], [1, 0]]
+    """
+    opts = RunOptions.build(options, **run_options)
+    inner = get_method(method, method_kwargs)
+    _check_gradients(model, inner)
+    _check_size(model, opts)
+    if opts.order == 3 and (opts.value != "shapley" or opts.variant != "metagame"):
+        raise MetagameError(
+            "order=3 (meta-meta-attributions) is defined for the metagame variant with the Shapley value "
+            "(docs/third_order.md); drop variant/value or use order=2"
+        )
+    checkpoint_for = _checkpoint_factory(model, inner, opts)  # probes the model before the run's rows are counted
+    rows_before = model.n_model_rows
+    params: dict[str, Any] = {"method": inner.name, "method_params": inner.params(), **opts.as_params()}
+    tensor = tensor_se = None
+    if opts.exact:
+        out = exact_meta_attributions(model, inner, opts, checkpoint_for)
+        matrix, first, stderr, calls = out.matrix, out.first_order, None, out.n_evaluations
+        params["route"] = out.route
+        extras = dict(out.extras)
+        if opts.order == 3:
+            from .third_order import exact_third_order
+
+            tensor = exact_third_order(out, model)
+        endpoints = (
+            {"value_full": out.value_full, "value_empty": out.value_empty} if out.value_full is not None else None
+        )
+    else:
+        from .estimators import estimate_meta_attributions
+
+        est = estimate_meta_attributions(model, inner, opts, checkpoint_for)
+        matrix, first, stderr, calls = est.matrix, est.first_order, est.stderr, est.n_evaluations
+        params.update(est.params)
+        extras = dict(est.extras)
+        if opts.order == 3:
+            tensor, tensor_se = est.extras.pop("tensor", None), est.extras.pop("tensor_stderr", None)
+            extras.pop("tensor", None), extras.pop("tensor_stderr", None)
+        endpoints = None
+    n_rows = model.n_model_rows - rows_before
+    if endpoints is None:
+        endpoints = model.endpoint_values()  # two forward rows (cached), not counted in n_model_rows
+    if tensor is not None:
+        extras["tensor"] = tensor
+        if tensor_se is not None:
+            extras["tensor_stderr"] = tensor_se
+    result = MetaAttribution(
+        matrix=matrix,
+        first_order=first,
+        players=list(model.players),
+        method=inner.name,
+        variant=opts.variant,
+        value=opts.value,
+        exact=opts.exact,
+        stderr=stderr,
+        n_evaluations=int(calls),
+        n_model_rows=int(n_rows),
+        player_kinds=list(model.player_kinds) if model.player_kinds is not None else None,
+        metadata={
+            "parameters": params,
+            "model": model.describe(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+        context={**model.display_context(), **endpoints},
+        extras=extras,
+    )
+    model.finalize(result)
+    return result
+
+
+def _checkpoint_factory(model: ModelAdapter, inner: AttributionMethod, opts: RunOptions):
+    """``what -> Checkpoint`` for this run (None without a checkpoint path)."""
+    if opts.checkpoint is None:
+        return None
+    base = run_fingerprint(model, inner, opts, "")
+
+    def make(what: str) -> Checkpoint:
+        fp = {**base, "what": what}
+        return Checkpoint(opts.checkpoint, fp, mode=opts.checkpoint_mode, every=opts.checkpoint_every)
+
+    return make
+
+
+__all__ = ["explain"]
