@@ -18,6 +18,9 @@ from metagame.methods import GradientXInput, IntegratedGradients, Occlusion
 from metagame.models.components import ComponentModel
 from metagame.players import all_coalitions
 
+#: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
+pytestmark = pytest.mark.slow
+
 hf_logging.set_verbosity_error()
 
 

@@ -22,6 +22,9 @@ from metagame.models.language import CausalLM
 from metagame.players import all_coalitions
 from metagame.players.text import group_words, token_player_map, unique_labels
 
+#: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
+pytestmark = pytest.mark.slow
+
 CORPUS = [
     "the movie was not bad at all", "an unbelievable story told badly", "the weather is nice today",
     "what is the capital of france", "paris is the capital", "what a film!", "it was a wonderful and unbelievably good film",

@@ -17,6 +17,9 @@ from metagame.applications.encoders import cross_blocks, text_pair_adapter  # no
 from metagame.errors import MetagameError  # noqa: E402
 from metagame.models.text_pair import TextPairModel, load_sentence_encoder, sentence_transformers_pooling  # noqa: E402
 
+#: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
+pytestmark = pytest.mark.slow
+
 IG4 = {"n_steps": 4}
 
 

@@ -11,6 +11,9 @@ from metagame.applications.encoders import explain_vision, vision_adapter
 from metagame.errors import MetagameError
 from metagame.models.vision import PatchMapsModel, VisionLanguageModel, load_vision_language
 
+#: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
+pytestmark = pytest.mark.slow
+
 WORDS = "a photo of cat dog red blue green car on the grass sky".split()
 
 

@@ -23,7 +23,7 @@ from metagame.viz import (
     waterfall,
     write_outputs,
 )
-from metagame.viz.report import json_for_script
+from metagame.results.codec import json_for_script
 
 KINDS = ("feature", "token", "word_ab", "patch", "patch_plain", "data", "head")
 

@@ -11,11 +11,13 @@ nonce keeps any other script from running and any request from leaving the page.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
 import math
 import secrets
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -42,6 +44,12 @@ FIGURE_CAPTIONS = {
 }
 
 _esc = html.escape
+
+
+@functools.lru_cache(maxsize=None)
+def _asset(name: str) -> str:
+    """A file of the report's package data (``metagame/viz/assets``): the page's CSS and JavaScript."""
+    return resources.files("metagame.viz").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def _num(v: float, digits: int = 6) -> float | None:
@@ -308,7 +316,7 @@ def render_report(
         f'<meta http-equiv="Content-Security-Policy" content="{csp}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<link rel="icon" href="data:,">',
-        f"<title>{_esc(str(title))}</title><style>{_CSS}</style></head><body>",
+        f"<title>{_esc(str(title))}</title><style>{_asset('report.css')}</style></head><body>",
         f'<header><h1>{_esc(str(title))}</h1><div class="sub">{_esc(header_line(result))}</div></header><main>',
         _input_section(result),
         _pictures_section(pngs),
@@ -318,7 +326,7 @@ def render_report(
         f'<footer>metagame {_esc(__version__)} · matrix convention: row = target i, column = source j, '
         "cell = φ<sub>j→i</sub></footer>",
         f'<script type="application/json" id="mg-data">{_data_json(result)}</script>',
-        f'<script nonce="{nonce}">{_JS}</script>',
+        f'<script nonce="{nonce}">{_asset("report.js")}</script>',
         "</body></html>\n",
     ])
 
@@ -336,193 +344,3 @@ def write_report(
     path.write_text(render_report(result, figures, title=title), encoding="utf-8")
     return path
 
-
-_CSS = """
-:root{--fg:#1d232b;--muted:#6b7480;--line:#e2e6ea;--bg:#f6f7f9;--card:#fff;--pos:214,48,39;--neg:38,104,179}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;color:var(--fg);background:var(--bg)}
-header{padding:18px 28px 12px;background:#1f2a37;color:#fff}
-header h1{margin:0 0 4px;font-size:19px;font-weight:600;word-break:break-word}
-header .sub{color:#c5ced8;font-size:12.5px}
-main{padding:14px 28px 28px;max-width:1280px}
-section{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:14px 18px;margin:14px 0}
-h2{font-size:15px;margin:0 0 10px;font-weight:600}
-.muted{color:var(--muted);font-size:12.5px}
-.ctx-block{margin-bottom:10px}
-.ctx{display:flex;gap:10px;margin:3px 0}
-.ctx-k{min-width:64px;color:var(--muted);font-size:12px;text-transform:uppercase;letter-spacing:.04em;padding-top:2px}
-.ctx-v{white-space:pre-wrap;word-break:break-word;font-family:ui-monospace,"DejaVu Sans Mono",monospace;font-size:13px}
-.controls{font-size:12.5px;color:var(--muted);margin:6px 0 10px;display:flex;flex-wrap:wrap;gap:12px;align-items:center}
-.controls .hint{color:var(--fg);font-weight:600}
-.controls button{font:inherit;border:1px solid var(--line);background:#fff;border-radius:6px;padding:1px 9px;cursor:pointer}
-.input-row{display:flex;gap:18px;align-items:flex-start;flex-wrap:wrap}
-.players{flex:1 1 520px;min-width:0}
-.group{margin:0 0 12px}
-.group-t{font-size:11.5px;color:var(--muted);text-transform:uppercase;letter-spacing:.05em;margin-bottom:4px}
-.seq{line-height:2.3;font-size:16px}
-.player{cursor:pointer;transition:background-color .12s,box-shadow .12s;outline:none}
-.tok{padding:3px 5px;border-radius:5px;border:1px solid var(--line);white-space:pre}
-.chips{display:flex;flex-wrap:wrap;gap:6px}
-.chip{padding:3px 10px;border-radius:14px;border:1px solid #cfd5db;font-size:13px;white-space:pre}
-.player.sel{box-shadow:0 0 0 2.5px #111;border-color:#111}
-.player.hl{font-weight:600}
-.patch-wrap{position:relative;width:min(440px,100%);border-radius:6px;overflow:hidden;background:#ddd}
-.patch-img{position:absolute;inset:0;width:100%;height:100%;object-fit:fill;display:block}
-.patch-grid{position:absolute;inset:0;display:grid}
-.cell{border:1px solid rgba(255,255,255,.35)}
-.cell.sel{box-shadow:inset 0 0 0 3px #111;border-color:#111}
-.info{flex:0 0 300px;border:1px solid var(--line);border-radius:8px;padding:10px 12px;background:#fbfcfd;font-size:12.5px;min-height:120px}
-.info h3{margin:0 0 4px;font-size:14px;word-break:break-word}
-.info .kv{color:var(--muted);margin-bottom:6px}
-.info ol{margin:2px 0 8px 0;padding-left:20px}
-.info li{margin:1px 0}
-.info li>div{display:flex;justify-content:space-between;gap:10px}
-.info .lbl{font-family:ui-monospace,"DejaVu Sans Mono",monospace;white-space:pre;overflow:hidden;text-overflow:ellipsis;min-width:0}
-.info .v{font-variant-numeric:tabular-nums;flex:none}
-.info .p{color:rgb(var(--pos))}.info .m{color:rgb(var(--neg))}
-.legend{display:flex;gap:8px;align-items:center;font-size:11.5px;color:var(--muted);margin-top:6px}
-.legend .bar{width:160px;height:10px;border-radius:5px;background:linear-gradient(90deg,rgb(var(--neg)),#fff,rgb(var(--pos)));border:1px solid var(--line)}
-.legend-note{margin-left:14px;color:var(--fg)}
-.figs{display:flex;flex-wrap:wrap;gap:16px}
-.fig{margin:0;flex:1 1 440px;max-width:100%}
-.fig.wide{flex-basis:100%}
-.fig img{max-width:100%;height:auto;border:1px solid var(--line);border-radius:6px;background:#fff}
-.fig figcaption{font-size:12px;color:var(--muted);margin-top:4px}
-.table-wrap{max-height:480px;overflow:auto;border:1px solid var(--line);border-radius:6px}
-table{border-collapse:collapse;font-size:13px;width:100%}
-th,td{padding:4px 10px;border-bottom:1px solid var(--line);text-align:left;white-space:pre-wrap;word-break:break-word}
-#mg-table thead th{position:sticky;top:0;background:#eef1f4;cursor:pointer;user-select:none}
-#mg-table thead th[aria-sort=ascending]::after{content:" ▲"}
-#mg-table thead th[aria-sort=descending]::after{content:" ▼"}
-td.n{text-align:right;font-variant-numeric:tabular-nums;font-family:ui-monospace,"DejaVu Sans Mono",monospace}
-table.meta{width:auto}
-table.meta th{color:var(--muted);font-weight:500;padding-right:24px}
-footer{color:var(--muted);font-size:12px;padding:0 28px 24px}
-"""
-
-_JS = r"""
-(function () {
-  "use strict";
-  var data = JSON.parse(document.getElementById("mg-data").textContent);
-  var d = data.players.length;
-  var els = Array.prototype.slice.call(document.querySelectorAll(".player"));
-  var byIndex = {};
-  els.forEach(function (el) { var k = +el.getAttribute("data-i"); (byIndex[k] = byIndex[k] || []).push(el); });
-  var pinned = null, hover = null;
-  var info = document.getElementById("mg-info");
-  var modeNote = document.getElementById("mg-mode");
-
-  function dir() { var r = document.querySelector('input[name="mg-dir"]:checked'); return r ? r.value : "row"; }
-  function colour(v, vmax, isCell) {
-    if (v === null || !isFinite(v) || vmax <= 0) return isCell ? "rgba(0,0,0,0)" : "";
-    var a = Math.min(1, Math.abs(v) / vmax) * (isCell ? 0.78 : 0.85);
-    return v >= 0 ? "rgba(214,48,39," + a.toFixed(3) + ")" : "rgba(38,104,179," + a.toFixed(3) + ")";
-  }
-  function fmt(v) { return (v === null || !isFinite(v)) ? "nan" : (v >= 0 ? "+" : "") + Number(v).toPrecision(3); }
-  function vector(k) {
-    if (k === null) return data.first_order.slice();
-    var out = [];
-    for (var j = 0; j < d; j++) out.push(dir() === "row" ? data.matrix[k][j] : data.matrix[j][k]);
-    return out;
-  }
-  function paint() {
-    var k = hover !== null ? hover : pinned;
-    var vec = vector(k);
-    var vmax = 0;
-    for (var j = 0; j < d; j++) if (j !== k && vec[j] !== null && isFinite(vec[j])) vmax = Math.max(vmax, Math.abs(vec[j]));
-    els.forEach(function (el) {
-      var j = +el.getAttribute("data-i");
-      var isCell = el.classList.contains("cell");
-      var v = (j === k) ? null : vec[j];
-      el.style.backgroundColor = colour(v, vmax, isCell);
-      el.classList.toggle("sel", j === k);
-      el.classList.toggle("hl", j !== k && v !== null && vmax > 0 && Math.abs(v) >= 0.1 * vmax);
-    });
-    modeNote.textContent = k === null ? "colour = first-order attribution φ_i" :
-      (dir() === "row" ? "colour = how each player j moves the selected player i (its row, j → i)"
-                       : "colour = how the selected player i moves each player k (its column, i → k)");
-    renderInfo(k);
-  }
-  function top(k, useRow) {
-    var items = [];
-    for (var j = 0; j < d; j++) {
-      if (j === k) continue;
-      var v = useRow ? data.matrix[k][j] : data.matrix[j][k];
-      if (v !== null && isFinite(v) && v !== 0) items.push([j, v]);
-    }
-    items.sort(function (a, b) { return Math.abs(b[1]) - Math.abs(a[1]); });
-    return items.slice(0, 6);
-  }
-  function el(tag, cls, text) { var e = document.createElement(tag); if (cls) e.className = cls; if (text !== undefined) e.textContent = text; return e; }
-  function list(title, items, arrowFirst) {
-    var frag = document.createDocumentFragment();
-    frag.appendChild(el("div", "kv", title));
-    var ol = el("ol");
-    if (!items.length) ol.appendChild(el("li", "", "none"));
-    items.forEach(function (it) {
-      var li = el("li"), row = el("div");
-      var lbl = el("span", "lbl", data.players[it[0]]);
-      lbl.title = data.players[it[0]];
-      row.appendChild(lbl);
-      row.appendChild(el("span", "v " + (it[1] >= 0 ? "p" : "m"), fmt(it[1])));
-      li.appendChild(row);
-      ol.appendChild(li);
-    });
-    frag.appendChild(ol);
-    return frag;
-  }
-  function renderInfo(k) {
-    while (info.firstChild) info.removeChild(info.firstChild);
-    if (k === null) {
-      info.appendChild(el("h3", "", "No player selected"));
-      info.appendChild(el("div", "kv", "Players are coloured by their first-order attribution φ_i. Hover or click one to see who moves it and whom it moves."));
-      var items = data.first_order.map(function (v, j) { return [j, v]; }).filter(function (x) { return x[1] !== null; });
-      items.sort(function (a, b) { return Math.abs(b[1]) - Math.abs(a[1]); });
-      info.appendChild(list("largest |φ_i|", items.slice(0, 6)));
-      return;
-    }
-    info.appendChild(el("h3", "", data.players[k]));
-    var se = data.stderr ? " (± " + fmt(data.stderr[k][k]) + ")" : "";
-    info.appendChild(el("div", "kv", data.kinds[k] + " · φ_i = " + fmt(data.first_order[k]) + " · own effect M[i,i] = " + fmt(data.matrix[k][k]) + se));
-    info.appendChild(list("moved most by (its row, j → i)", top(k, true)));
-    info.appendChild(list("moves most (its column, i → k)", top(k, false)));
-  }
-  els.forEach(function (e) {
-    var k = +e.getAttribute("data-i");
-    e.addEventListener("mouseenter", function () { hover = k; paint(); });
-    e.addEventListener("mouseleave", function () { hover = null; paint(); });
-    e.addEventListener("focus", function () { hover = k; paint(); });
-    e.addEventListener("blur", function () { hover = null; paint(); });
-    e.addEventListener("click", function () { pinned = (pinned === k) ? null : k; hover = null; paint(); });
-  });
-  Array.prototype.forEach.call(document.querySelectorAll('input[name="mg-dir"]'), function (r) { r.addEventListener("change", paint); });
-  document.getElementById("mg-clear").addEventListener("click", function () { pinned = null; hover = null; paint(); });
-
-  // sortable table
-  var table = document.getElementById("mg-table");
-  if (table) {
-    var ths = table.querySelectorAll("thead th");
-    Array.prototype.forEach.call(ths, function (th, col) {
-      th.addEventListener("click", function () {
-        var asc = th.getAttribute("aria-sort") !== "ascending";
-        Array.prototype.forEach.call(ths, function (t) { t.removeAttribute("aria-sort"); });
-        th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-        var num = th.getAttribute("data-type") === "num";
-        var body = table.tBodies[0];
-        var rows = Array.prototype.slice.call(body.rows);
-        rows.sort(function (a, b) {
-          var x = a.cells[col], y = b.cells[col], c;
-          if (num) {
-            var xv = parseFloat(x.getAttribute("data-v")), yv = parseFloat(y.getAttribute("data-v"));
-            if (isNaN(xv)) xv = -Infinity; if (isNaN(yv)) yv = -Infinity;
-            c = xv - yv;
-          } else { c = x.textContent.localeCompare(y.textContent); }
-          return asc ? c : -c;
-        });
-        rows.forEach(function (r) { body.appendChild(r); });
-      });
-    });
-  }
-  paint();
-})();
-"""
