@@ -200,6 +200,38 @@ def test_float32_batch_invariance_gpt2_without_prefix(paths):
     np.testing.assert_allclose(va, vb, atol=1e-4, rtol=0)
 
 
+def test_empty_coalition_without_prefix_is_the_same_for_every_prompt(paths):
+    """Issue 10 item 5: with no template and no BOS in the text, 0.1 read f(x_∅) at a deleted token's position
+    (so it depended on the deleted words), gave gradient×input scores to deleted words and crashed with right
+    padding. The BOS context token makes f(x_∅) = log p(answer | BOS) for any prompt and either padding side."""
+    import metagame
+
+    empties = []
+    for prompt in (PROMPT, "what a film", "paris is the capital of france"):
+        for side in ("left", "right"):
+            a = CausalLM(paths["gpt2"], prompt, "paris", padding_side=side, batch_size=4)
+            empties.append(float(a.values(np.zeros((1, a.n_players), dtype=bool))[0]))
+            rng = np.random.default_rng(0)
+            coal = rng.random((6, a.n_players)) < 0.5
+            coal[0] = False
+            phi = a.attribute(metagame.methods.GradientXInput(), coal).numpy()
+            assert np.all(phi[~coal] == 0), phi  # deleted words get nothing
+    np.testing.assert_allclose(empties, empties[0], atol=1e-5, rtol=0)
+    tok = AutoTokenizer_from(paths["gpt2"])
+    tok.bos_token = None
+    tok.eos_token = None
+    model = AutoModelForCausalLM.from_pretrained(paths["gpt2"])
+    model.config.bos_token_id = None
+    with pytest.raises(MetagameError, match="BOS or EOS token"):
+        CausalLM(model, PROMPT, "paris", tokenizer=tok)
+
+
+def AutoTokenizer_from(path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path)
+
+
 # ---------------------------------------------------------------- the metagame on an LM
 @pytest.mark.parametrize("method", ["gradient_x_input", "integrated_gradients", "occlusion", "shapley"])
 @pytest.mark.parametrize("masking", ["attention", "mask_token", "zero_embedding"])

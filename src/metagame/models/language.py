@@ -292,7 +292,10 @@ class CausalLM(ModelAdapter):
         # ---- layout: [prefix (never players) | z part: first player token .. end of prompt]
         tok_player = token_player_map(words, len(self.prompt_ids))
         self.prefix_len = int(np.flatnonzero(tok_player >= 0)[0])
-        self._tok_player = torch.as_tensor(tok_player[self.prefix_len :], device=self.device)
+        # the differentiable part starts at the last never-masked token before the first word, so a kept token
+        # precedes the answer even when every word is masked (its logits predict the first answer token)
+        self.z_start = self.prefix_len - 1
+        self._tok_player = torch.as_tensor(tok_player[self.z_start :], device=self.device)
         self._is_player_tok = self._tok_player >= 0
         onehot = torch.zeros(len(self._tok_player), self.n_players, dtype=torch.float64, device=self.device)
         rows = torch.nonzero(self._is_player_tok).squeeze(1)
@@ -300,8 +303,8 @@ class CausalLM(ModelAdapter):
         self._onehot = onehot
         with torch.no_grad():
             emb = self.embedding(torch.as_tensor([self.prompt_ids], device=self.device))[0].detach()
-        self._prefix_emb = emb[: self.prefix_len]
-        self._z_full = emb[self.prefix_len :]
+        self._prefix_emb = emb[: self.z_start]
+        self._z_full = emb[self.z_start :]
         self.baseline_token_id = self._baseline_token(baseline_token) if masking == "mask_token" else None
         if masking == "mask_token":
             with torch.no_grad():
@@ -315,7 +318,7 @@ class CausalLM(ModelAdapter):
         self._alt_t = None if self.alternative_ids is None else torch.as_tensor(self.alternative_ids, device=self.device)
         params = inspect.signature(model.forward).parameters
         self._has_logits_to_keep = "logits_to_keep" in params
-        self._prefix_kv = self._build_prefix_cache() if (prefix_cache and self.prefix_len > 0) else None
+        self._prefix_kv = self._build_prefix_cache() if (prefix_cache and self.z_start > 0) else None
 
     # ------------------------------------------------------------------ setup helpers
     def _encode_prompt(self, prompt: str, chat_template: bool | None, system_prompt: str | None):
@@ -421,7 +424,7 @@ class CausalLM(ModelAdapter):
         try:
             from transformers import DynamicCache
 
-            ids = torch.as_tensor([self.prompt_ids[: self.prefix_len]], device=self.device)
+            ids = torch.as_tensor([self.prompt_ids[: self.z_start]], device=self.device)
             with torch.no_grad():
                 out = self.model(input_ids=ids, use_cache=True)
             cache = out.past_key_values
@@ -490,8 +493,8 @@ class CausalLM(ModelAdapter):
         past = None
         if self._prefix_kv is not None:
             past = self._prefix_cache_for(n)
-            base = self.prefix_len
-        elif self.prefix_len > 0:
+            base = self.z_start
+        elif self.z_start > 0:
             x = torch.cat([self._prefix_emb.to(z.dtype).unsqueeze(0).expand(n, -1, -1), x], dim=1)
             base = 0
         else:
@@ -511,7 +514,7 @@ class CausalLM(ModelAdapter):
         positions = base + (mask.long().cumsum(dim=1) - 1).clamp(min=0)
         attn = mask.long()
         if past is not None:
-            attn = torch.cat([torch.ones(n, self.prefix_len, dtype=torch.long, device=z.device), attn], dim=1)
+            attn = torch.cat([torch.ones(n, self.z_start, dtype=torch.long, device=z.device), attn], dim=1)
         kwargs: dict[str, Any] = {"inputs_embeds": x, "attention_mask": attn, "position_ids": positions}
         if past is not None:
             kwargs.update(past_key_values=past, use_cache=True)

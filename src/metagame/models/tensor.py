@@ -86,11 +86,11 @@ class TensorModel(ModelAdapter):
         self.count(z.shape[0])
         try:
             out = self.model(z)
-        except RuntimeError as exc:
+        except (RuntimeError, IndexError) as exc:
             raise self._call_error(exc, z) from exc
         return self.check_output(out, z.shape[0], row_coalitions)
 
-    def _call_error(self, exc: RuntimeError, z: torch.Tensor) -> Exception:
+    def _call_error(self, exc: Exception, z: torch.Tensor) -> Exception:
         """A clear error for the common ways a model rejects ``z`` (dtype, shape), else the original error."""
         text = str(exc)
         if any(k in text for k in ("dtype", "scalar type", "Double", "Float", "Half", "BFloat16")) and z.is_floating_point():
@@ -98,7 +98,7 @@ class TensorModel(ModelAdapter):
                 f"the model rejected inputs of dtype {z.dtype} ({text.splitlines()[0]}); pass inputs in the model's "
                 f"dtype (e.g. x.float() for a float32 network) or cast the model (model.double())"
             )
-        if any(k in text for k in ("shape", "size", "dimension", "mat1")):
+        if any(k in text for k in ("shape", "size", "dimension", "mat1", "index")):
             return MetagameError(
                 f"the model rejected a batch of shape {tuple(z.shape)} ({text.splitlines()[0]}); metagame calls it on "
                 f"[n, *inputs.shape] (it adds the batch dimension itself){self.shape_hint()}"

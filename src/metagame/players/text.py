@@ -88,7 +88,7 @@ def group_words(
         candidates.append((t, a2, b2))
 
     if grouping == "tokens":
-        return [Word(text[a:b], a, b, (t,)) for t, a, b in candidates]
+        return _attach_orphans([Word(text[a:b], a, b, (t,)) for t, a, b in candidates], offsets, special_mask, lo, hi)
 
     words: list[Word] = []
     cur_tokens: list[int] = []
@@ -111,7 +111,30 @@ def group_words(
             cur_tokens, cur_start, cur_end, cur_punct = [t], a, b, punct
     if cur_tokens:
         words.append(Word(text[cur_start:cur_end], cur_start, cur_end, tuple(cur_tokens)))
-    return words
+    return _attach_orphans(words, offsets, special_mask, lo, hi)
+
+
+def _attach_orphans(
+    words: list[Word], offsets: list[tuple[int, int]], special_mask: Sequence[bool] | None, lo: int, hi: int
+) -> list[Word]:
+    """Give every non-special token inside the span that no word holds (whitespace or zero-width pieces such as a
+    lone BPE space) to the next word (the last word when none follows), so masking all the words leaves none of the
+    span's text behind: x_∅ is the same for every text."""
+    if not words:
+        return words
+    owned = {t for w in words for t in w.tokens}
+    firsts = [w.tokens[0] for w in words]
+    extra: dict[int, list[int]] = {}
+    for t, (a, b) in enumerate(offsets):
+        if t in owned or (special_mask is not None and special_mask[t]) or (a, b) == (0, 0):
+            continue
+        if a < lo or b > hi:
+            continue
+        k = next((i for i, first in enumerate(firsts) if first > t), len(words) - 1)
+        extra.setdefault(k, []).append(t)
+    if not extra:
+        return words
+    return [Word(w.label, w.start, w.end, tuple(sorted(w.tokens + tuple(extra.get(k, ()))))) for k, w in enumerate(words)]
 
 
 def token_player_map(words: Sequence[Word], n_tokens: int) -> np.ndarray:
