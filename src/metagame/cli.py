@@ -9,7 +9,7 @@ import sys
 from ._version import __version__
 from .errors import MetagameError
 
-#: command modules; each defines ``add_parser(subparsers)`` and ``run(args) -> int``
+#: command modules; each defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``
 COMMANDS: tuple[str, ...] = ("lm", "demo", "similarity", "vision")
 
 
@@ -22,7 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"metagame.commands.{name}")
-        p = module.add_parser(sub)
+        p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
+        module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
 

@@ -9,7 +9,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import MetagameError
 from ..run.options import RunOptions
@@ -70,6 +70,23 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--out", required=True, help="output folder")
     else:
         g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
+
+
+def add_model_options(p: argparse.ArgumentParser, batch_size: int) -> None:
+    """``--batch-size`` and ``--trust-remote-code`` of the commands that load a Hugging Face model."""
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"rows per forward pass (default {batch_size})")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+
+
+def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple[Any, Any]:
+    """The body every explaining command shares: check ``--out`` and the run options before any work, build the
+    adapter, run :func:`metagame.explain`. Returns ``(adapter, result)``."""
+    from ..run import explain
+
+    check_out_dir(args.out)
+    options = run_options(args)
+    adapter = build()
+    return adapter, explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options)
 
 
 def run_options(args: argparse.Namespace) -> RunOptions:
@@ -144,7 +161,9 @@ def fail(command: str, error: Exception) -> int:
 
 
 __all__ = [
+    "add_model_options",
     "add_run_options",
+    "explain_command",
     "check_out_dir",
     "cli_spelling",
     "fail",

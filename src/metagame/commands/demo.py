@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from typing import Any
 
-from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
+from .common import add_run_options, explain_command, finish
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
 DEMO_TEXT_A = "A man plays the guitar"
@@ -22,20 +21,18 @@ DEMO_TEXT_B = "Someone is playing a guitar"
 DEMO_STEPS = 4
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register the ``demo`` sub-command on ``sub`` (the CLI's sub-parsers)."""
-    p = sub.add_parser(
-        "demo",
-        help="run the default demo: why are two sentences similar? (all-MiniLM-L6-v2, no download)",
-        description=(
-            "Exact Meta-IG on the bundled all-MiniLM-L6-v2 sentence encoder for a built-in sentence pair. Prints the "
-            "strongest directional word pairs and writes result.json, the pictures and report.html into --out."
-        ),
-    )
+HELP = "run the default demo: why are two sentences similar? (all-MiniLM-L6-v2, no download)"
+DESCRIPTION = (
+    "Exact Meta-IG on the bundled all-MiniLM-L6-v2 sentence encoder for a built-in sentence pair. Prints the "
+    "strongest directional word pairs and writes result.json, the pictures and report.html into --out."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``demo`` command's arguments."""
     p.add_argument("--text-a", default=DEMO_TEXT_A, help=f"first sentence (default {DEMO_TEXT_A!r})")
     p.add_argument("--text-b", default=DEMO_TEXT_B, help=f"second sentence (default {DEMO_TEXT_B!r})")
     add_run_options(p, default_method="integrated_gradients", out_default="metagame-demo", steps_default=DEMO_STEPS)
-    return p
 
 
 def demo_model_path() -> str:
@@ -55,18 +52,19 @@ def run(args: argparse.Namespace) -> int:
     """Run ``metagame demo``; returns the exit code."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from ..applications.encoders import text_pair_adapter
-    from ..run import explain
 
     start = time.perf_counter()
-    check_out_dir(args.out)
-    options = run_options(args)
-    adapter = text_pair_adapter(demo_model_path(), args.text_a, args.text_b)
-    adapter.name = "sentence-transformers/all-MiniLM-L6-v2"
-    print(f"metagame demo: all-MiniLM-L6-v2, A = {args.text_a!r}, B = {args.text_b!r}")
-    print(f"players: {adapter.n_a} + {adapter.n_b} words; f = cosine similarity of the two sentence embeddings")
-    kwargs = method_kwargs(args) if args.method in ("integrated_gradients", "ig") else None
-    result = explain(adapter, args.method, method_kwargs=kwargs, options=options)
-    result.context["model"] = adapter.name
+
+    def build():
+        adapter = text_pair_adapter(demo_model_path(), args.text_a, args.text_b)
+        adapter.name = "sentence-transformers/all-MiniLM-L6-v2"
+        print(f"metagame demo: all-MiniLM-L6-v2, A = {args.text_a!r}, B = {args.text_b!r}")
+        print(f"players: {adapter.n_a} + {adapter.n_b} words; f = cosine similarity of the two sentence embeddings")
+        return adapter
+
+    if args.method not in ("integrated_gradients", "ig"):
+        args.steps = None  # --steps is IG's
+    _, result = explain_command(args, build)
     finish(result, args)
     if abs(result.context["value_empty"] - 1.0) < 1e-6:
         print("(with every word masked both sentences are just [CLS] [SEP], so f(baseline) = 1)")

@@ -7,22 +7,20 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from ..models.language import MASKING_MODES
-from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
+from .common import add_model_options, add_run_options, explain_command, finish
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register the ``lm`` sub-command on ``sub`` (the CLI's sub-parsers)."""
-    p = sub.add_parser(
-        "lm",
-        help="word-to-word meta-attributions of a causal LM's answer log-probability",
-        description=(
-            "Players are the words of the user prompt (inside the chat template); f is the teacher-forced "
-            "log-probability of the answer. Writes DIR/result.json (matrix[i][j] = φ_{j→i}) and the report."
-        ),
-    )
+HELP = "word-to-word meta-attributions of a causal LM's answer log-probability"
+DESCRIPTION = (
+    "Players are the words of the user prompt (inside the chat template); f is the teacher-forced "
+    "log-probability of the answer. Writes DIR/result.json (matrix[i][j] = φ_{j→i}) and the report."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``lm`` command's arguments."""
     p.add_argument("--model", required=True, help="Hugging Face model name or local folder (safetensors)")
     p.add_argument("--prompt", required=True, help="the user prompt; its words are the players")
     p.add_argument("--answer", default=None, help="the explained answer (default: generated greedily once)")
@@ -34,27 +32,21 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
     p.add_argument("--dtype", default=None, help="float32, bfloat16, float16, float64 or auto")
-    p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+    add_model_options(p, batch_size=32)
     add_run_options(p, default_method="integrated_gradients")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame lm``; returns the exit code."""
     from ..models.language import CausalLM
-    from ..run import explain
 
-    check_out_dir(args.out)
-    options = run_options(args)
-    adapter = CausalLM(
+    adapter, result = explain_command(args, lambda: CausalLM(
         args.model, args.prompt, args.answer, alternative=args.alternative,
         grouping="tokens" if args.tokens else "words", masking=args.masking,
         chat_template=False if args.no_chat_template else None, system_prompt=args.system,
         max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
         trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
-    )
-    result = explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options)
+    ))
     print(f"model {adapter.model_name}; answer {adapter.answer!r}" + (" (generated)" if adapter.generated else ""))
     print(f"log p(answer | prompt) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
     return finish(result, args)

@@ -7,43 +7,36 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from .common import add_run_options, check_out_dir, finish, method_kwargs, run_options
+from .common import add_model_options, add_run_options, explain_command, finish
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register the ``vision`` sub-command on ``sub`` (the CLI's sub-parsers)."""
-    p = sub.add_parser(
-        "vision",
-        help="meta-attributions of a CLIP/SigLIP image-text similarity (patches and words)",
-        description=(
-            "Players are image patches (the model's grid, or G×G groups with --grid G) and the words of the text; "
-            "f is the image-text logit. --mode patch_maps makes the words the players and gives, for each word, a "
-            "map of how it moves every patch's attribution. Writes DIR/result.json, the pictures and report.html."
-        ),
-    )
+HELP = "meta-attributions of a CLIP/SigLIP image-text similarity (patches and words)"
+DESCRIPTION = (
+    "Players are image patches (the model's grid, or G×G groups with --grid G) and the words of the text; "
+    "f is the image-text logit. --mode patch_maps makes the words the players and gives, for each word, a "
+    "map of how it moves every patch's attribution. Writes DIR/result.json, the pictures and report.html."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``vision`` command's arguments."""
     p.add_argument("--model", required=True, help="CLIP or SigLIP model: Hugging Face name (cached) or local folder")
     p.add_argument("--image", required=True, help="image file (PNG, JPEG, ...)")
     p.add_argument("--text", required=True, help="the caption")
     p.add_argument("--grid", type=int, default=None, help="G×G groups of patches (default: the model's patch grid)")
     p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
     p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
-    p.add_argument("--batch-size", type=int, default=32, help="rows per forward pass (default 32)")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+    add_model_options(p, batch_size=32)
     add_run_options(p, default_method="integrated_gradients")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame vision``; returns the exit code."""
     from ..applications.encoders import vision_adapter
-    from ..run import explain
 
-    check_out_dir(args.out)
-    options = run_options(args)
-    adapter = vision_adapter(
+    _, result = explain_command(args, lambda: vision_adapter(
         args.model, args.image, args.text, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
         batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
-    )
-    return finish(explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options), args)
+    ))
+    return finish(result, args)

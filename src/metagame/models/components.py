@@ -30,58 +30,11 @@ import torch
 
 from ..errors import MetagameError
 from .base import ModelAdapter
+from .component_registry import ARCHITECTURES, MODEL_TYPES, Architecture, detect_architecture, num_heads
 
 Ablation = Literal["zero", "mean", "patch"]
 ComponentKind = Literal["heads", "neurons", "layers"]
 SiteKind = Literal["input", "output", "residual"]
-
-
-@dataclass(frozen=True)
-class Architecture:
-    """Where the components of one model family live.
-
-    Attributes:
-        layer_pattern: regex on module names matching each transformer block; group 1 = layer index.
-        head_site: module (relative to a block) whose *input* is the concatenation of per-head outputs.
-        neuron_site: module (relative to a block) whose *input* is the MLP's hidden activation.
-        heads_config: config attribute names for the number of attention heads (first found wins).
-        sub_config: optional config attribute holding the relevant sub-config (e.g. ``vision_config``).
-    """
-
-    layer_pattern: str
-    head_site: str
-    neuron_site: str
-    heads_config: tuple[str, ...] = ("num_attention_heads", "n_head")
-    sub_config: str | None = None
-
-
-#: The per-architecture registry (keys are also accepted as ``architecture=``).
-ARCHITECTURES: dict[str, Architecture] = {
-    "gpt2": Architecture(r"(?:^|\.)h\.(\d+)$", "attn.c_proj", "mlp.c_proj"),
-    "llama": Architecture(r"(?:^|\.)layers\.(\d+)$", "self_attn.o_proj", "mlp.down_proj"),
-    "bert": Architecture(r"(?:^|\.)encoder\.layer\.(\d+)$", "attention.output.dense", "output.dense"),
-    "clip_vision": Architecture(
-        r"(?:^|vision_model\.)encoder\.layers\.(\d+)$", "self_attn.out_proj", "mlp.fc2", sub_config="vision_config"
-    ),
-}
-
-#: config.model_type -> registry key
-MODEL_TYPES: dict[str, str] = {
-    "gpt2": "gpt2",
-    "llama": "llama",
-    "mistral": "llama",
-    "qwen2": "llama",
-    "qwen3": "llama",
-    "gemma": "llama",
-    "gemma2": "llama",
-    "phi3": "llama",
-    "bert": "bert",
-    "roberta": "bert",
-    "xlm-roberta": "bert",
-    "electra": "bert",
-    "clip": "clip_vision",
-    "clip_vision_model": "clip_vision",
-}
 
 
 @dataclass
@@ -109,28 +62,6 @@ def _replace_first(out: Any, new: torch.Tensor) -> Any:
     if isinstance(out, torch.Tensor):
         return new
     return type(out)([new, *out[1:]]) if isinstance(out, list) else (new, *out[1:])
-
-
-def detect_architecture(model: torch.nn.Module) -> str:
-    """Registry key of ``model`` from ``config.model_type``; error listing the known ones otherwise."""
-    mtype = getattr(getattr(model, "config", None), "model_type", None)
-    if mtype in MODEL_TYPES:
-        return MODEL_TYPES[mtype]
-    raise MetagameError(
-        f"no component registry entry for model_type {mtype!r}; pass architecture= one of {', '.join(ARCHITECTURES)} "
-        f"(if the module layout matches) or name modules directly: components=['<module name>', ...]"
-    )
-
-
-def _num_heads(model: torch.nn.Module, arch: Architecture) -> int:
-    cfg = getattr(model, "config", None)
-    if cfg is not None and arch.sub_config and hasattr(cfg, arch.sub_config):
-        cfg = getattr(cfg, arch.sub_config)
-    for attr in arch.heads_config:
-        val = getattr(cfg, attr, None)
-        if isinstance(val, int) and val > 0:
-            return val
-    raise MetagameError(f"could not read the number of attention heads from the model config ({', '.join(arch.heads_config)})")
 
 
 def _module_list_message(names: Sequence[str], limit: int = 60) -> str:
@@ -263,7 +194,7 @@ class ComponentModel(ModelAdapter):
                 block = blocks[l]
                 if components == "heads":
                     site = Site(f"{block}.{arch.head_site}", "input", layer=l)
-                    self._plan.append(("heads", _num_heads(self.model, arch)))
+                    self._plan.append(("heads", num_heads(self.model, arch)))
                 elif components == "neurons":
                     site = Site(f"{block}.{arch.neuron_site}", "input", layer=l)
                     self._plan.append(("neurons", neuron_groups))
@@ -489,3 +420,15 @@ def _last_logit(out: Any, token: int) -> torch.Tensor:
     if not 0 <= token < logits.shape[-1]:
         raise MetagameError(f"token id {token} is outside the vocabulary (size {logits.shape[-1]})")
     return logits[:, token]
+
+
+__all__ = [
+    "ARCHITECTURES",
+    "Ablation",
+    "Architecture",
+    "ComponentKind",
+    "ComponentModel",
+    "MODEL_TYPES",
+    "Site",
+    "detect_architecture",
+]

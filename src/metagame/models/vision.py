@@ -17,81 +17,13 @@ import torch
 
 from ..errors import MetagameError
 from ..players.text import Word, unique_labels
+from ..players.image import gaussian_blur, grid_shape, load_image
 from .base import ModelAdapter
 from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
 
 PatchMasking = Literal["mean", "blur", "zero"]
 #: ``config.model_type`` values this adapter understands
 SUPPORTED_MODEL_TYPES: tuple[str, ...] = ("clip", "siglip")
-
-
-# ------------------------------------------------------------------------------------------------ inputs
-def load_image(image) -> "Any":
-    """An RGB ``PIL.Image`` from a path, a PIL image or an ``[H, W, 3]`` array (uint8, or float in [0, 1])."""
-    from PIL import Image, UnidentifiedImageError
-
-    if isinstance(image, Image.Image):
-        return image.convert("RGB")
-    if isinstance(image, (str, Path)):
-        path = Path(image)
-        if not path.exists():
-            raise MetagameError(f"image file not found: {str(path)!r}; pass the path of a PNG or JPEG file")
-        if not path.is_file():
-            raise MetagameError(f"{str(path)!r} is not a file; pass the path of a PNG or JPEG file")
-        try:
-            with Image.open(path) as im:
-                return im.convert("RGB")
-        except (UnidentifiedImageError, OSError) as e:
-            raise MetagameError(
-                f"{str(path)!r} is not an image Pillow can read ({type(e).__name__}); pass a PNG, JPEG, BMP or WebP file"
-            ) from None
-    arr = np.asarray(image)
-    if arr.ndim == 3 and arr.shape[2] in (3, 4):
-        if arr.dtype.kind == "f":
-            arr = np.clip(arr * 255.0, 0, 255).round()
-        return Image.fromarray(arr[..., :3].astype(np.uint8))
-    raise MetagameError(
-        f"image must be a file path, a PIL image or an [H, W, 3] array; got {type(image).__name__} "
-        f"with shape {getattr(arr, 'shape', None)}"
-    )
-
-
-def _grid_shape(grid, native: int) -> tuple[int, int]:
-    if grid is None:
-        return native, native
-    if isinstance(grid, (int, np.integer)):
-        rows = cols = int(grid)
-    else:
-        try:
-            rows, cols = (int(g) for g in grid)
-        except (TypeError, ValueError):
-            raise MetagameError(f"grid must be an int G (G×G groups) or (rows, cols); got {grid!r}") from None
-    if rows < 1 or cols < 1:
-        raise MetagameError(f"grid must be positive; got {grid!r}")
-    if rows > native or cols > native:
-        raise MetagameError(
-            f"grid {rows}×{cols} is finer than the model's patch grid {native}×{native}; use grid <= {native} "
-            f"(groups of whole patches)"
-        )
-    return rows, cols
-
-
-def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``[C, H, W]`` with standard deviation ``sigma`` pixels (reflect padding)."""
-    radius = max(1, int(round(3 * sigma)))
-    c, h, w = pixels.shape
-    radius = min(radius, h - 1, w - 1)
-    if radius < 1:
-        return pixels.clone()
-    t = torch.arange(-radius, radius + 1, dtype=pixels.dtype)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    x = pixels.unsqueeze(0)
-    x = torch.nn.functional.pad(x, (radius, radius, 0, 0), mode="reflect")
-    x = torch.nn.functional.conv2d(x, k.reshape(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    x = torch.nn.functional.pad(x, (0, 0, radius, radius), mode="reflect")
-    x = torch.nn.functional.conv2d(x, k.reshape(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
-    return x[0]
 
 
 def check_model_type(model_type: str | None, name: str = "the model") -> str:
@@ -192,7 +124,7 @@ class VisionLanguageModel(ModelAdapter):
         vcfg = config.vision_config
         patch = int(vcfg.patch_size)
         native = int(vcfg.image_size) // patch
-        self.grid = _grid_shape(grid, native)
+        self.grid = grid_shape(grid, native)
         rows, cols = self.grid
         if pil.width < cols or pil.height < rows:
             raise MetagameError(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any, Mapping
 
-import numpy as np
 
 from ..errors import MetagameError, NotDifferentiableError
 from ..methods.base import AttributionMethod

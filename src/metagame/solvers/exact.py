@@ -31,26 +31,25 @@ def _as_table(values) -> tuple[np.ndarray, int, bool]:
     return v, d, squeeze
 
 
+def _subset_transform(values, sign: float) -> np.ndarray:
+    """In-place butterfly over the d bits: sign −1 gives the Möbius transform, +1 its inverse (subset sums)."""
+    v, d, squeeze = _as_table(values)
+    out = v.copy()
+    k = out.shape[1]
+    for i in range(d):
+        view = out.reshape(-1, 2, 2**i, k)
+        view[:, 1] += sign * view[:, 0]
+    return out[:, 0] if squeeze else out
+
+
 def moebius(values) -> np.ndarray:
     """Möbius transform m(A) = Σ_{B⊆A} (−1)^{|A|−|B|} v(B) of a table ``[2**d(, k)]``."""
-    v, d, squeeze = _as_table(values)
-    m = v.copy()
-    k = m.shape[1]
-    for i in range(d):
-        view = m.reshape(-1, 2, 2**i, k)
-        view[:, 1] -= view[:, 0]
-    return m[:, 0] if squeeze else m
+    return _subset_transform(values, -1.0)
 
 
 def zeta(coefficients) -> np.ndarray:
     """Inverse Möbius (subset-sum) transform v(S) = Σ_{A⊆S} m(A)."""
-    m, d, squeeze = _as_table(coefficients)
-    v = m.copy()
-    k = v.shape[1]
-    for i in range(d):
-        view = v.reshape(-1, 2, 2**i, k)
-        view[:, 1] += view[:, 0]
-    return v[:, 0] if squeeze else v
+    return _subset_transform(coefficients, 1.0)
 
 
 def shapley_weights(n: int) -> np.ndarray:
