@@ -135,14 +135,62 @@ def test_each_plot_saves_png_and_svg(tmp_path):
 
 
 def test_heatmap_is_directed_and_centred():
+    """Row = target, column = source; the pairs are coloured on their own scale and the diagonal (own effects) is a
+    separate strip on its own scale (issue 12: the diagonal used to set the scale and wash the pairs out)."""
     res = make_result("feature")
     fig = heatmap(res)
     im = fig.axes[0].images[0]
-    # row = target, column = source: the image shows the matrix itself, not its transpose
-    np.testing.assert_array_equal(np.asarray(im.get_array()), res.matrix)
-    vmax = np.abs(res.matrix).max()
+    shown = np.ma.getdata(im.get_array())
+    mask = np.ma.getmaskarray(im.get_array())
+    off = ~np.eye(res.n_players, dtype=bool)
+    np.testing.assert_array_equal(shown[off], res.matrix[off])  # the matrix itself, not its transpose
+    assert mask[~off].all() and not mask[off].any()
+    vmax = np.abs(res.matrix[off]).max()
     assert im.norm.vmin == pytest.approx(-vmax) and im.norm.vmax == pytest.approx(vmax)
     assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == res.players
+    strip = fig.axes[1].images[0]
+    np.testing.assert_array_equal(np.ma.getdata(strip.get_array())[:, 0], np.diag(res.matrix))
+    assert strip.norm.vmax == pytest.approx(np.abs(np.diag(res.matrix)).max())
+
+
+def _overlaps(texts) -> list[tuple[str, str]]:
+    boxes = [(t.get_text(), t.get_window_extent()) for t in texts if t.get_text() and t.get_visible()]
+    bad = []
+    for a in range(len(boxes)):
+        for b in range(a + 1, len(boxes)):
+            if boxes[a][1].overlaps(boxes[b][1]):
+                bad.append((boxes[a][0], boxes[b][0]))
+    return bad
+
+
+@pytest.mark.parametrize("d", [5, 20, 48])
+def test_labels_are_readable_and_never_overlap(d):
+    """Every row and column is labelled (full names here) and no two label boxes overlap (issue 12)."""
+    rng = np.random.default_rng(d)
+    players = [f"feature_{k:02d}" for k in range(d)]
+    m = rng.normal(size=(d, d))
+    res = MetaAttribution(matrix=m, first_order=m.sum(axis=1), players=players, method="integrated_gradients",
+                          player_kinds=["feature"] * d)
+    for fig in (heatmap(res), comparison(res), waterfall(res)):
+        fig.canvas.draw()
+        for ax in fig.axes:
+            for texts in (ax.get_xticklabels(), ax.get_yticklabels(), ax.texts):
+                assert not _overlaps(texts), (d, ax.get_title(), _overlaps(texts)[:3])
+            # value labels of the waterfall never cover its category labels
+            assert not _overlaps(list(ax.get_yticklabels()) + [t for a in fig.axes for t in a.texts])
+    ax = heatmap(res).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == players  # all of them, unabridged
+
+
+def test_long_labels_become_indices_with_a_legend():
+    d = 12
+    players = [f"a rather long label number {k} that does not fit" for k in range(d)]
+    m = np.random.default_rng(0).normal(size=(d, d))
+    res = MetaAttribution(matrix=m, first_order=m.sum(axis=1), players=players, method="saliency")
+    fig = heatmap(res)
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [str(k) for k in range(d)]
+    legend = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert "0: a rather long label num…" in legend or any(s.startswith("0: a rather long") for s in legend)
 
 
 def test_waterfall_bars_sum_to_the_row():

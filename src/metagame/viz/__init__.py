@@ -1,7 +1,10 @@
 """Pictures, HTML report, terminal summary and the files every command writes."""
 
 from .outputs import write_outputs
-from .plots import arc_diagram, comparison, default_figures, heatmap, image_overlay, save_figure, waterfall
+from .plots import (
+    arc_diagram, comparison, default_figures, heatmap, image_overlay, matrix_figure, save_figure, tensor_heatmap,
+    waterfall,
+)
 from .report import render_report, write_report
 from .terminal import print_summary, summary_table
 
@@ -12,6 +15,8 @@ __all__ = [
     "waterfall",
     "image_overlay",
     "comparison",
+    "matrix_figure",
+    "tensor_heatmap",
     "default_figures",
     "save_figure",
     "render_report",

@@ -19,7 +19,7 @@ def write_outputs(result: MetaAttribution, out_dir: str | Path) -> dict[str, Pat
     out.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {"result": result.save(out / "result.json")}
     pngs: dict[str, Path] = {}
-    from .plots import _HAVE_MPL
+    from .style import HAVE_MPL as _HAVE_MPL
 
     if _HAVE_MPL:
         from .plots import default_figures, save_figure

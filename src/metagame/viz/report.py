@@ -136,7 +136,7 @@ def _input_section(result: MetaAttribution) -> str:
     # patches: a grid over the image
     patch_idx = [i for i in range(d) if kinds[i] == "patch"]
     if patch_idx:
-        from .plots import input_image, patch_layout
+        from .images import input_image, patch_layout
 
         idx, rows, cols, cells = patch_layout(result)
         img = input_image(result)
@@ -293,7 +293,8 @@ def render_report(
     pngs: dict[str, bytes] = {}
     if figures is None:
         try:
-            from .plots import _HAVE_MPL, default_figures
+            from .plots import default_figures
+            from .style import HAVE_MPL as _HAVE_MPL
 
             figures = default_figures(result) if _HAVE_MPL else {}
         except ImportError:  # pragma: no cover
