@@ -125,6 +125,24 @@ class MetaAttribution:
             out.append((j, i, float(self.matrix[i, j])))
         return out
 
+    def top_triples(self, n: int = 10) -> list[tuple[int, int, int, float]]:
+        """The ``n`` strongest third-order effects ``(mover k, source j, target i, T[i, j, k])`` with i, j, k distinct,
+        by absolute value: how k moves the push of j on i (``order=3`` results; empty otherwise)."""
+        t = self.tensor
+        if t is None:
+            return []
+        d = self.n_players
+        i, j, k = np.meshgrid(np.arange(d), np.arange(d), np.arange(d), indexing="ij")
+        distinct = (i != j) & (j != k) & (i != k)
+        vals = np.where(distinct & np.isfinite(t), np.abs(t), -1.0)
+        out = []
+        for flat in np.argsort(-vals, axis=None, kind="stable")[: max(0, n)]:
+            a, b, c = np.unravel_index(int(flat), t.shape)
+            if vals[a, b, c] <= 0:
+                break
+            out.append((int(c), int(b), int(a), float(t[a, b, c])))
+        return out
+
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "estimated"
         return (

@@ -41,6 +41,7 @@ FIGURE_CAPTIONS = {
     "waterfall": "How one player's attribution φ_i splits into its own effect and the pushes of the others.",
     "image": "Patch attributions over the image.",
     "comparison": "First-order attribution, the meta matrix and its symmetric counterpart side by side.",
+    "tensor": "Third order for one target i: cell (j, k) = T[i, j, k], how k moves the push of j on i.",
 }
 
 _esc = html.escape
@@ -215,6 +216,28 @@ def _numbers_section(result: MetaAttribution) -> str:
     )
 
 
+def _triples_section(result: MetaAttribution, n: int = 50) -> str:
+    """Third order (order=3 results): the strongest "k moves j → i" effects T[i, j, k]."""
+    triples = result.top_triples(n)
+    if not triples:
+        return ""
+    se = result.tensor_stderr
+    rows = "".join(
+        f"<tr><td>{_esc(result.players[k])}</td><td>{_esc(result.players[j])}</td><td>{_esc(result.players[i])}</td>"
+        f'<td class="n" data-v="{v!r}">{_fmt(v)}</td>'
+        f'<td class="n">{"" if se is None else _fmt(se[i, j, k])}</td></tr>'
+        for k, j, i, v in triples
+    )
+    return (
+        '<section id="triples"><h2>Third order</h2>'
+        f'<p class="muted">T[i, j, k] = how player k moves the push φ<sub>j→i</sub> of j on i (Σ<sub>k</sub> T[i, j, k] '
+        f"= φ<sub>j→i</sub>); the strongest {len(triples)} with i, j, k distinct.</p>"
+        '<div class="table-wrap"><table class="sortable"><thead><tr><th data-type="text">mover k</th>'
+        '<th data-type="text">source j</th><th data-type="text">target i</th><th data-type="num">T[i, j, k]</th>'
+        '<th data-type="num">± stderr</th></tr></thead><tbody>' + rows + "</tbody></table></div></section>"
+    )
+
+
 def _meta_rows(result: MetaAttribution) -> list[tuple[str, str]]:
     md = result.metadata
     params = md.get("parameters") or {}
@@ -322,6 +345,7 @@ def render_report(
         _input_section(result),
         _pictures_section(pngs),
         _numbers_section(result),
+        _triples_section(result),
         _run_section(result),
         "</main>",
         f'<footer>metagame {_esc(__version__)} · matrix convention: row = target i, column = source j, '

@@ -75,6 +75,22 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
         console.print(Text("no off-diagonal meta-attributions (all zero)"))
         return
     console.print(table)
+    triples = result.top_triples(n)
+    if triples:
+        from rich.table import Table
+        from rich.text import Text
+
+        third = Table(title=Text("third order: k moves the push of j on i, T[i, j, k]"), title_justify="left",
+                      header_style="bold")
+        for name, justify in (("#", "right"), ("mover k", "left"), ("", "left"), ("push j → i", "left"),
+                              ("T[i, j, k]", "right")):
+            third.add_column(name, justify=justify)
+        se = result.tensor_stderr
+        for r, (k, j, i, v) in enumerate(triples, start=1):
+            txt = _fmt(v) + ("" if se is None else f" ± {se[i, j, k]:.2g}")
+            third.add_row(str(r), Text(result.players[k]), "moves", Text(f"{result.players[j]} → {result.players[i]}"),
+                          Text(txt, style="red" if v > 0 else "blue"))
+        console.print(third)
     ctx = result.context
     full, empty = ctx.get("value_full"), ctx.get("value_empty")
     if isinstance(full, (int, float)) and isinstance(empty, (int, float)):
