@@ -57,7 +57,9 @@ def test_rows_sum_to_first_order(minilm, masking):
     blocks = cross_blocks(res)
     np.testing.assert_allclose(blocks["a_to_b"], res.matrix[3:, :3])
     np.testing.assert_allclose(res.extras["b_to_a"], res.matrix[:3, 3:])
-    # the perturbation route (shared encoder passes per half) agrees with the row-by-row forward
+    # the perturbation route (shared encoder passes per half) agrees with the row-by-row forward (empty="model":
+    # the forward embeds an empty text, as that mode does)
+    ad = pair(minilm, "the red car", "a fast car", masking=masking, empty="model")
     coal = np.random.default_rng(0).random((5, 6)) < 0.5
     z, _, attn = ad.embed(coal)
     with torch.no_grad():

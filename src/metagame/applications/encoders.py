@@ -22,6 +22,7 @@ from typing import Any, Literal, Mapping, Sequence
 from ..errors import MetagameError
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
+from ..models.two_tower import EmptySide
 from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
 from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
@@ -43,6 +44,8 @@ def text_pair_adapter(
     masking: TextMasking = "attention",
     pooling: Pooling | Sequence[str] = "auto",
     normalize: bool | None = None,
+    empty: EmptySide = "zero",
+    halves: bool = True,
     batch_size: int = 256,
     trust_remote_code: bool = False,
 ) -> TextPairModel:
@@ -63,7 +66,8 @@ def text_pair_adapter(
     if normalize is not None:
         norm = normalize
     return TextPairModel(
-        model, tokenizer, text_a, text_b, masking=masking, pooling=modes, normalize=norm, name=name, batch_size=batch_size
+        model, tokenizer, text_a, text_b, masking=masking, pooling=modes, normalize=norm, name=name, empty=empty,
+        halves=halves, batch_size=batch_size,
     )
 
 
@@ -99,6 +103,8 @@ def vision_adapter(
     tokenizer=None,
     grid: int | tuple[int, int] | None = None,
     patch_masking: PatchMasking = "mean",
+    empty: EmptySide = "model",
+    halves: bool = True,
     batch_size: int = 32,
     trust_remote_code: bool = False,
 ) -> VisionLanguageModel | PatchMapsModel:
@@ -116,7 +122,8 @@ def vision_adapter(
     elif image_processor is None or tokenizer is None:
         raise MetagameError("a loaded model needs image_processor=... and tokenizer=...; or pass the model name/path")
     adapter = VisionLanguageModel(
-        model, image_processor, tokenizer, image, text, grid=grid, patch_masking=patch_masking, batch_size=batch_size
+        model, image_processor, tokenizer, image, text, grid=grid, patch_masking=patch_masking, empty=empty,
+        halves=halves, batch_size=batch_size,
     )
     return PatchMapsModel(adapter) if mode == "patch_maps" else adapter
 

@@ -12,6 +12,7 @@ a well-defined game.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -20,6 +21,18 @@ import torch
 from ..models.base import ModelAdapter
 
 Family = Literal["gradient", "perturbation", "surrogate", "captum"]
+
+
+@dataclass(frozen=True)
+class PathRule:
+    """How a linear gradient method reads gradients: φ_i = Σ_k w_k ⟨t_i, ∇f(b + α_k (z − b))⟩ with the tangent
+    t_i = (z − b) on player i's coordinates (``"displacement"``: gradient×input, IG) or the indicator of them
+    (``"indicator"``: saliency). Adapters that can evaluate ∇f faster (two-tower models: one tower pass per distinct
+    half-coalition) use it instead of calling the method."""
+
+    alphas: tuple[float, ...]
+    weights: tuple[float, ...]
+    tangent: Literal["displacement", "indicator"]
 
 
 class AttributionMethod:
@@ -40,6 +53,11 @@ class AttributionMethod:
     @property
     def table_rule(self) -> str | None:
         """Name of a closed-form rule over the full value table (exact perturbation methods), else None."""
+        return None
+
+    @property
+    def path_rule(self) -> PathRule | None:
+        """The method as a :class:`PathRule` when it is one (linear in the gradient along a straight path), else None."""
         return None
 
     @property

@@ -13,7 +13,7 @@ import torch
 
 from ..errors import MetagameError, NotDifferentiableError
 from ..models.base import ModelAdapter, repeat_rows
-from .base import AttributionMethod
+from .base import AttributionMethod, PathRule
 
 Quadrature = Literal["gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"]
 _PERTURBATION_NAMES = "occlusion, shapley, banzhaf, kernel_shap, lime"
@@ -99,6 +99,10 @@ class Saliency(_GradientMethod):
     def params(self):
         return {"abs": self.abs}
 
+    @property
+    def path_rule(self) -> PathRule | None:
+        return None if self.abs else PathRule((1.0,), (1.0,), "indicator")
+
     def _attribute_chunk(self, model, coalitions):
         z, _, extra = model.embed(coalitions)
         g = input_gradients(model, z, extra, coalitions, self.name)
@@ -109,6 +113,7 @@ class GradientXInput(_GradientMethod):
     """Gradient×input: φ_i = Σ_{c∈i} (z_c − b_c) ∂f/∂z_c at x_S."""
 
     name = "gradient_x_input"
+    path_rule = PathRule((1.0,), (1.0,), "displacement")
 
     def _attribute_chunk(self, model, coalitions):
         z, zb, extra = model.embed(coalitions)
@@ -134,6 +139,10 @@ class IntegratedGradients(_GradientMethod):
 
     def params(self):
         return {"n_steps": self.n_steps, "quadrature": self.quadrature}
+
+    @property
+    def path_rule(self) -> PathRule:
+        return PathRule(tuple(float(a) for a in self._alphas), tuple(float(w) for w in self._weights), "displacement")
 
     def _rows_per_coalition(self):
         return self.n_steps

@@ -19,7 +19,7 @@ import torch
 
 from ..errors import MetagameError
 from ..players.text import Word, unique_labels
-from .base import ModelAdapter
+from .two_tower import EmptySide, TwoTowerModel
 from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
 
 TextMasking = Literal["attention", "mask_token"]
@@ -134,7 +134,7 @@ def cross_blocks(result: Any) -> dict[str, np.ndarray]:
     return {"a_to_b": result.matrix[np.ix_(b, a)].copy(), "b_to_a": result.matrix[np.ix_(a, b)].copy()}
 
 
-class TextPairModel(ModelAdapter):
+class TextPairModel(TwoTowerModel):
     """A sentence encoder explained at a pair of texts; players = words of A, then words of B.
 
     Args:
@@ -146,7 +146,14 @@ class TextPairModel(ModelAdapter):
         pooling: ``"mean"``, ``"cls"``, ``"max"`` or a list of them (concatenated, as sentence-transformers does).
         normalize: L2-normalise the embeddings (does not change the cosine; recorded for completeness).
         name: model name for result files.
+        empty: ``"zero"`` (default): a coalition with no word of one text leaves that text without an embedding and
+            f = 0 (first-order scores then sum to f(x) − 0); ``"model"``: the encoder embeds the empty text
+            (``[CLS] [SEP]``), so f(∅) ≈ 1 (two nearly identical empty inputs). See :mod:`metagame.models.two_tower`.
+        halves: evaluate each text's encoder once per distinct half-coalition (False: the joint route).
         batch_size: rows (text pairs) per forward pass.
+
+    f(x_S) for every kind of coalition: both texts keep words → cos(e(A_S), e(B_S)) of the masked texts; one text
+    keeps none → 0 (``"zero"``) or cos with the embedded empty text (``"model"``); S = ∅ → 0 or ≈ 1.
     """
 
     #: the most words explained exactly by default (2^16 coalitions)
@@ -163,10 +170,13 @@ class TextPairModel(ModelAdapter):
         pooling: PoolingMode | Sequence[PoolingMode] = "mean",
         normalize: bool = False,
         name: str | None = None,
+        empty: EmptySide = "zero",
+        halves: bool = True,
         batch_size: int = 256,
         cache_values: bool = True,
     ):
         super().__init__(batch_size=batch_size, cache_values=cache_values)
+        self._init_two_tower(empty, halves)
         if masking not in ("attention", "mask_token"):
             raise MetagameError(f"unknown masking {masking!r}; use 'attention' or 'mask_token'")
         for label, t in (("text_a", text_a), ("text_b", text_b)):
@@ -223,6 +233,7 @@ class TextPairModel(ModelAdapter):
         self.players = [f"{w} (A)" if w in shared else w for w in la] + [f"{w} (B)" if w in shared else w for w in lb]
         self.player_kinds = ["word_a"] * self.n_a + ["word_b"] * self.n_b
         self.n_players = self.n_a + self.n_b
+        self.side_players = (np.arange(self.n_a), np.arange(self.n_a, self.n_players))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -271,26 +282,43 @@ class TextPairModel(ModelAdapter):
     def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
         n = z.shape[0]
         self.count(n)
+        self.n_tower_rows += 2 * n  # the joint route: both texts of every row
         attn = extra if extra is not None else torch.ones(n, z.shape[1], dtype=torch.long, device=self.device)
         ea, eb = self.encode(z, attn)
         return self.check_output(torch.nn.functional.cosine_similarity(ea, eb, dim=-1), n, row_coalitions)
 
-    def _values(self, coalitions: np.ndarray) -> torch.Tensor:
-        """f(x_S) with each distinct half (S ∩ A, S ∩ B) encoded once: e_A depends on S ∩ A only."""
-        coalitions = np.asarray(coalitions, dtype=bool)
-        n = len(coalitions)
-        ua, inv_a = np.unique(coalitions[:, : self.n_a], axis=0, return_inverse=True)
-        ub, inv_b = np.unique(coalitions[:, self.n_a :], axis=0, return_inverse=True)
-        k = max(len(ua), len(ub))
-        rows = np.zeros((k, self.n_players), dtype=bool)
-        rows[: len(ua), : self.n_a] = ua
-        rows[: len(ub), self.n_a :] = ub
-        z, _, attn = self.embed(rows)
-        self.count(k)
-        ea, eb = self.encode(z, attn)
-        ea = ea[torch.as_tensor(inv_a.reshape(-1), device=self.device)]
-        eb = eb[torch.as_tensor(inv_b.reshape(-1), device=self.device)]
-        return self.check_output(torch.nn.functional.cosine_similarity(ea, eb, dim=-1), n, coalitions)
+    # ---------------------------------------------------------------- the two towers (one encoder, two texts)
+    def _side_slice(self, side: int) -> slice:
+        return slice(0, self.len_a) if side == 0 else slice(self.len_a, self.len_a + self.len_b)
+
+    def side_inputs(self, side: int, halves: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Token embeddings of one text for half-coalitions of its words, its baseline and its attention mask."""
+        sl = self._side_slice(side)
+        full = np.zeros((len(halves), self.n_players), dtype=bool)
+        full[:, self.side_players[side]] = halves
+        keep = self.token_keep(full)[:, sl]
+        zb = self.baseline_embeds[sl].unsqueeze(0).expand(len(halves), -1, -1).clone()
+        z = torch.where(keep.unsqueeze(-1), self.token_embeds[sl].unsqueeze(0), zb)
+        attn = keep.long() if self.masking == "attention" else torch.ones_like(keep, dtype=torch.long)
+        return z, zb, attn
+
+    def side_encode(self, side: int, z: torch.Tensor, extra: Any) -> torch.Tensor:
+        """The sentence embedding of one text from its token embeddings ``[m, L, E]`` and mask ``[m, L]``."""
+        ids = self.input_ids[self._side_slice(side)].unsqueeze(0).expand(z.shape[0], -1)
+        with self._override.active(z):
+            out = self.model(input_ids=ids, attention_mask=extra)
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        e = pool(hidden, extra, self.pooling)
+        return torch.nn.functional.normalize(e, dim=-1) if self.normalize else e
+
+    def player_masks(self, side: int) -> torch.Tensor:
+        tp = self.token_player[self._side_slice(side)]
+        players = torch.as_tensor(self.side_players[side], device=tp.device)
+        owned = (tp.unsqueeze(0) == players.unsqueeze(1)).to(self._dtype)  # [n, L]
+        return owned.unsqueeze(-1).expand(-1, -1, self.embed_dim)
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cosine_similarity(a, b, dim=-1)
 
     def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
         m = coordinate_scores.shape[0]
@@ -305,23 +333,26 @@ class TextPairModel(ModelAdapter):
             "masking": self.masking,
             "pooling": list(self.pooling),
             "normalize": self.normalize,
+            "empty": self.empty,
             "n_words_a": self.n_a,
             "n_words_b": self.n_b,
         }
 
     def display_context(self) -> dict:
         """Context keys for display: text_a, text_b, model, n_words_a."""
-        return {"text_a": self.text_a, "text_b": self.text_b, "model": self.name, "n_words_a": self.n_a}
+        return {"text_a": self.text_a, "text_b": self.text_b, "model": self.name, "n_words_a": self.n_a,
+                "empty": self.empty}
 
     def finalize(self, result: Any) -> None:
-        """Adds the cross blocks ``a_to_b`` / ``b_to_a`` (see :func:`cross_blocks`)."""
+        """Adds the cross blocks ``a_to_b`` / ``b_to_a`` (see :func:`cross_blocks`) and the tower passes used."""
+        super().finalize(result)
         result.extras.update(cross_blocks(result))
 
     def fingerprint_parts(self) -> dict[str, Any]:
         return {
             "model": self.model, "input_ids": self.input_ids, "token_embeds": self.token_embeds,
             "baseline_embeds": self.baseline_embeds, "texts": (self.text_a, self.text_b), "masking": self.masking,
-            "pooling": list(self.pooling), "normalize": self.normalize,
+            "pooling": list(self.pooling), "normalize": self.normalize, "empty": self.empty,
         }
 
     def swapped_order(self) -> np.ndarray:

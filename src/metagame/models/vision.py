@@ -19,6 +19,7 @@ from ..errors import MetagameError
 from ..players.text import Word, unique_labels
 from ..players.image import gaussian_blur, grid_shape, load_image
 from .base import ModelAdapter
+from .two_tower import EmptySide, TwoTowerModel
 from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
 
 PatchMasking = Literal["mean", "blur", "zero"]
@@ -66,7 +67,7 @@ def _pooled(out) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------------------------------ adapter
-class VisionLanguageModel(ModelAdapter):
+class VisionLanguageModel(TwoTowerModel):
     """A CLIP/SigLIP model explained at one (image, text) pair; players = patches, then words.
 
     Args:
@@ -80,6 +81,10 @@ class VisionLanguageModel(ModelAdapter):
             (a Gaussian blur of the image, σ = one patch) or ``"zero"`` (zero input after normalisation, i.e. the
             processor's mean colour).
         include_patches / include_words: which players exist (the others are always present).
+        empty: ``"model"`` (default): a coalition without patches is the fully masked image and one without words the
+            empty caption, both embedded by the model; ``"zero"``: an empty side has no embedding, its cosine is 0 and
+            f = the logit bias (0 for CLIP). See :mod:`metagame.models.two_tower` and README for the choice.
+        halves: evaluate each tower once per distinct half-coalition (False: the joint route).
         batch_size: rows per forward pass.
     """
 
@@ -98,11 +103,14 @@ class VisionLanguageModel(ModelAdapter):
         patch_masking: PatchMasking = "mean",
         include_patches: bool = True,
         include_words: bool = True,
+        empty: EmptySide = "model",
+        halves: bool = True,
         batch_size: int = 32,
         cache_values: bool = True,
         image_path: str | None = None,
     ):
         super().__init__(batch_size=batch_size, cache_values=cache_values)
+        self._init_two_tower(empty, halves)
         config = getattr(model, "config", None)
         self.model_type = check_model_type(getattr(config, "model_type", None), type(model).__name__)
         if patch_masking not in ("mean", "blur", "zero"):
@@ -191,6 +199,7 @@ class VisionLanguageModel(ModelAdapter):
         self.players = labels
         self.player_kinds = kinds
         self.n_players = len(labels)
+        self.side_players = (np.arange(self.n_patches), np.arange(self.n_patches, self.n_players))
         self.include_patches = include_patches
         self.include_words = include_words
 
@@ -248,6 +257,7 @@ class VisionLanguageModel(ModelAdapter):
     def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
         n = z.shape[0]
         self.count(n)
+        self.n_tower_rows += 2 * n  # the joint route: both towers on every row
         pix = z[:, : self.n_pixel_coords].reshape((n,) + self.pixel_shape)
         emb = z[:, self.n_pixel_coords :].reshape(n, self.n_tokens, self.embed_dim)
         mask = extra if extra is not None else torch.ones(n, self.n_tokens, dtype=torch.long, device=self.device)
@@ -257,6 +267,47 @@ class VisionLanguageModel(ModelAdapter):
         cos = torch.nn.functional.cosine_similarity(img, txt, dim=-1)
         scale, bias = self.logit_parts()
         return self.check_output(cos * scale + bias, n, row_coalitions)
+
+    # ---------------------------------------------------------------- the two towers (image × text)
+    def _full(self, side: int, halves: np.ndarray) -> np.ndarray:
+        full = np.zeros((len(halves), self.n_players), dtype=bool)
+        full[:, self.side_players[side]] = halves
+        return full
+
+    def side_inputs(self, side: int, halves: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
+        """Side 0: the masked image ``[m, 3, H, W]`` (baseline: the masked-out image); side 1: the caption's token
+        embeddings ``[m, L, E]`` (baseline: zero word embeddings) and its attention mask."""
+        full = self._full(side, halves)
+        if side == 0:
+            z = self.masked_pixels(full)
+            return z, self.image_baseline.unsqueeze(0).expand_as(z).clone(), None
+        keep = self.token_keep(full)
+        emb = self.token_embeds.unsqueeze(0) * keep.unsqueeze(-1).to(self._dtype)
+        is_word = (self.token_player >= 0).reshape(1, -1, 1)
+        zb = torch.where(is_word, torch.zeros_like(emb), emb)
+        return emb, zb, keep.long()
+
+    def side_encode(self, side: int, z: torch.Tensor, extra: Any) -> torch.Tensor:
+        if side == 0:
+            return _pooled(self.model.get_image_features(pixel_values=z))
+        with self._override.active(z):
+            return _pooled(self.model.get_text_features(input_ids=self.input_ids.expand(z.shape[0], -1), attention_mask=extra))
+
+    def player_masks(self, side: int) -> torch.Tensor:
+        if side == 0:
+            owned = self.pixel_patch.unsqueeze(0) == torch.arange(self.n_patches, device=self.device).reshape(-1, 1, 1)
+            return owned.unsqueeze(1).expand(-1, self.pixel_shape[0], -1, -1).to(self._dtype)
+        players = torch.as_tensor(self.side_players[1], device=self.device)
+        owned = (self.token_player.unsqueeze(0) == players.unsqueeze(1)).to(self._dtype)
+        return owned.unsqueeze(-1).expand(-1, -1, self.embed_dim)
+
+    def empty_value(self) -> float:
+        """With ``empty="zero"`` an empty side has no embedding: its cosine with anything is 0, f = the logit bias."""
+        return float(self.logit_parts()[1])
+
+    def similarity(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        scale, bias = self.logit_parts()
+        return torch.nn.functional.cosine_similarity(a, b, dim=-1) * scale.to(a.dtype) + bias.to(a.dtype)
 
     def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
         m = coordinate_scores.shape[0]
@@ -282,6 +333,7 @@ class VisionLanguageModel(ModelAdapter):
             "patch_masking": self.patch_masking,
             "n_patches": self.n_patches,
             "n_words": self.n_words,
+            "empty": self.empty,
         }
 
     def display_context(self) -> dict:
@@ -295,14 +347,15 @@ class VisionLanguageModel(ModelAdapter):
         return "use a coarser grid, or mode='patch_maps'"
 
     def finalize(self, result: Any) -> None:
-        """Adds the (downsized) input image as ``extras["image"]``."""
+        """Adds the (downsized) input image as ``extras["image"]`` and the tower passes used."""
+        super().finalize(result)
         result.extras["image"] = self.small_image()
 
     def fingerprint_parts(self) -> dict[str, Any]:
         return {
             "model": self.model, "pixels": self.pixels, "baseline_image": self.image_baseline,
             "input_ids": self.input_ids, "text": self.text, "grid": self.grid, "patches": self.include_patches,
-            "words": self.include_words,
+            "words": self.include_words, "empty": self.empty,
         }
 
     def small_image(self, max_side: int = 112) -> np.ndarray:
@@ -354,9 +407,9 @@ class PatchMapsModel(ModelAdapter):
         return self.inner.dtype
 
     def attribute(self, method: Any, coalitions: np.ndarray) -> torch.Tensor:
-        """``[m, W + P]``: the method run on the full adapter with every patch present; word scores first (the
-        players), then every patch's score (the side targets)."""
-        scores = method.attribute(self.inner, self.inner.word_coalitions(coalitions))
+        """``[m, W + P]``: the method run on the full adapter with every patch present (through its own hook, so by
+        halves); word scores first (the players), then every patch's score (the side targets)."""
+        scores = self.inner.attribute(method, self.inner.word_coalitions(coalitions))
         p = self.inner.n_patches
         return torch.cat([scores[:, p:], scores[:, :p]], dim=1)
 
