@@ -45,6 +45,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="player order read off each result for AID (default meta: row + column mass)")
     p.add_argument("--n-random", type=int, default=32, help="random orders for the AID chance level (default 32)")
     p.add_argument("--max-fraction", type=float, default=0.15, help="Recall@K range: top fraction of the d(d-1) pairs (default 0.15)")
+    p.add_argument("--recall-direction", default="better", choices=("better", "annotated"),
+                   help="Recall@K finds a pair in either direction (better, default) or only as annotated (directed annotations)")
     return p
 
 
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     cmp = compare(
         labelled, adapter, annotations=args.annotations, baselines=not args.no_baselines, stii=args.stii,
         p=tuple(args.p), budget=None if args.budget == 0 else args.budget, seed=args.seed, order=args.order,
-        n_random=args.n_random, max_fraction=args.max_fraction,
+        n_random=args.n_random, max_fraction=args.max_fraction, recall_direction=args.recall_direction,
     )
     print(cmp.to_markdown())
     for name, path in cmp.save(args.out).items():

@@ -213,6 +213,7 @@ def compare(
     n_random: int = 32,
     max_fraction: float = 0.15,
     recall_at: Sequence[float] = (0.05, 0.15),
+    recall_direction: Literal["better", "annotated"] = "better",
     map_threshold: float | Literal["mean"] = "mean",
     out: str | Path | None = None,
 ) -> Comparison:
@@ -236,12 +237,17 @@ def compare(
         order: the player order read off meta results for AID (baselines use the first-order ranking).
         n_random: random orders for the AID chance level.
         max_fraction, recall_at: the Recall@K range and the fractions reported as columns.
+        recall_direction: ``"better"`` finds a pair in either direction (its better rank); ``"annotated"`` counts only
+            the annotated direction of directed annotations. Directed annotations also get a direction-accuracy column.
+        map_threshold: threshold of the IoU (see :func:`~metagame.evaluate.iou`).
         out: when given, write the table, JSON and plot there (:meth:`Comparison.save`).
 
     Example:
         >>> cmp = compare({"Meta-IG": ig, "Meta-SV": sv}, adapter, annotations="pairs.json", out="eval")  # doctest: +SKIP
         >>> print(cmp.to_markdown())
     """
+    if recall_direction not in ("better", "annotated"):
+        raise MetagameError(f"unknown recall_direction {recall_direction!r}; use 'better' or 'annotated'")
     labelled = _as_labelled(results)
     if not labelled:
         raise MetagameError("compare needs at least one result")
@@ -290,7 +296,8 @@ def compare(
             row["AID random"] = rep.random_mean
             row["AID random sd"] = rep.random_std
         if pairs:
-            curve = recall_at_k(pair_scores(res), pairs, max_fraction=max_fraction, directed=ann.directed)
+            curve = recall_at_k(pair_scores(res), pairs, max_fraction=max_fraction,
+                                directed=ann.directed and recall_direction == "annotated")
             cmp.recall[lab] = curve
             row["Recall AUC"] = curve.auc
             for fr in recall_at:
