@@ -468,3 +468,35 @@ def test_cli_evaluate_rebuilds_a_vision_language_model(tmp_path, mode):
     adapter = vision_adapter(path, str(image), "a red cat", grid=2, mode=mode)
     assert ours["R2 p=0.5"] == pytest.approx(surrogate_r2(res, adapter, p=0.5, budget=None).r2, abs=1e-6)
     assert np.isfinite(ours["AID"]) and "Recall AUC" in ours
+
+
+@pytest.mark.slow
+def test_cli_evaluate_rebuilds_a_causal_lm(tmp_path):
+    """A tiny random Qwen2 from a config: the lm command writes the result, evaluate rebuilds the CausalLM from
+    the stored model folder, prompt, answer, masking and template and reproduces f(x)."""
+    pytest.importorskip("transformers")
+    from test_lm import make_model
+
+    from metagame.cli import main
+    from metagame.evaluate import rebuild_adapter
+
+    path = make_model("qwen2", tmp_path / "qwen2")
+    assert main(["lm", "--model", path, "--prompt", "the movie was not bad", "--answer", "paris",
+                 "--method", "gradient_x_input", "--masking", "mask_token", "--out", str(tmp_path / "lm")]) == 0
+    res = MetaAttribution.load(tmp_path / "lm" / "result.json")
+    adapter = rebuild_adapter(res)
+    assert adapter.players == res.players and adapter.masking == "mask_token"
+    out = tmp_path / "eval"
+    assert main(["evaluate", str(tmp_path / "lm" / "result.json"), "--budget", "0", "--n-random", "2",
+                 "--out", str(out)]) == 0
+    row = json.loads((out / "comparison.json").read_text())["rows"][0]
+    assert row["R2 p=0.5"] == pytest.approx(surrogate_r2(res, adapter, p=0.5, budget=None).r2, abs=1e-6)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import metagame.evaluate.agreement as agreement
+
+    failures, tried = doctest.testmod(agreement, extraglobs={"np": np}, optionflags=doctest.ELLIPSIS)
+    assert tried >= 1 and failures == 0
