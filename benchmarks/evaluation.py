@@ -124,7 +124,7 @@ def synthetic_instance(d: int, family: str, seed: int, *, ig_steps: int, budget:
         "STII": stii_result(metagame.shapley_taylor(fn, x), players=ad.players),
     }
     if d >= sampled_from:
-        results["Meta-IG (sampled)"] = metagame.explain(ad, "integrated_gradients", method_kwargs=ig,
+        results[f"Meta-IG (sampled, d ≥ {sampled_from})"] = metagame.explain(ad, "integrated_gradients", method_kwargs=ig,
                                                          budget=sampled_budget, seed=seed)
     ann = Annotations(pairs=planted, directed=True)
     cmp = compare(results, ad, annotations=ann, p=(0.5, 0.1), budget=budget, seed=seed, n_random=8)
@@ -139,7 +139,8 @@ def _rows(cmp) -> dict[str, dict[str, float]]:
         r = {m: row.get(m) for m in METRICS if m in row}
         if rep is not None:
             r["AID/Δf"] = rep.result.aid_normalized
-            r["AID − AID first-order"] = rep.result.aid_normalized - rep.first_order.aid_normalized
+            if cmp.results[lab].variant != "first_order":  # a baseline's own order is its first-order ranking
+                r["AID − AID first-order"] = rep.result.aid_normalized - rep.first_order.aid_normalized
         out[lab] = r
     return out
 
@@ -189,14 +190,14 @@ def aggregate(instances: list[dict]) -> dict[str, dict[str, tuple[float, float, 
                   for m, v in ms.items()} for lab, ms in out.items()}
 
 
-ORDER = ["Meta-G×I", "Meta-IG", "Meta-IG (sampled)", "Meta-SV", "serial Meta-SV", "STII",
+ORDER = ["Meta-G×I", "Meta-IG", "Meta-SV", "serial Meta-SV", "STII",
          "first-order G×I", "first-order IG", "first-order SV"]
 
 
 def table(agg: dict, metrics: list[str]) -> str:
     cols = [m for m in metrics if any(m in agg[lab] for lab in agg)]
     lines = ["| method | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
-    for lab in sorted(agg, key=lambda s: ORDER.index(s) if s in ORDER else len(ORDER)):
+    for lab in sorted(agg, key=lambda s: ORDER.index(s) if s in ORDER else ORDER.index("Meta-IG") + 0.5):
         cells = []
         for m in cols:
             if m in agg[lab]:
@@ -204,6 +205,21 @@ def table(agg: dict, metrics: list[str]) -> str:
                 cells.append(f"{mean:.2f} ± {se:.2f}")
             else:
                 cells.append("")
+        lines.append(f"| {lab} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_d_table(by_d: dict[int, list[dict]], metrics: list[str]) -> str:
+    """Mean of each metric per d (columns ``metric d=…``), one row per method."""
+    aggs = {d: aggregate(insts) for d, insts in by_d.items()}
+    labels: list[str] = []
+    for agg in aggs.values():
+        labels += [lab for lab in agg if lab not in labels]
+    labels.sort(key=lambda s: ORDER.index(s) if s in ORDER else ORDER.index("Meta-IG") + 0.5)
+    cols = [(m, d) for m in metrics for d in aggs]
+    lines = ["| method | " + " | ".join(f"{m} d={d}" for m, d in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for lab in labels:
+        cells = [f"{aggs[d][lab][m][0]:.2f}" if lab in aggs[d] and m in aggs[d][lab] else "" for m, d in cols]
         lines.append(f"| {lab} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -241,8 +257,9 @@ def main() -> None:
                   f"Recall AUC: " + ", ".join(f"{lab} {agg[lab]['Recall AUC'][0]:.2f}" for lab in agg if 'Recall AUC' in agg[lab]),
                   flush=True)
         title = f"### Synthetic, {family} (d = {', '.join(map(str, args.d))}; {len(per_family)} instances; mean ± s.e.)"
-        report += [title, "", table(aggregate(per_family), METRICS), ""]
-        print("\n" + "\n".join(report[-4:]), flush=True)
+        report += [title, "", table(aggregate(per_family), METRICS), "",
+                   f"Per d ({family}):", "", per_d_table(raw["synthetic"][family], ["Recall AUC", "R2 p=0.5"]), ""]
+        print("\n" + "\n".join(report[-8:]), flush=True)
     if args.text_pairs > 0:
         t0 = time.perf_counter()
         cache: dict = {}

@@ -281,9 +281,10 @@ def compare(
     for lab, res in labelled.items():
         row: dict[str, Any] = {"method": lab, "inner": res.method, "variant": res.variant, "exact": bool(res.exact)}
         if model is not None:
-            key = _method_key(res)
+            inner = inner_method(res)
+            key = json.dumps([inner.name, inner.params()], sort_keys=True, default=repr)  # results with one φ share a game
             if key not in games:
-                games[key] = AttributionGame(model, inner_method(res), cache=True)
+                games[key] = AttributionGame(model, inner, cache=True)
             fa = [surrogate_r2(res, games[key], p=pv, budget=budget, seed=seed) for pv in p]
             cmp.faithfulness[lab] = fa
             for f in fa:
