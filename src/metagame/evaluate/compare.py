@@ -126,7 +126,7 @@ class Comparison:
                 ax.scatter(np.arange(len(labs)), first, marker="_", s=400, color="k", zorder=3, label="first-order ranking")
                 rnd = [self.insertion[lab].random_mean for lab in labs]
                 sd = [self.insertion[lab].random_std for lab in labs]
-                ax.errorbar(np.arange(len(labs)), rnd, yerr=sd, fmt="o", color="0.5", ms=3, label="random order ± sd")
+                ax.errorbar(np.arange(len(labs)), rnd, yerr=sd, fmt="o", color="0.3", ms=3, zorder=4, label="random order ± sd")
                 ax.set_xticks(np.arange(len(labs)), labs, rotation=35, ha="right", fontsize=8)
                 ax.axhline(0, color="k", lw=0.6)
                 ax.set_ylabel("AID (units of f)")
