@@ -4,7 +4,7 @@
                       [--stii] [--no-baselines] [--p 0.5 0.1] [--budget N] [--seed S] [--order meta]
 
 The results must explain the same input (same players). Metrics that need the model (surrogate R², AID) rebuild
-the adapter from the first result's stored metadata and context (text pairs, CLIP/SigLIP in scalar mode with
+the adapter from the first result's stored metadata and context (text pairs, CLIP/SigLIP (scalar or patch maps) with
 the image on disk, causal LMs; the model name/path stored in the file, or ``--model``) and check it against the
 stored f(x). Annotation metrics (Recall@K, pointing game, IoU, AP) need only the results and ``--annotations``;
 ``--no-model`` skips the model metrics.
@@ -13,22 +13,20 @@ stored f(x). Annotation metrics (Recall@K, pointing game, IoU, AP) need only the
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register the ``evaluate`` sub-command on ``sub`` (the CLI's sub-parsers)."""
-    p = sub.add_parser(
-        "evaluate",
-        help="evaluate saved results side by side: surrogate R², insertion/deletion AID, Recall@K of annotated pairs",
-        description=(
-            "Scores one or more result.json files of the same input. With the model (rebuilt from the first result, "
-            "or --model): surrogate R² of M[i,i] + Σ_{j∈T} M[i,j] against φ_i(x_{T∪i}) and the insertion/deletion "
-            "area (AID) of f. With --annotations (JSON: {\"pairs\": [[a, b], ...], \"directed\": false, \"regions\": "
-            "{word: mask}}): Recall@K of annotated pairs, pointing game, IoU and AP. Writes comparison.csv, "
-            "comparison.md, comparison.json and comparison.png into --out."
-        ),
-    )
+HELP = "evaluate saved results side by side: surrogate R², insertion/deletion AID, Recall@K of annotated pairs"
+DESCRIPTION = (
+    "Scores one or more result.json files of the same input. With the model (rebuilt from the first result, "
+    "or --model): surrogate R² of M[i,i] + Σ_{j∈T} M[i,j] against φ_i(x_{T∪i}) and the insertion/deletion "
+    "area (AID) of f. With --annotations (JSON: {\"pairs\": [[a, b], ...], \"directed\": false, \"regions\": "
+    "{word: mask}}): Recall@K of annotated pairs, pointing game, IoU and AP. Writes comparison.csv, "
+    "comparison.md, comparison.json and comparison.png into --out."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``evaluate`` command's arguments."""
     p.add_argument("results", nargs="+", help="result.json files of the same input")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--annotations", default=None, help="annotation JSON file (pairs and/or regions)")
@@ -47,7 +45,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--max-fraction", type=float, default=0.15, help="Recall@K range: top fraction of the d(d-1) pairs (default 0.15)")
     p.add_argument("--recall-direction", default="better", choices=("better", "annotated"),
                    help="Recall@K finds a pair in either direction (better, default) or only as annotated (directed annotations)")
-    return p
 
 
 def run(args: argparse.Namespace) -> int:
