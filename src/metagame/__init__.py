@@ -24,11 +24,19 @@ _APPLICATIONS = {
 }
 
 
+#: subpackages reachable as attributes of ``metagame`` without an explicit import
+_SUBMODULES = {"evaluate": "metagame.evaluate"}
+
+
 def __getattr__(name: str):
     if name in _APPLICATIONS:
         import importlib
 
         return getattr(importlib.import_module(_APPLICATIONS[name]), name)
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'metagame' has no attribute {name!r}")
 
 
@@ -48,6 +56,7 @@ __all__ = [
     "RunOptions",
     "__version__",
     "attribute",
+    "evaluate",
     "explain",
     "load",
     "meta_attributions",
