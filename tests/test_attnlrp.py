@@ -479,7 +479,7 @@ def test_explain_lm_exact_matches_rules_and_budgeted_run(lm_path):
     per_token = (emb * emb.grad)[0].sum(-1).detach().numpy()
     expected = [sum(per_token[t] for t in w.tokens) for w in adapter.words]
     np.testing.assert_allclose(res.first_order, expected, atol=1e-9)
-    assert res.context["value_full"] == pytest.approx(float(f), abs=1e-9)
+    assert res.context["value_full"] == pytest.approx(float(f.detach()), abs=1e-9)
     est = explain_lm(model, "the movie was not bad", "paris is nice", tokenizer=tok, method="attnlrp", budget=12, seed=0)
     assert not est.exact and est.stderr is not None and np.isfinite(est.matrix).all() and est.matrix.shape == (5, 5)
     assert get_method("attn_lrp").name == "attnlrp"
