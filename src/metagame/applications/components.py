@@ -22,6 +22,7 @@ from ..results.result import MetaAttribution
 
 ComponentMethodName = Literal[
     "ablation", "occlusion", "shapley", "banzhaf", "attribution_patching", "gradient_x_input", "integrated_gradients",
+    "attnlrp",
 ]
 
 #: component-attribution names -> generic methods (attribution patching = gradient×input on the gates)

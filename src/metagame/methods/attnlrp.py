@@ -20,7 +20,9 @@ product y = a ⊙ b           uniform rule: each factor gets half of every    ĝ
 (gated MLP)                 product term's relevance
 softmax s = softmax(x)      R_x_i = x_i (R_s_i − s_i Σ_j R_s_j)             plain softmax gradient
 attention                   uniform rule on A·V and on q·kᵀ, softmax rule   plain gradient of the attention function
-O = softmax(c q kᵀ + M) V   in between (A gets ½ R_O; q, k halve R_scores)  with ĝ_q, ĝ_k × ¼ and ĝ_v × ½
+O = softmax(c q kᵀ + M) V   in between: V and A get ½ R_O each, the         with ĝ_q, ĝ_k × ¼ and ĝ_v × ½
+                            softmax passes A's share to the scores, q and k
+                            get half of that each
 residual sums, RoPE,        linear: ε-LRP                                   plain gradient
 embedding scale, reshapes
 ==========================  =============================================  =========================================
@@ -143,15 +145,17 @@ class _IdentityRule(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, y):
-        ctx.save_for_backward(x, y)
+        work = torch.promote_types(x.dtype, torch.float32)
+        xf, yf = x.to(work), y.to(work)
+        nonzero = xf != 0
+        ratio = torch.where(nonzero, yf / torch.where(nonzero, xf, torch.ones_like(xf)), torch.zeros_like(yf))
+        ctx.save_for_backward(ratio.to(x.dtype))
         return y.view_as(y)
 
     @staticmethod
     def backward(ctx, g):
-        x, y = ctx.saved_tensors
-        nonzero = x != 0
-        ratio = torch.where(nonzero, y / torch.where(nonzero, x, torch.ones_like(x)), torch.zeros_like(y))
-        return (g * ratio).to(x.dtype), None
+        (ratio,) = ctx.saved_tensors
+        return g * ratio, None
 
 
 class _LayerNormRule(torch.autograd.Function):
