@@ -22,6 +22,7 @@ from .common import build_adapter, explain_application
 
 ComponentMethodName = Literal[
     "ablation", "occlusion", "shapley", "banzhaf", "attribution_patching", "gradient_x_input", "integrated_gradients",
+    "attnlrp",
 ]
 
 #: component-attribution names -> generic methods (attribution patching = gradient×input on the gates)

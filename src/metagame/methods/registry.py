@@ -6,9 +6,11 @@ import inspect
 from typing import Any, Literal, get_args
 
 from ..errors import MetagameError
+from .attnlrp import AttnLRP
 from .base import AttributionMethod
 from .captum_adapter import CaptumMethod, is_captum_method
 from .data import GradientInfluence, KNNShapley
+from .grad_eclip import GradECLIP
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
 from .perturbation import Banzhaf, Occlusion, Shapley
 from .surrogate import KernelShap, Lime
@@ -25,6 +27,8 @@ MethodName = Literal[
     "lime",
     "knn_shapley",
     "gradient_influence",
+    "attnlrp",
+    "grad_eclip",
 ]
 
 METHODS: dict[str, type[AttributionMethod]] = {
@@ -39,6 +43,8 @@ METHODS: dict[str, type[AttributionMethod]] = {
     "lime": Lime,
     "knn_shapley": KNNShapley,
     "gradient_influence": GradientInfluence,
+    "attnlrp": AttnLRP,
+    "grad_eclip": GradECLIP,
 }
 assert set(METHODS) == set(get_args(MethodName))
 
@@ -56,6 +62,8 @@ ALIASES = {
     "data_shapley": "shapley",
     "data_banzhaf": "banzhaf",
     "attribution_patching": "gradient_x_input",
+    "attn_lrp": "attnlrp",
+    "gradeclip": "grad_eclip",
 }
 
 
