@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from metagame.applications.encoders import explain_patch_maps, explain_vision
+from metagame import explain
+from metagame.applications.encoders import explain_vision
+from metagame.models.vision import PatchMapsModel
 from metagame.cli import main
 from metagame.errors import MetagameError
 from metagame.methods import get_method
@@ -185,7 +187,7 @@ def test_matches_the_formula_computed_by_hand(kind, grid, loaded, image_file):
 def test_patch_maps_rows_sum_per_patch_and_equal_brute_force_shapley(loaded, image_file):
     model, ip, tok = loaded["clip"]
     ad = VisionLanguageModel(model, ip, tok, image_file, TEXT, grid=2)
-    res = explain_patch_maps(ad, "grad_eclip")
+    res = explain(PatchMapsModel(ad), "grad_eclip")
     maps = res.extras["patch_maps"]  # [W, rows, cols]
     assert maps.shape == (3, 2, 2) and res.players == TEXT.split()
     np.testing.assert_allclose(maps.sum(axis=0), res.extras["heatmap"] - res.extras["heatmap_no_words"], atol=1e-9)

@@ -1,4 +1,4 @@
-"""Shared-sample estimators (metagame.meta.sampling): convergence, honest errors, budget, seeds, checkpoints."""
+"""Shared-sample estimators (metagame.run.estimators): convergence, honest errors, budget, seeds, checkpoints."""
 
 from __future__ import annotations
 
