@@ -10,7 +10,7 @@ from ._version import __version__
 from .errors import MetagameError
 
 #: command modules; each defines ``add_parser(subparsers)`` and ``run(args) -> int``
-COMMANDS: tuple[str, ...] = ("lm", "demo", "similarity", "vision")
+COMMANDS: tuple[str, ...] = ("lm", "demo", "similarity", "vision", "diffusion")
 
 
 def build_parser() -> argparse.ArgumentParser:
