@@ -20,6 +20,7 @@ pytest.importorskip("diffusers")
 from tiny_diffusion import tiny_flux_pipeline, tiny_flux_transformer, tiny_sd3_pipeline, tiny_sd3_transformer  # noqa: E402
 
 from metagame.applications.diffusion import (  # noqa: E402
+    ConceptAttentionMethod,
     diffusion_adapter,
     explain_diffusion,
     load_diffusion,
@@ -205,7 +206,7 @@ def test_decoupled_equals_coupled_without_concept_self_attention(family):
     dec = diffusion_adapter(tr, route="decoupled", **kw)
     assert dec.concept_self_attention is False and dec.route == "decoupled"
     cpl = diffusion_adapter(tr, route="coupled", concept_self_attention=False, batch_size=3, **kw)  # 6 chunks
-    a, b = dec.maps(coalitions), cpl.maps(coalitions)
+    a, b = dec.maps(coalitions), ConceptAttentionMethod().attribute(cpl, coalitions)
     torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
     assert dec.n_model_rows == 1 and dec.n_stream_rows == 1  # one partial forward, one concept row
     # concepts that see each other move each other's maps: the routes differ there
@@ -418,6 +419,8 @@ def test_errors_name_the_fix(flux_pipe):
                           exact_max_players=4)
     with pytest.raises(MetagameError, match="timesteps"):
         explain_diffusion(flux_pipe, "a cat", concepts=["cat"], timesteps=[7], **GEN)
+    with pytest.raises(MetagameError, match="DiffusionConceptModel"):
+        ConceptAttentionMethod().attribute(object(), np.ones((1, 1), bool))
     with pytest.raises(MetagameError, match="no scalar output"):
         diffusion_adapter(tr, concepts=["a"], inputs=kwargs, concept_embeds=torch.randn(1, 32)).values(np.ones((1, 1)))
 

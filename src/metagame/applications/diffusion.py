@@ -20,12 +20,13 @@ import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 
 from ..errors import MetagameError
+from ..methods.base import AttributionMethod
 from ..models.diffusion import (
     DiffusionConceptModel,
     PlayerMode,
@@ -169,6 +170,24 @@ def diffusion_result(
     )
 
 
+class ConceptAttentionMethod(AttributionMethod):
+    """The inner attribution of :class:`DiffusionConceptModel`: φ(x_S) = its ConceptAttention maps ``[m, d, P]``.
+
+    Vector-valued (one map over the P patches per player), forward-only; for an engine that accepts
+    ``[m, d, P]`` attributions. The settings (route, blocks, timesteps, softmax) live on the adapter.
+    """
+
+    name: ClassVar[str] = "concept_attention"
+    family: ClassVar[str] = "attention"  # type: ignore[assignment]  # a readout of attention outputs
+    needs_gradients: ClassVar[bool] = False
+
+    def attribute(self, model: Any, coalitions: np.ndarray) -> torch.Tensor:
+        """``[m, d, P]`` maps of the coalitions (rows of ``bool[m, d]``)."""
+        if not isinstance(model, DiffusionConceptModel):
+            raise MetagameError("concept_attention explains a DiffusionConceptModel (see metagame.explain_diffusion)")
+        return model.maps(coalitions)
+
+
 # ------------------------------------------------------------------------------------------------ loading
 def _dtype(dtype: Any) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
@@ -235,7 +254,7 @@ def encode_concepts(pipeline: Any, concepts: Sequence[str], device: Any = None) 
     encoders; the first token of the T5 part (ConceptAttention), or the first CLIP token after BOS for an SD3
     pipeline without T5."""
     family = transformer_family(pipeline.transformer)
-    device = device or pipeline.transformer.device
+    device = device or getattr(pipeline, "_execution_device", None) or pipeline.transformer.device
     concepts = list(concepts)
     with torch.no_grad():
         if family == "flux":
@@ -400,7 +419,7 @@ def explain_diffusion_adapter(
     check_exact_size(d, limit=exact_max_players,
                      what=f"exact Meta-ConceptAttention over {d} {adapter.mode} (use fewer concepts)")
     rows_before, streams_before = adapter.n_model_rows, adapter.n_stream_rows
-    table = adapter.maps(all_coalitions(d)).numpy()
+    table = ConceptAttentionMethod().attribute(adapter, all_coalitions(d)).numpy()  # φ(x_S) for all 2^d S
     settings = adapter.settings()
     result = diffusion_result(
         table,
@@ -505,6 +524,7 @@ def explain_diffusion(
 
 __all__ = [
     "DIFFUSION_EXACT_MAX_PLAYERS",
+    "ConceptAttentionMethod",
     "diffusion_adapter",
     "diffusion_result",
     "encode_concepts",

@@ -211,26 +211,44 @@ def masked_softmax(scores: torch.Tensor, present: torch.Tensor, softmax: bool = 
 
 
 def _concept_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, k_img: torch.Tensor, v_img: torch.Tensor, allowed: torch.Tensor
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    k_img: torch.Tensor,
+    v_img: torch.Tensor,
+    row: torch.Tensor,
+    col: torch.Tensor,
+    n_rows: int,
+    n_concepts: int,
+    self_attention: bool,
 ) -> torch.Tensor:
-    """softmax(q [k; k_img]ᵀ/√e) [v; v_img] for concept queries.
+    """softmax(q [k_S; k_img]ᵀ/√e) [v_S; v_img] for packed concept tokens.
 
-    q, k, v: ``[n, d, H, e]`` (per row: its own concept keys, masked by ``allowed[n, d, d]``); k_img, v_img:
-    ``[H, P, e]`` shared by every row. Returns ``[n, d, H·e]`` (heads concatenated).
+    q, k, v: ``[N, H, e]``, one entry per present (row, concept) pair (``row[N]``, ``col[N]``); a query sees the
+    image keys ``k_img [H, P, e]`` (shared by every row) and the concept keys of its own row: all of them with
+    ``self_attention``, else only its own. Returns ``[N, H·e]`` (heads concatenated, as the model's processors).
     """
-    n, d, h, e = q.shape
-    p = k_img.shape[1]
+    n_tok, h, e = q.shape
     scale = e**-0.5
-    li = torch.bmm(q.permute(2, 0, 1, 3).reshape(h, n * d, e), k_img.transpose(1, 2)).view(h, n, d, p) * scale
-    lc = torch.einsum("nqhe,nkhe->hnqk", q, k) * scale
+    li = torch.bmm(q.transpose(0, 1), k_img.transpose(1, 2)) * scale  # [H, N, P]
+    pad_q = q.new_zeros(n_rows, n_concepts, h, e)
+    pad_k, pad_v = torch.zeros_like(pad_q), torch.zeros_like(pad_q)
+    pad_q[row, col], pad_k[row, col], pad_v[row, col] = q, k, v
+    present = torch.zeros(n_rows, n_concepts, dtype=torch.bool, device=q.device)
+    present[row, col] = True
+    lc = torch.einsum("nqhe,nkhe->hnqk", pad_q, pad_k)[:, row, col] * scale  # [H, N, d]: own row's concept keys
+    allowed = present[row]
+    if not self_attention:
+        allowed = allowed & (torch.arange(n_concepts, device=q.device)[None, :] == col[:, None])
     lc = lc.masked_fill(~allowed[None], float("-inf"))
     mx = torch.maximum(li.amax(dim=-1), lc.amax(dim=-1))
     ei = torch.exp(li - mx[..., None])
     ec = torch.exp(lc - mx[..., None])
     z = ei.sum(dim=-1) + ec.sum(dim=-1)
-    out = torch.bmm(ei.view(h, n * d, p), v_img).view(h, n, d, e) + torch.einsum("hnqk,nkhe->hnqe", ec, v)
+    out = torch.bmm(ei, v_img)  # [H, N, e]
+    out = out + torch.einsum("hnk,nkhe->hne", ec, pad_v[row])
     out = out / z[..., None]
-    return out.permute(1, 2, 0, 3).reshape(n, d, h * e)
+    return out.transpose(0, 1).reshape(n_tok, h * e)
 
 
 class ConceptStreams:
@@ -321,50 +339,62 @@ class ConceptStreams:
         attn = blk.attn
         dtype = self.transformer.dtype
         temb = self._seen["temb"][-1:]
-        if self.h is None:
-            h0 = self.transformer.context_embedder(self.concept_embeds.to(device=temb.device, dtype=dtype))
-            self.h = h0[None].expand(self.present.shape[0], *h0.shape).clone()
-        k_img, v_img, o_img = self._image_kv(attn)
         m, d = self.present.shape
-        p = k_img.shape[1]
-        present = self.present.to(temb.device)
-        eye = torch.eye(d, dtype=torch.bool, device=temb.device)
+        if self.h is None:  # the concept stream starts at the context embedder; only present concepts are kept
+            h0 = self.transformer.context_embedder(self.concept_embeds.to(device=temb.device, dtype=dtype))
+            rows, cols = torch.nonzero(self.present, as_tuple=True)
+            self._row, self._col = rows.to(temb.device), cols.to(temb.device)
+            self._offsets = torch.cat([torch.zeros(1, dtype=torch.long), self.present.sum(1).cumsum(0)]).tolist()
+            self.h = h0[self._col].clone()  # [N, D], packed in row order
+        k_img, v_img, o_img = self._image_kv(attn)
+        heads, p = k_img.shape[:2]
         pre_only = bool(getattr(blk, "context_pre_only", False))
-        is_read = b in self.read
-        is_last = b == self.read[-1]
-        heads = k_img.shape[0]
-        chunk = self.rows_per_chunk or max(1, CHUNK_FLOATS // max(1, d * heads * p))
-        for start in range(0, m, chunk):
-            stop = min(m, start + chunk)
-            h = self.h[start:stop]
-            if pre_only:
-                nh = blk.norm1_context(h, temb)
-                gates = None
-            else:
-                nh, *gates = blk.norm1_context(h, emb=temb)
-            n = stop - start
-            q = attn.add_q_proj(nh).view(n, d, heads, -1)
-            k = attn.add_k_proj(nh).view(n, d, heads, -1)
-            v = attn.add_v_proj(nh).view(n, d, heads, -1)
-            if attn.norm_added_q is not None:
-                q = attn.norm_added_q(q)
-            if attn.norm_added_k is not None:
-                k = attn.norm_added_k(k)
-            rows = present[start:stop]
-            allowed = rows[:, None, :] & (torch.ones_like(eye) if self.self_attention else eye)[None]
-            o = _concept_attention(q.float(), k.float(), v.float(), k_img, v_img, allowed)
-            if is_read:
-                self.on_scores(b, start, o @ o_img.T)
-            if not is_last and not pre_only:
-                g_msa, shift_mlp, scale_mlp, g_mlp = gates
-                h = h + g_msa[:, None] * attn.to_add_out(o.to(dtype))
-                nh2 = blk.norm2_context(h) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
-                h = h + g_mlp[:, None] * blk.ff_context(nh2)
-                if h.dtype == torch.float16:
-                    h = h.clip(-65504, 65504)
-                self.h[start:stop] = h
+        is_read, is_last = b in self.read, b == self.read[-1]
+        tokens = max(1, CHUNK_FLOATS // max(1, heads * (p + d)))
+        start = 0
+        while start < m:
+            if self.rows_per_chunk:
+                stop = min(m, start + self.rows_per_chunk)
+            else:  # as many rows as fit ``tokens`` concept tokens (at least one row)
+                stop = start + 1
+                while stop < m and self._offsets[stop + 1] - self._offsets[start] <= tokens:
+                    stop += 1
+            a, z = self._offsets[start], self._offsets[stop]
+            if z > a:
+                self._chunk(blk, attn, temb, dtype, start, stop, a, z, k_img, v_img, o_img, pre_only, is_read, is_last, b)
+            start = stop
         if is_last:
             raise _Stop()
+
+    def _chunk(self, blk, attn, temb, dtype, start, stop, a, z, k_img, v_img, o_img, pre_only, is_read, is_last, b):
+        n, d = stop - start, self.present.shape[1]
+        heads = k_img.shape[0]
+        h = self.h[a:z][None]  # [1, N, D]: the adaptive norms broadcast the one time embedding
+        if pre_only:
+            nh, gates = blk.norm1_context(h, temb), None
+        else:
+            nh, *gates = blk.norm1_context(h, emb=temb)
+        q = attn.add_q_proj(nh)[0].view(z - a, heads, -1)
+        k = attn.add_k_proj(nh)[0].view(z - a, heads, -1)
+        v = attn.add_v_proj(nh)[0].view(z - a, heads, -1)
+        if attn.norm_added_q is not None:
+            q = attn.norm_added_q(q)
+        if attn.norm_added_k is not None:
+            k = attn.norm_added_k(k)
+        row, col = self._row[a:z] - start, self._col[a:z]
+        o = _concept_attention(q.float(), k.float(), v.float(), k_img, v_img, row, col, n, d, self.self_attention)
+        if is_read:
+            scores = o.new_zeros(n, d, o_img.shape[0])
+            scores[row, col] = o @ o_img.T
+            self.on_scores(b, start, scores)
+        if not is_last and not pre_only:
+            g_msa, shift_mlp, scale_mlp, g_mlp = gates
+            h = h + g_msa[:, None] * attn.to_add_out(o.to(dtype))[None]
+            nh2 = blk.norm2_context(h) * (1 + scale_mlp[:, None]) + shift_mlp[:, None]
+            h = h + g_mlp[:, None] * blk.ff_context(nh2)
+            if h.dtype == torch.float16:
+                h = h.clip(-65504, 65504)
+            self.h[a:z] = h[0]
 
 
 def _head_dim(attn) -> int:

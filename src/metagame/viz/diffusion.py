@@ -3,7 +3,7 @@
 ``concept_maps_figure``: the generated image, then each full concept map φ_i(x_N) over it.
 ``meta_maps_figure``: one row per target concept i: its full map, then M[i, j, :] for every source j (how concept
 j moves concept i's map, patch by patch; red = raises it, blue = lowers it). The diagonal M[i, i] is concept i
-alone (its own scale; with softmax maps it is 1 everywhere).
+alone (its own scale; with softmax maps it is 1 everywhere, shown as text).
 """
 
 from __future__ import annotations
@@ -111,30 +111,54 @@ def meta_maps_figure(
     *,
     max_players: int = 6,
     alpha: float = 0.7,
+    show_image: bool = True,
     save: str | Path | None = None,
 ):
-    """Rows = target i: its full map, then M[i, j, :] for each source j (diagonal: i alone, own scale)."""
+    """Rows = target i: its full map, then M[i, j, :] for each source j (diagonal: i alone, own scale); with
+    ``show_image`` the generated image heads an extra first column."""
     maps, meta = _maps(result)
     rows = _select(result, targets, max_players)
     cols = list(range(min(max_players, result.n_players)))
     img = input_image(result)
     off = np.array([meta[i, j] for i in rows for j in cols if i != j])
     vmax = _absmax(off) if off.size else 1.0
-    diag_lo, diag_hi = _map_range(np.array([meta[i, i] for i in rows] + [maps[i] for i in rows]))
-    nr, nc = len(rows), len(cols) + 1
+    map_lo, map_hi = _map_range(np.array([maps[i] for i in rows]))
+    diag = np.array([meta[i, i] for i in rows])
+    diag_lo, diag_hi = _map_range(diag)
+    diag_constant = float(np.nanmax(diag) - np.nanmin(diag)) < 1e-9
+    lead = int(show_image and img is not None)
+    nr, nc = len(rows), len(cols) + 1 + lead
     fig = _new_fig(2.1 * nc + 1.6, 2.1 * nr + 0.6)
-    axes = fig.subplots(nr, nc, squeeze=False)
+    grid_axes = fig.subplots(nr, nc, squeeze=False)
+    if lead:
+        for r in range(nr):
+            ax = grid_axes[r, 0]
+            if r == 0:
+                ax.imshow(img, interpolation="bilinear")
+                ax.set_title("generated image", fontsize=9)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.axis("off")
+    axes = grid_axes[:, lead:]
     im_off = im_map = None
     for r, i in enumerate(rows):
         ax = axes[r, 0]
-        im_map = _overlay(ax, maps[i], img, cmap=MAP_CMAP if diag_lo >= 0 else CMAP, vmin=diag_lo, vmax=diag_hi, alpha=alpha)
+        im_map = _overlay(ax, maps[i], img, cmap=MAP_CMAP if map_lo >= 0 else CMAP, vmin=map_lo, vmax=map_hi, alpha=alpha)
         ax.set_ylabel(f"target '{_short(result.players[i], 12)}'", fontsize=9)
         if r == 0:
             ax.set_title("full map φ_i", fontsize=9)
         for c, j in enumerate(cols, start=1):
             ax = axes[r, c]
-            if i == j:
+            if i == j and diag_constant:  # softmax maps: a concept alone owns every patch
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.set_facecolor("#f1f1f1")
+                ax.text(0.5, 0.5, f"alone:\n{float(meta[i, i].flat[0]):.3g}\neverywhere", ha="center", va="center",
+                        fontsize=9, color="#444", transform=ax.transAxes)
+            elif i == j:  # its own scale: concept i alone
                 _overlay(ax, meta[i, j], img, cmap=MAP_CMAP if diag_lo >= 0 else CMAP, vmin=diag_lo, vmax=diag_hi, alpha=alpha)
+            if i == j:
                 for s in ax.spines.values():
                     s.set_edgecolor("#222")
                     s.set_linewidth(1.6)
@@ -146,7 +170,7 @@ def meta_maps_figure(
     if im_off is not None:
         fig.colorbar(im_off, ax=axes[:, 1:], shrink=0.6, label="M[i, j, p]: how source j moves target i's map")
     if im_map is not None:
-        fig.colorbar(im_map, ax=axes[:, 0], shrink=0.6, location="left", label="map value")
+        fig.colorbar(im_map, ax=axes[:, 0], shrink=0.6, location="left", label="full map φ_i")
     fig.suptitle("meta-maps (row = target i, column = source j; number = mean over the patches or region)", fontsize=10)
     return _finish(fig, save)
 
