@@ -78,7 +78,7 @@ def sd3_inputs(transformer, n_text: int = 6, seed: int = 1) -> dict:
 
 MODELS = {
     "flux": (lambda: tiny_flux_transformer(num_layers=3).eval(), flux_inputs),
-    "sd3": (lambda: tiny_sd3_transformer(num_layers=3, qk_norm="rms_norm").eval(), sd3_inputs),
+    "sd3": (lambda: tiny_sd3_transformer(num_layers=3, qk_norm="rms_norm", dual=(0,)).eval(), sd3_inputs),  # SD3.5-like
 }
 
 
@@ -364,7 +364,7 @@ def test_hooks_removed_when_a_run_fails(family):
         masked_text_forward(tr, kwargs, torch.ones(2, 6, dtype=torch.bool), read=[0], on_outputs=boom)
     assert hooks_left(tr) == 0 and [b.attn.processor for b in tr.transformer_blocks] == processors
     with pytest.raises(ValueError):
-        with text_masking(tr, torch.ones(1, 6, dtype=torch.bool), read=[0]):
+        with text_masking(tr, torch.ones(1, 6, dtype=torch.bool), 16, read=[0]):
             raise ValueError("inside")
     assert hooks_left(tr) == 0 and [b.attn.processor for b in tr.transformer_blocks] == processors
     with pytest.raises(MetagameError, match="concept_embeds must have shape"):
@@ -419,6 +419,8 @@ def test_errors_name_the_fix(flux_pipe):
                           exact_max_players=4)
     with pytest.raises(MetagameError, match="timesteps"):
         explain_diffusion(flux_pipe, "a cat", concepts=["cat"], timesteps=[7], **GEN)
+    with pytest.raises(MetagameError, match="drop concepts"):
+        diffusion_adapter(tr, players="words", concepts=["a"], inputs=kwargs, words=[("a", [0])])
     with pytest.raises(MetagameError, match="DiffusionConceptModel"):
         ConceptAttentionMethod().attribute(object(), np.ones((1, 1), bool))
     with pytest.raises(MetagameError, match="no scalar output"):

@@ -360,6 +360,9 @@ def diffusion_adapter(
             raise MetagameError(f"concepts must be distinct; got {list(concepts)}")
     elif players != "words":
         raise MetagameError(f"unknown players {players!r}; use 'concepts' or 'words'")
+    elif concepts or concept_embeds is not None:
+        raise MetagameError("with players='words' the prompt's words are the players; drop concepts=... "
+                            "(or use players='concepts')")
     image = None
     if inputs is not None:
         step_list = _steps_from_inputs(inputs, family)

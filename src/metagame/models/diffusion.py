@@ -456,6 +456,7 @@ class MaskedJointAttnProcessor:
 def text_masking(
     transformer: Any,
     keep_text: torch.Tensor,
+    n_image: int,
     *,
     read: Sequence[int] = (),
     on_outputs: Callable[[int, torch.Tensor, torch.Tensor], None] | None = None,
@@ -463,7 +464,7 @@ def text_masking(
 ) -> Iterator[dict]:
     """Remove text tokens from every joint attention: yields the ``joint_attention_kwargs`` to pass.
 
-    ``keep_text[n, T]`` (True = present). Flux: the stock processors' key mask over [text; image] (also used by
+    ``keep_text[n, T]`` (True = present); ``n_image`` = P image tokens. Flux: the stock processors' key mask over [text; image] (also used by
     the single-stream blocks). SD3: :class:`MaskedJointAttnProcessor` on the joint blocks (key mask over
     [image; text]). For the blocks in ``read``, ``on_outputs(block, image_out [n, P, inner], text_out [n, T, inner])``
     gets the raw attention outputs; with ``stop_after_read`` the forward stops after the last of them.
@@ -483,7 +484,7 @@ def text_masking(
                 hooks.add(attn.to_add_out.register_forward_pre_hook(lambda m, a: state.__setitem__("txt", a[0])))
                 hooks.add(blocks[b].register_forward_hook(
                     lambda m, a, out, b=b: on_outputs(b, state["img"], state["txt"]) if on_outputs else None))
-            mask_fn = lambda p: torch.cat([keep_text, torch.ones(n, p, dtype=torch.bool, device=keep_text.device)], 1)  # noqa: E731
+            mask = torch.cat([keep_text, torch.ones(n, n_image, dtype=torch.bool, device=keep_text.device)], 1)
         else:
             last = read[-1] if read else len(blocks) - 1
             for b, blk in enumerate(blocks):
@@ -492,14 +493,13 @@ def text_masking(
                     rec = lambda img, txt, b=b: on_outputs(b, img, txt)  # noqa: E731
                 if b <= last or not stop_after_read:
                     hooks.swap_processor(blk.attn, MaskedJointAttnProcessor(rec))
-            mask_fn = lambda p: torch.cat([torch.ones(n, p, dtype=torch.bool, device=keep_text.device), keep_text], 1)  # noqa: E731
+            mask = torch.cat([torch.ones(n, n_image, dtype=torch.bool, device=keep_text.device), keep_text], 1)
         if stop_after_read and read:
             def stop(m, a, out):
                 raise _Stop()
 
             hooks.add(blocks[read[-1]].register_forward_hook(stop))
-        state["mask_fn"] = mask_fn
-        yield state
+        yield {"attention_mask": mask}
     finally:
         hooks.remove()
 
@@ -512,8 +512,8 @@ def masked_text_forward(
     family = transformer_family(transformer)
     p = _n_image_tokens(family, kwargs, transformer)
     keep_text = keep_text.to(device=kwargs["hidden_states"].device, dtype=torch.bool)
-    with text_masking(transformer, keep_text, **masking) as state:
-        return run_transformer(transformer, kwargs, keep_text.shape[0], {"attention_mask": state["mask_fn"](p)})
+    with text_masking(transformer, keep_text, p, **masking) as joint_attention_kwargs:
+        return run_transformer(transformer, kwargs, keep_text.shape[0], joint_attention_kwargs)
 
 
 def _n_image_tokens(family: Family, kwargs: dict[str, Any], transformer: Any) -> int:
