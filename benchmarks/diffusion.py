@@ -35,15 +35,21 @@ from metagame.models.diffusion import masked_text_forward, run_transformer  # no
 from metagame.players import all_coalitions  # noqa: E402
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
+def best_of_rounds(fns: dict, repeats: int) -> dict:
+    """Best time of each function over ``repeats`` interleaved rounds (load drift hits every side alike)."""
+    best = {k: float("inf") for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+        for k, fn in fns.items():
+            best[k] = min(best[k], timed(fn))
+    return best
 
 
 def main() -> None:
@@ -57,6 +63,7 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=4)
     ap.add_argument("--head-dim", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--scaling", default="4,6,8,10", help="concept counts for the coalitions/s table ('' to skip)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -87,20 +94,20 @@ def main() -> None:
     def coupled():
         diffusion_adapter(tr, route="coupled", **common).maps(coalitions)
 
-    t_dec = best_of(decoupled, args.repeats)
-    t_cpl = best_of(coupled, args.repeats)
-    t_plain_m = best_of(lambda: run_transformer(tr, kwargs, m), args.repeats)
-    t_plain_1 = best_of(lambda: run_transformer(tr, kwargs, 1), args.repeats)
-
     # words: players = prompt words (each 4 tokens of the 64), per-row key masks
     w = args.words
     words = [(f"w{k}", list(range(4 * k, 4 * k + 4))) for k in range(w)]
     wc = all_coalitions(w)
     wa = diffusion_adapter(tr, players="words", inputs=kwargs, words=words, blocks=blocks, batch_size=len(wc))
     keep = wa.keep_text(wc).to(dev)
-    t_words = best_of(lambda: wa.maps(wc), args.repeats)
-    t_mask_full = best_of(lambda: masked_text_forward(tr, kwargs, keep), args.repeats)
-    t_plain_w = best_of(lambda: run_transformer(tr, kwargs, len(wc)), args.repeats)
+    times = best_of_rounds({
+        "dec": decoupled, "cpl": coupled, "plain_m": lambda: run_transformer(tr, kwargs, m),
+        "plain_1": lambda: run_transformer(tr, kwargs, 1), "words": lambda: wa.maps(wc),
+        "mask_full": lambda: masked_text_forward(tr, kwargs, keep),
+        "plain_w": lambda: run_transformer(tr, kwargs, len(wc)),
+    }, args.repeats)
+    t_dec, t_cpl, t_plain_m, t_plain_1 = times["dec"], times["cpl"], times["plain_m"], times["plain_1"]
+    t_words, t_mask_full, t_plain_w = times["words"], times["mask_full"], times["plain_w"]
 
     # how much the routes differ when concepts may attend to each other
     a = diffusion_adapter(tr, route="decoupled", **common).maps(coalitions).numpy()
@@ -129,6 +136,19 @@ def main() -> None:
     print(f"decoupled vs coupled (concepts attend to each other): max |Δ map| = {np.abs(a - b).max():.3f}, "
           f"mean |Δ map| = {np.abs(a - b).mean():.4f}; off-diagonal meta-maps: max |Δ| = {np.abs(ma - mb)[off].max():.3f}, "
           f"relative L1 = {np.abs(ma - mb)[off].sum() / np.abs(mb)[off].sum():.3f}")
+
+
+    if args.scaling:
+        print("coalitions/s by number of concepts (all 2^d coalitions, one step):")
+        for dd in [int(x) for x in args.scaling.split(",")]:
+            cc = all_coalitions(dd)
+            kw = dict(concepts=[f"c{k}" for k in range(dd)], inputs=kwargs, concept_embeds=torch.randn(dd, 64, device=dev),
+                      blocks=blocks)
+            tt = best_of_rounds({r: (lambda r=r: diffusion_adapter(tr, route=r, **kw).maps(cc))
+                                 for r in ("decoupled", "coupled")}, args.repeats)
+            print(f"  d = {dd:2d}: {len(cc):5d} coalitions  decoupled {len(cc) / tt['decoupled']:9,.0f}/s   "
+                  f"coupled {len(cc) / tt['coupled']:9,.0f}/s   coupled ÷ plain forward of 1 row "
+                  f"{tt['coupled'] / t_plain_1:5.2f}")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,6 @@ def run(args: argparse.Namespace) -> int:
     """Run ``metagame diffusion``; returns the exit code."""
     from ..applications.diffusion import explain_diffusion
     from ..errors import MetagameError
-    from ..viz import write_outputs
     from .common import report
 
     if args.players == "concepts" and not args.concepts:
@@ -77,14 +76,18 @@ def run(args: argparse.Namespace) -> int:
         softmax=not args.raw_scores, value=args.value, device=args.device, dtype=args.dtype,
         batch_size=args.batch_size,
     )
-    report(result, write_diffusion_outputs(result, args.out, write_outputs))
+    report(result, write_diffusion_outputs(result, args.out))
     return 0
 
 
-def write_diffusion_outputs(result, out_dir, write_outputs) -> dict:
-    """``write_outputs`` plus the concept-map and meta-map pictures, also embedded in report.html."""
+def write_diffusion_outputs(result: Any, out_dir: str) -> dict:
+    """:func:`metagame.viz.write_outputs` plus the concept-map and meta-map pictures, also embedded in report.html.
+
+    Returns the written paths by name (``result``, ``report``, the default figures, ``concept_maps``, ``meta_maps``).
+    """
     from pathlib import Path
 
+    from ..viz import write_outputs
     from ..viz.plots import _HAVE_MPL, save_figure
     from ..viz.report import write_report
 

@@ -28,7 +28,7 @@ from .terminal import header_line
 TEXT_KINDS = ("token", "word", "word_a", "word_b")
 TEXT_GROUP_TITLES = {"word_a": "text A", "word_b": "text B", "token": "tokens", "word": "words"}
 #: pictures that get the full width of the page
-WIDE_FIGURES = ("comparison", "image")
+WIDE_FIGURES = ("comparison", "image", "concept_maps", "meta_maps")
 #: at most this many pairs go into the numbers table (strongest first)
 MAX_TABLE_ROWS = 2000
 FIGURE_CAPTIONS = {
@@ -38,6 +38,9 @@ FIGURE_CAPTIONS = {
     "waterfall": "How one player's attribution φ_i splits into its own effect and the pushes of the others.",
     "image": "Patch attributions over the image.",
     "comparison": "First-order attribution, the meta matrix and its symmetric counterpart side by side.",
+    "concept_maps": "The generated image and each concept's map (ConceptAttention, all concepts present).",
+    "meta_maps": "Meta-maps: row = target concept i, column = source j; each cell shows where j raises (red) or "
+    "lowers (blue) i's map; a row sums to i's full map.",
 }
 
 _esc = html.escape
