@@ -32,7 +32,9 @@ from ..models.diffusion import (
     PlayerMode,
     Route,
     StepInputs,
+    check_blocks,
     generate,
+    resolve_route,
     single_row,
     transformer_family,
 )
@@ -363,6 +365,8 @@ def diffusion_adapter(
     elif concepts or concept_embeds is not None:
         raise MetagameError("with players='words' the prompt's words are the players; drop concepts=... "
                             "(or use players='concepts')")
+    resolve_route(route, concept_self_attention)  # settings errors before the (slow) generation
+    check_blocks(transformer, blocks)
     image = None
     if inputs is not None:
         step_list = _steps_from_inputs(inputs, family)
@@ -513,6 +517,10 @@ def explain_diffusion(
         >>> res = explain_diffusion(pipe, "a cat under a tree", concepts=["cat", "tree", "sky"], steps=4)
         >>> res.extras["meta_maps"].sum(axis=1)  # == res.extras["concept_maps"]
     """
+    n_concepts = len([c for c in concepts.split(",") if c.strip()]) if isinstance(concepts, str) else len(concepts or [])
+    if players == "concepts":  # fail before generating the image
+        check_exact_size(n_concepts, limit=exact_max_players, what=f"exact Meta-ConceptAttention over {n_concepts} "
+                         "concepts (use fewer concepts)")
     adapter = diffusion_adapter(
         model_or_pipeline, prompt, concepts, players=players, route=route,
         concept_self_attention=concept_self_attention, steps=steps, timesteps=timesteps, blocks=blocks, seed=seed,

@@ -96,6 +96,30 @@ def default_blocks(transformer: Any, n: int = 4) -> list[int]:
     return list(range(max(0, k - n), k))
 
 
+def check_blocks(transformer: Any, blocks: Sequence[int] | None) -> list[int]:
+    """Sorted joint-block indices (default: the last 4); a clear error for indices out of range."""
+    n_joint = len(joint_blocks(transformer))
+    out = sorted(set(int(b) for b in (default_blocks(transformer) if blocks is None else blocks)))
+    if not out or out[0] < 0 or out[-1] >= n_joint:
+        raise MetagameError(f"blocks must be joint-block indices in 0..{n_joint - 1}; got {list(blocks or [])}")
+    return out
+
+
+def resolve_route(route: Route, concept_self_attention: bool | None) -> tuple[Literal["decoupled", "coupled"], bool]:
+    """``(route, concept_self_attention)``: self-attention defaults to on (off for the decoupled route), and
+    ``"auto"`` is decoupled exactly when it is off."""
+    if route not in ("auto", "decoupled", "coupled"):
+        raise MetagameError(f"unknown route {route!r}; use 'auto', 'decoupled' or 'coupled'")
+    if concept_self_attention is None:
+        concept_self_attention = route != "decoupled"
+    if route == "decoupled" and concept_self_attention:
+        raise MetagameError("the decoupled route needs concepts that do not attend to each other; "
+                            "pass concept_self_attention=False (or route='coupled')")
+    if route == "auto":
+        route = "coupled" if concept_self_attention else "decoupled"
+    return route, bool(concept_self_attention)  # type: ignore[return-value]
+
+
 @dataclass
 class StepInputs:
     """The transformer's keyword arguments at one denoising step, cut to the explained batch row (batch size 1)."""
@@ -563,6 +587,8 @@ def generate(
         return {}
 
     call: dict[str, Any] = dict(pipeline_kwargs or {})
+    if int(call.get("num_images_per_prompt") or 1) != 1 or not isinstance(prompt, str):
+        raise MetagameError("explain one image at a time: pass one prompt string and num_images_per_prompt=1")
     call.update(prompt=prompt, output_type="np", callback_on_step_end=on_step_end,
                 callback_on_step_end_tensor_inputs=[], generator=torch.Generator(device="cpu").manual_seed(int(seed)))
     for k, v in (("num_inference_steps", steps), ("height", height), ("width", width),
@@ -647,21 +673,8 @@ class DiffusionConceptModel(ModelAdapter):
             raise MetagameError(f"unknown players mode {mode!r}; use 'concepts' or 'words'")
         self.mode = mode
         self.player_kinds = ["concept" if mode == "concepts" else "word"] * self.n_players
-        n_joint = len(joint_blocks(transformer))
-        self.blocks = sorted(set(int(b) for b in (default_blocks(transformer) if blocks is None else blocks)))
-        if not self.blocks or self.blocks[0] < 0 or self.blocks[-1] >= n_joint:
-            raise MetagameError(f"blocks must be joint-block indices in 0..{n_joint - 1}; got {list(blocks or [])}")
-        if route not in ("auto", "decoupled", "coupled"):
-            raise MetagameError(f"unknown route {route!r}; use 'auto', 'decoupled' or 'coupled'")
-        if concept_self_attention is None:
-            concept_self_attention = route != "decoupled"
-        if route == "decoupled" and concept_self_attention:
-            raise MetagameError("the decoupled route needs concepts that do not attend to each other; "
-                                "pass concept_self_attention=False (or route='coupled')")
-        if route == "auto":
-            route = "coupled" if concept_self_attention else "decoupled"
-        self.route: Literal["decoupled", "coupled"] = route
-        self.concept_self_attention = bool(concept_self_attention)
+        self.blocks = check_blocks(transformer, blocks)
+        self.route, self.concept_self_attention = resolve_route(route, concept_self_attention)
         self.softmax = bool(softmax)
         self.rows_per_chunk = rows_per_chunk
         self.image = image
@@ -888,6 +901,8 @@ __all__ = [
     "BATCHED_KEYS",
     "ConceptStreams",
     "DiffusionConceptModel",
+    "check_blocks",
+    "resolve_route",
     "Family",
     "HookSet",
     "MaskedJointAttnProcessor",
