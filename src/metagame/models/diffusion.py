@@ -276,8 +276,10 @@ def _concept_attention(
     ei = torch.exp(li - mx[..., None])
     ec = torch.exp(lc - mx[..., None])
     z = ei.sum(dim=-1) + ec.sum(dim=-1)
+    pad_ec = ec.new_zeros(h, n_rows, n_concepts, n_concepts)
+    pad_ec[:, row, col] = ec
     out = torch.bmm(ei, v_img)  # [H, N, e]
-    out = out + torch.einsum("hnk,nkhe->hne", ec, pad_v[row])
+    out = out + torch.einsum("hnqk,nkhe->hnqe", pad_ec, pad_v)[:, row, col]
     out = out / z[..., None]
     return out.transpose(0, 1).reshape(n_tok, h * e)
 
@@ -783,7 +785,8 @@ class DiffusionConceptModel(ModelAdapter):
 
         def add(b, start, scores):
             n = scores.shape[0]
-            acc[start : start + n] += masked_softmax(scores.double().cpu(), present[start : start + n], self.softmax)
+            rows = present[start : start + n].to(scores.device)
+            acc[start : start + n] += masked_softmax(scores, rows, self.softmax).double().cpu()
 
         for st in self.steps:
             with ConceptStreams(self.model, self.concept_embeds, coalitions, self_attention=self.concept_self_attention,
@@ -823,7 +826,8 @@ class DiffusionConceptModel(ModelAdapter):
                 def add(b, img, txt, start=start, stop=stop):
                     ow = torch.einsum("wt,nti->nwi", avg.to(txt.device), txt.float())
                     scores = torch.einsum("nwi,npi->nwp", ow, img.float())
-                    acc[start:stop] += masked_softmax(scores.double().cpu(), present[start:stop], self.softmax)
+                    rows = present[start:stop].to(scores.device)
+                    acc[start:stop] += masked_softmax(scores, rows, self.softmax).double().cpu()
 
                 masked_text_forward(self.model, st.kwargs, keep_all[start:stop], read=self.blocks, on_outputs=add,
                                     stop_after_read=True)
