@@ -774,7 +774,7 @@ class DiffusionConceptModel(ModelAdapter):
             n = rows.shape[0]
             s = flat[None].expand(n, t * b, d, p).reshape(n * t * b, d, p)
             pr = rows[:, None, :].expand(n, t * b, d).reshape(n * t * b, d)
-            m = masked_softmax(s.double(), pr, self.softmax).view(n, t * b, d, p).mean(dim=1)
+            m = masked_softmax(s, pr, self.softmax).view(n, t * b, d, p).double().mean(dim=1)
             out[start : start + n] = m
         return out
 
