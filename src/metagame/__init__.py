@@ -21,6 +21,7 @@ _APPLICATIONS = {
     "explain_vision": "metagame.applications.encoders",
     "explain_data": "metagame.applications.data",
     "explain_components": "metagame.applications.components",
+    "explain_diffusion": "metagame.applications.diffusion",
 }
 
 
@@ -43,6 +44,7 @@ def __getattr__(name: str):
 __all__ = [
     "explain_components",
     "explain_data",
+    "explain_diffusion",
     "explain_lm",
     "explain_text_pair",
     "explain_vision",

@@ -10,7 +10,7 @@ from ._version import __version__
 from .errors import MetagameError
 
 #: command modules; each defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``
-COMMANDS: tuple[str, ...] = ("lm", "demo", "similarity", "vision", "evaluate")
+COMMANDS: tuple[str, ...] = ("lm", "demo", "similarity", "vision", "diffusion", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

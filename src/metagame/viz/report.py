@@ -31,7 +31,7 @@ from .terminal import header_line
 TEXT_KINDS = ("token", "word", "word_a", "word_b")
 TEXT_GROUP_TITLES = {"word_a": "text A", "word_b": "text B", "token": "tokens", "word": "words"}
 #: pictures that get the full width of the page
-WIDE_FIGURES = ("comparison", "image")
+WIDE_FIGURES = ("comparison", "image", "concept_maps", "meta_maps")
 #: at most this many pairs go into the numbers table (strongest first)
 MAX_TABLE_ROWS = 2000
 FIGURE_CAPTIONS = {
@@ -42,6 +42,9 @@ FIGURE_CAPTIONS = {
     "image": "Patch attributions over the image.",
     "comparison": "First-order attribution, the meta matrix and its symmetric counterpart side by side.",
     "tensor": "Third order for one target i: cell (j, k) = T[i, j, k], how k moves the push of j on i.",
+    "concept_maps": "The generated image and each concept's map (ConceptAttention, all concepts present).",
+    "meta_maps": "Meta-maps: row = target concept i, column = source j; each cell shows where j raises (red) or "
+    "lowers (blue) i's map; a row sums to i's full map.",
 }
 
 _esc = html.escape

@@ -1,0 +1,103 @@
+"""``metagame diffusion``: Meta-ConceptAttention of a text-to-image diffusion transformer (diffusers Flux / SD3).
+
+    metagame diffusion --model NAME_OR_PATH --prompt "..." --concepts "cat,tree,sky" --out DIR
+                       [--players concepts|words] [--route auto|decoupled|coupled] [--no-concept-self-attention]
+                       [--steps N] [--timesteps 0,1,2,3] [--blocks 15,16,17,18] [--seed S] [--height H] [--width W]
+                       [--guidance-scale G] [--device cuda] [--dtype bfloat16] [--batch-size N]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def _ints(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    from ..errors import MetagameError
+
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise MetagameError(f"expected comma-separated integers, got {text!r}") from None
+
+
+HELP = "how each concept moves the ConceptAttention map of every other concept (Flux, SD3)"
+DESCRIPTION = (
+    "Generates the image once, then computes ConceptAttention maps for every subset of the concepts and "
+    "their exact metagame per patch: meta_maps[i][j] = how concept j moves concept i's map. Writes "
+    "DIR/result.json (matrix[i][j] = patch mean of meta_maps[i][j]), the pictures and report.html."
+    )
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``diffusion`` command's arguments."""
+    p.add_argument("--model", required=True, help="diffusers Flux / SD3 pipeline: hub name (cached) or local folder")
+    p.add_argument("--prompt", required=True, help="the prompt of the generated image")
+    p.add_argument("--concepts", default=None, help='comma-separated concept words, e.g. "cat,tree,sky"')
+    p.add_argument("--players", default="concepts", choices=("concepts", "words"),
+                   help="players: the concepts (default) or the words of the prompt")
+    p.add_argument("--route", default="auto", choices=("auto", "decoupled", "coupled"),
+                   help="decoupled: concepts do not attend to each other (one forward per step); coupled: one "
+                        "concept stream per coalition (default auto = coupled, decoupled with --no-concept-self-attention)")
+    p.add_argument("--no-concept-self-attention", action="store_true", help="concept tokens do not attend to each other")
+    p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's)")
+    p.add_argument("--timesteps", default=None, help="comma-separated denoising-step indices averaged (default all)")
+    p.add_argument("--blocks", default=None, help="comma-separated joint-block indices averaged (default the last 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
+    p.add_argument("--height", type=int, default=None, help="image height in pixels (default: the pipeline's)")
+    p.add_argument("--width", type=int, default=None, help="image width in pixels (default: the pipeline's)")
+    p.add_argument("--guidance-scale", type=float, default=None, help="guidance scale (default: the pipeline's)")
+    p.add_argument("--max-sequence-length", type=int, default=None, help="T5 tokens of the prompt (default: the pipeline's)")
+    p.add_argument("--raw-scores", action="store_true", help="maps of raw scores instead of the softmax over concepts")
+    p.add_argument("--value", default="shapley", choices=("shapley", "banzhaf"), help="outer value (default shapley)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: where the model loads)")
+    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="model precision")
+    p.add_argument("--batch-size", type=int, default=None, help="coalitions per chunk (default: by memory)")
+    p.add_argument("--out", required=True, help="output folder")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``metagame diffusion``; returns the exit code."""
+    from ..applications.diffusion import explain_diffusion
+    from ..errors import MetagameError
+    from .common import report
+
+    if args.players == "concepts" and not args.concepts:
+        raise MetagameError('pass --concepts "word1,word2,..." (or --players words)')
+    result = explain_diffusion(
+        args.model, args.prompt, args.concepts, players=args.players, route=args.route,
+        concept_self_attention=False if args.no_concept_self_attention else None, steps=args.steps,
+        timesteps=_ints(args.timesteps), blocks=_ints(args.blocks), seed=args.seed, height=args.height,
+        width=args.width, guidance_scale=args.guidance_scale, max_sequence_length=args.max_sequence_length,
+        softmax=not args.raw_scores, value=args.value, device=args.device, dtype=args.dtype,
+        batch_size=args.batch_size,
+    )
+    report(result, write_diffusion_outputs(result, args.out))
+    return 0
+
+
+def write_diffusion_outputs(result: Any, out_dir: str) -> dict:
+    """:func:`metagame.viz.write_outputs` plus the concept-map and meta-map pictures, also embedded in report.html.
+
+    Returns the written paths by name (``result``, ``report``, the default figures, ``concept_maps``, ``meta_maps``).
+    """
+    from pathlib import Path
+
+    from ..viz import write_outputs
+    from ..viz.plots import _HAVE_MPL, save_figure
+    from ..viz.report import write_report
+
+    written = write_outputs(result, out_dir)
+    if not _HAVE_MPL:
+        return written
+    from ..viz.diffusion import diffusion_figures
+
+    figures = {k: v for k, v in written.items() if k not in ("result", "report")}
+    for name, fig in diffusion_figures(result).items():
+        written[name] = figures[name] = save_figure(fig, Path(out_dir) / f"{name}.png")
+        fig.clear()
+    ordered = {k: figures[k] for k in ("concept_maps", "meta_maps")} | figures
+    written["report"] = write_report(result, Path(out_dir) / "report.html", figures=ordered)
+    return written
