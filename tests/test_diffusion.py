@@ -20,13 +20,13 @@ pytest.importorskip("diffusers")
 from tiny_diffusion import tiny_flux_pipeline, tiny_flux_transformer, tiny_sd3_pipeline, tiny_sd3_transformer  # noqa: E402
 
 from metagame.applications.diffusion import (  # noqa: E402
-    ConceptAttentionMethod,
     diffusion_adapter,
     explain_diffusion,
     load_diffusion,
-    metagame_maps_from_table,
     prompt_words,
 )
+from metagame.methods.concept_attention import ConceptAttention as ConceptAttentionMethod  # noqa: E402
+from metagame.run.tables import metagame_from_table as metagame_maps_from_table  # noqa: E402
 from metagame.errors import MetagameError  # noqa: E402
 from metagame.models.diffusion import (  # noqa: E402
     ConceptStreams,
@@ -173,8 +173,7 @@ def test_metagame_maps_from_table_equals_brute_force(rng):
     want = np.mean([table[(1 << 0) | (1 << 1) | sum(1 << k for k in T)][0] - table[(1 << 0) | sum(1 << k for k in T)][0]
                     for t in range(3) for T in combinations([2, 3], t)], axis=0)
     np.testing.assert_allclose(bz[0, 1], want, atol=1e-12)
-    with pytest.raises(MetagameError, match="2\\*\\*d"):
-        metagame_maps_from_table(table[:-1])
+    assert meta.shape == (d, d, p)  # the engine's vector-valued metagame (one game per patch)
 
 
 # ------------------------------------------------------------------------------------------------ concept maps
@@ -291,7 +290,7 @@ def test_exact_metagame_equals_brute_force_and_rows_sum_to_maps(flux_pipe, playe
     np.testing.assert_allclose(res.row_sums(), res.first_order, atol=1e-12)
     np.testing.assert_allclose(res.matrix, meta.mean(axis=2), atol=1e-12)
     assert res.player_kinds == [players[:-1]] * d and res.extras["image"].shape == (16, 16, 3)
-    assert res.context["prompt"] == "a cat under a tree" and res.metadata["parameters"]["timesteps"] == [1]
+    assert res.context["prompt"] == "a cat under a tree" and res.metadata["model"]["timesteps"] == [1]
     if players == "concepts":  # softmax maps: a concept alone owns every patch
         np.testing.assert_allclose(np.diagonal(meta, axis1=0, axis2=1), 1.0)
 
@@ -396,7 +395,10 @@ def test_cli_writes_result_report_and_pictures(flux_pipe, tmp_path):
     assert rc == 0
     data = json.loads((out / "result.json").read_text())
     assert data["players"] == CONCEPTS and data["method"] == "concept_attention"
-    assert data["extras"]["meta_maps"]["shape"] == [3, 3, 4, 4]
+    assert data["extras"]["meta_maps"]["sidecar"] == "result.npz"  # map stacks live in the npz side-car
+    from metagame import load
+
+    assert load(out / "result.json").extras["meta_maps"].shape == (3, 3, 4, 4)
     html = (out / "report.html").read_text()
     for name in ("concept_maps", "meta_maps"):
         assert (out / f"{name}.png").stat().st_size > 1000 and name in html
@@ -421,7 +423,7 @@ def test_errors_name_the_fix(flux_pipe):
         explain_diffusion(flux_pipe, "a cat", concepts=["cat"], timesteps=[7], **GEN)
     with pytest.raises(MetagameError, match="drop concepts"):
         diffusion_adapter(tr, players="words", concepts=["a"], inputs=kwargs, words=[("a", [0])])
-    with pytest.raises(MetagameError, match="DiffusionConceptModel"):
+    with pytest.raises(MetagameError, match="explain_diffusion"):
         ConceptAttentionMethod().attribute(object(), np.ones((1, 1), bool))
     with pytest.raises(MetagameError, match="no scalar output"):
         diffusion_adapter(tr, concepts=["a"], inputs=kwargs, concept_embeds=torch.randn(1, 32)).values(np.ones((1, 1)))

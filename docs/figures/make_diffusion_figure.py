@@ -24,7 +24,7 @@ from metagame.viz.plots import save_figure  # noqa: E402
 def main() -> Path:
     pipe = tiny_flux_pipeline(seed=0)
     res = explain_diffusion(pipe, "a cat under a tree", concepts=["cat", "tree", "sky"], steps=2, height=48, width=48,
-                            max_sequence_length=12, seed=0)
+                            max_sequence_length=12, generation_seed=0)
     return save_figure(meta_maps_figure(res), ROOT / "docs" / "figures" / "diffusion_meta_maps.png", dpi=80)
 
 

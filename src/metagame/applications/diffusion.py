@@ -16,17 +16,14 @@ concept moves it. ``result.matrix`` is the patch-mean (or region-mean) of M[i, j
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import os
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from ..errors import MetagameError
-from ..methods.base import AttributionMethod
 from ..models.diffusion import (
     DiffusionConceptModel,
     PlayerMode,
@@ -38,156 +35,17 @@ from ..models.diffusion import (
     single_row,
     transformer_family,
 )
-from ..players.coalitions import all_coalitions, check_exact_size
+from ..players.coalitions import check_exact_size
 from ..players.text import group_words, unique_labels
 from ..results.result import MetaAttribution
-from ..solvers.exact import shapley_weights
+from ..run.options import RunOptions, split_run_options
+from .common import explain_application
 
-Value = Literal["shapley", "banzhaf"]
 #: most players explained exactly by default (2^12 coalitions; each coupled coalition is one concept-stream row)
-DIFFUSION_EXACT_MAX_PLAYERS = 12
+DIFFUSION_EXACT_MAX_PLAYERS = DiffusionConceptModel.exact_max_players
 #: tokens of each concept encoded by the text encoder (the first one is used, as in ConceptAttention)
 CONCEPT_MAX_TOKENS = 16
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
-
-
-# ------------------------------------------------------------------------------------------------ the metagame of maps
-def _outer_weights(d: int, value: Value) -> tuple[np.ndarray, np.ndarray]:
-    """Weights by |S| of φ_i(x_S) (i ∈ S) in M[i, j]: ``w_in`` when j ∈ S, ``w_out`` (subtracted) when j ∉ S."""
-    n = d - 1
-    w_in, w_out = np.zeros(d + 1), np.zeros(d + 1)
-    if n == 0:
-        return w_in, w_out
-    if value == "shapley":
-        w = shapley_weights(n)  # w[t] for a size-t coalition T of the (d−1)-player game
-        w_in[2:] = w  # S = T ∪ {i, j}: |S| = t + 2
-        w_out[1:d] = w  # S = T ∪ {i}:    |S| = t + 1
-    elif value == "banzhaf":
-        w_in[2:] = w_out[1:d] = 1.0 / 2 ** (n - 1)
-    else:
-        raise MetagameError(f"unknown value {value!r}; use 'shapley' or 'banzhaf'")
-    return w_in, w_out
-
-
-def metagame_maps_from_table(phi_table: np.ndarray, value: Value = "shapley") -> np.ndarray:
-    """Meta-maps ``M[d, d, P]`` (row = target i, column = source j) from ``phi_table[2**d, d, P]``.
-
-    Row s of the table is the coalition whose bits are s (player 0 = least-significant bit), holding φ(x_S).
-    M[i, j, p] = value of j in u_{i,p}(T) = φ_{i,p}(x_{T∪{i}}) (j ≠ i), M[i, i, p] = φ_{i,p}(x_{{i}}); with the
-    Shapley value Σ_j M[i, j, p] = φ_{i,p}(x_N).
-    """
-    phi = np.asarray(phi_table, dtype=np.float64)
-    if phi.ndim != 3:
-        raise MetagameError(f"phi_table must be [2**d, d, P]; got shape {phi.shape}")
-    n, d, p = phi.shape
-    if n != 2**d:
-        raise MetagameError(f"phi_table has {n} rows for d={d} players; expected 2**d = {2**d} (one per coalition)")
-    bits = all_coalitions(d)
-    sizes = bits.sum(axis=1)
-    w_in, w_out = _outer_weights(d, value)
-    q = np.where(bits, w_in[sizes][:, None], -w_out[sizes][:, None])  # [2^d, d]: weight of φ_i(x_S) in M[i, j]
-    out = np.empty((d, d, p))
-    for i in range(d):
-        rows = bits[:, i]
-        out[i] = q[rows].T @ phi[rows, i, :]
-        out[i, i] = phi[1 << i, i]
-    return out
-
-
-def region_weights(region: Any, grid: tuple[int, int]) -> np.ndarray:
-    """Patch weights ``[P]`` from a mask on the patch grid ``[rows, cols]`` or on the image (``[H, W]``, averaged
-    over each patch's pixels); non-negative, not all zero."""
-    rows, cols = grid
-    r = np.asarray(region, dtype=np.float64)
-    if r.ndim == 3 and r.shape[2] in (1, 3, 4):
-        r = r[..., :3].mean(axis=2)
-    if r.shape == (rows, cols):
-        w = r
-    elif r.ndim == 2 and r.shape[0] % rows == 0 and r.shape[1] % cols == 0:
-        w = r.reshape(rows, r.shape[0] // rows, cols, r.shape[1] // cols).mean(axis=(1, 3))
-    else:
-        raise MetagameError(f"region has shape {r.shape}; pass a mask on the {rows}x{cols} patch grid or on the "
-                            f"image (a multiple of it, e.g. {rows * 16}x{cols * 16})")
-    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
-        raise MetagameError("region must be a non-negative mask with at least one patch inside")
-    return w.reshape(-1)
-
-
-def diffusion_result(
-    phi_table: np.ndarray,
-    *,
-    players: Sequence[str],
-    grid: tuple[int, int],
-    player_kinds: Sequence[str] | None = None,
-    value: Value = "shapley",
-    region: Any = None,
-    method: str = "concept_attention",
-    context: Mapping[str, Any] | None = None,
-    metadata: Mapping[str, Any] | None = None,
-    extras: Mapping[str, np.ndarray] | None = None,
-    n_evaluations: int | None = None,
-    n_model_rows: int | None = None,
-) -> MetaAttribution:
-    """The :class:`MetaAttribution` of vector-valued (map) attributions from their full table ``[2**d, d, P]``.
-
-    ``matrix[i, j]`` = Σ_p w_p M[i, j, p] / Σ_p w_p (w = ``region`` weights, default every patch), so rows sum to
-    ``first_order[i]`` = the same mean of the full map φ_i(x_N). Extras: ``concept_maps`` ``[d, rows, cols]``
-    (φ(x_N)), ``meta_maps`` ``[d, d, rows, cols]`` (M), ``region`` when given, plus ``extras``.
-    """
-    table = np.asarray(phi_table, dtype=np.float64)
-    meta = metagame_maps_from_table(table, value)
-    d, _, p = meta.shape
-    rows, cols = grid
-    if rows * cols != p:
-        raise MetagameError(f"grid {rows}x{cols} does not match the {p} patches of the maps")
-    w = np.ones(p) if region is None else region_weights(region, grid)
-    wn = w / w.sum()
-    full = table[2**d - 1]
-    matrix = meta @ wn
-    first_order = full @ wn
-    out_extras = {"concept_maps": full.reshape(d, rows, cols), "meta_maps": meta.reshape(d, d, rows, cols)}
-    if region is not None:
-        out_extras["region"] = w.reshape(rows, cols)
-    out_extras.update({k: np.asarray(v, dtype=np.float64) for k, v in (extras or {}).items()})
-    ctx = dict(context or {})
-    ctx.setdefault("grid", [int(rows), int(cols)])
-    ctx.update(value_full=float(first_order.sum()), value_empty=float((table[0] @ wn).sum()),
-               summary="region mean" if region is not None else "mean over all patches")
-    md = dict(metadata or {})
-    md.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
-    return MetaAttribution(
-        matrix=matrix,
-        first_order=first_order,
-        players=list(players),
-        method=method,
-        variant="metagame",
-        value=value,
-        exact=True,
-        n_evaluations=int(2**d if n_evaluations is None else n_evaluations),
-        n_model_rows=n_model_rows,
-        player_kinds=list(player_kinds) if player_kinds is not None else ["concept"] * d,
-        metadata=md,
-        context=ctx,
-        extras=out_extras,
-    )
-
-
-class ConceptAttentionMethod(AttributionMethod):
-    """The inner attribution of :class:`DiffusionConceptModel`: φ(x_S) = its ConceptAttention maps ``[m, d, P]``.
-
-    Vector-valued (one map over the P patches per player), forward-only; for an engine that accepts
-    ``[m, d, P]`` attributions. The settings (route, blocks, timesteps, softmax) live on the adapter.
-    """
-
-    name: ClassVar[str] = "concept_attention"
-    family: ClassVar[str] = "attention"  # type: ignore[assignment]  # a readout of attention outputs
-    needs_gradients: ClassVar[bool] = False
-
-    def attribute(self, model: Any, coalitions: np.ndarray) -> torch.Tensor:
-        """``[m, d, P]`` maps of the coalitions (rows of ``bool[m, d]``)."""
-        if not isinstance(model, DiffusionConceptModel):
-            raise MetagameError("concept_attention explains a DiffusionConceptModel (see metagame.explain_diffusion)")
-        return model.maps(coalitions)
 
 
 # ------------------------------------------------------------------------------------------------ loading
@@ -335,7 +193,7 @@ def diffusion_adapter(
     steps: int | None = None,
     timesteps: Sequence[int] | None = None,
     blocks: Sequence[int] | None = None,
-    seed: int = 0,
+    generation_seed: int = 0,
     height: int | None = None,
     width: int | None = None,
     guidance_scale: float | None = None,
@@ -348,6 +206,7 @@ def diffusion_adapter(
     inputs: Any = None,
     concept_embeds: Any = None,
     words: Sequence[tuple[str, Sequence[int]]] | None = None,
+    region: Any = None,
 ) -> DiffusionConceptModel:
     """Build the :class:`DiffusionConceptModel` (see :func:`explain_diffusion` for the arguments): generate the
     image once with the pipeline (recording the transformer's inputs), or take ``inputs`` for a bare transformer."""
@@ -383,7 +242,7 @@ def diffusion_adapter(
         if not prompt:
             raise MetagameError("pass the prompt of the image to generate")
         image, step_list = generate(
-            pipeline, prompt, steps=steps, seed=seed, keep_steps=timesteps, height=height, width=width,
+            pipeline, prompt, steps=steps, seed=generation_seed, keep_steps=timesteps, height=height, width=width,
             guidance_scale=guidance_scale, max_sequence_length=max_sequence_length,
             pipeline_kwargs=dict(pipeline_kwargs or {}),
         )
@@ -410,44 +269,8 @@ def diffusion_adapter(
     return DiffusionConceptModel(
         transformer, step_list, labels, mode=players, concept_embeds=concept_embeds, word_tokens=word_tokens,
         blocks=blocks, route=route, concept_self_attention=concept_self_attention, softmax=softmax,
-        rows_per_chunk=batch_size, image=image, prompt=prompt, name=name,
+        rows_per_chunk=batch_size, image=image, prompt=prompt, name=name, region=region,
     )
-
-
-def explain_diffusion_adapter(
-    adapter: DiffusionConceptModel,
-    *,
-    value: Value = "shapley",
-    region: Any = None,
-    exact_max_players: int = DIFFUSION_EXACT_MAX_PLAYERS,
-) -> MetaAttribution:
-    """The exact metagame of the adapter's maps over all 2^d coalitions, as a :class:`MetaAttribution`."""
-    d = adapter.n_players
-    check_exact_size(d, limit=exact_max_players,
-                     what=f"exact Meta-ConceptAttention over {d} {adapter.mode} (use fewer concepts)")
-    rows_before, streams_before = adapter.n_model_rows, adapter.n_stream_rows
-    table = ConceptAttentionMethod().attribute(adapter, all_coalitions(d)).numpy()  # φ(x_S) for all 2^d S
-    settings = adapter.settings()
-    result = diffusion_result(
-        table,
-        players=adapter.players,
-        grid=adapter.grid,
-        player_kinds=adapter.player_kinds,
-        value=value,
-        region=region,
-        context={**adapter.display_context(), "route": settings["route"], "timesteps": settings["timesteps"],
-                 "blocks": settings["blocks"], "concept_rows": int(adapter.n_stream_rows - streams_before)},
-        metadata={
-            "parameters": {"method": "concept_attention", "variant": "metagame", "value": value, "budget": None,
-                           "seed": None, **settings},
-            "model": adapter.describe(),
-            "fingerprint": adapter.fingerprint(),
-        },
-        n_evaluations=2**d,
-        n_model_rows=int(adapter.n_model_rows - rows_before),
-    )
-    adapter.finalize(result)
-    return result
 
 
 def explain_diffusion(
@@ -455,33 +278,15 @@ def explain_diffusion(
     prompt: str | None = None,
     concepts: Sequence[str] | str | None = None,
     *,
-    players: PlayerMode = "concepts",
-    route: Route = "auto",
-    concept_self_attention: bool | None = None,
-    steps: int | None = None,
-    timesteps: Sequence[int] | None = None,
-    blocks: Sequence[int] | None = None,
-    seed: int = 0,
-    height: int | None = None,
-    width: int | None = None,
-    guidance_scale: float | None = None,
-    max_sequence_length: int | None = None,
-    pipeline_kwargs: Mapping[str, Any] | None = None,
-    softmax: bool = True,
-    value: Value = "shapley",
-    region: Any = None,
-    device: Any = None,
-    dtype: Any = None,
-    batch_size: int | None = None,
-    inputs: Any = None,
-    concept_embeds: Any = None,
-    words: Sequence[tuple[str, Sequence[int]]] | None = None,
-    exact_max_players: int = DIFFUSION_EXACT_MAX_PLAYERS,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-ConceptAttention of a text-to-image diffusion transformer (diffusers Flux or SD3).
 
     M[i, j, p] = Shapley value of concept j in u_{i,p}(T) = φ_{i,p}(x_{T∪{i}}), φ = the ConceptAttention maps;
-    rows sum to the full concept map per patch. Exact over all 2^d coalitions.
+    rows sum to the full concept map per patch. Exact over all 2^d coalitions (at most 12 players by default).
+
+    ``kwargs`` are :func:`diffusion_adapter`'s options and the run options (``value``, ``checkpoint``, ...):
 
     Args:
         model_or_pipeline: a diffusers Flux / SD3 pipeline or transformer (object, local folder or cached hub
@@ -492,21 +297,18 @@ def explain_diffusion(
             the text embeddings and image latents held fixed).
         route: ``"decoupled"`` (one forward per step; needs concept_self_attention=False), ``"coupled"`` (one
             concept stream per coalition, all coalitions in one partial forward per step) or ``"auto"``.
-        concept_self_attention: whether concept tokens attend to each other (default True, the paper's setting;
-            False for route="decoupled").
+        concept_self_attention: whether concept tokens attend to each other (default True, the paper's setting).
         steps: denoising steps of the generation (default: the pipeline's).
         timesteps: indices of the denoising steps whose maps are averaged (default: all).
         blocks: joint-attention blocks whose maps are averaged (default: the last 4).
-        seed, height, width, guidance_scale, max_sequence_length, pipeline_kwargs: passed to the pipeline.
+        generation_seed, height, width, guidance_scale, max_sequence_length, pipeline_kwargs: for the pipeline.
         softmax: softmax over the present players per patch (ConceptAttention); False keeps raw scores.
-        value: ``"shapley"`` (rows sum to the maps) or ``"banzhaf"``.
         region: optional mask (patch grid or image size); ``matrix`` is the region mean of the meta-maps.
         device, dtype: where and in which precision to run (e.g. ``"cuda"``, ``"bfloat16"``).
         batch_size: coalitions per chunk of concept streams / per masked forward (default: by memory).
         inputs: for a bare transformer, its keyword arguments (one dict per denoising step).
         concept_embeds: ``[d, joint_attention_dim]`` concept embeddings (needed with a bare transformer).
         words: for word players of a bare transformer, ``[(label, token positions), ...]``.
-        exact_max_players: refuse more players than this.
 
     Returns:
         A :class:`MetaAttribution`: ``matrix[i, j]`` = mean over the patches (or region) of M[i, j, :];
@@ -517,32 +319,22 @@ def explain_diffusion(
         >>> res = explain_diffusion(pipe, "a cat under a tree", concepts=["cat", "tree", "sky"], steps=4)
         >>> res.extras["meta_maps"].sum(axis=1)  # == res.extras["concept_maps"]
     """
-    n_concepts = len([c for c in concepts.split(",") if c.strip()]) if isinstance(concepts, str) else len(concepts or [])
-    if players == "concepts":  # fail before generating the image
-        check_exact_size(n_concepts, limit=exact_max_players, what=f"exact Meta-ConceptAttention over {n_concepts} "
-                         "concepts (use fewer concepts)")
-    adapter = diffusion_adapter(
-        model_or_pipeline, prompt, concepts, players=players, route=route,
-        concept_self_attention=concept_self_attention, steps=steps, timesteps=timesteps, blocks=blocks, seed=seed,
-        height=height, width=width, guidance_scale=guidance_scale, max_sequence_length=max_sequence_length,
-        pipeline_kwargs=pipeline_kwargs, softmax=softmax, device=device, dtype=dtype, batch_size=batch_size,
-        inputs=inputs, concept_embeds=concept_embeds, words=words,
-    )
-    result = explain_diffusion_adapter(adapter, value=value, region=region, exact_max_players=exact_max_players)
-    result.context.setdefault("seed", int(seed))
-    return result
+    run, rest = split_run_options(kwargs)
+    opts = RunOptions.build(options, **run)
+    limit = rest.get("exact_max_players", DiffusionConceptModel.exact_max_players)
+    names = concepts.split(",") if isinstance(concepts, str) else list(concepts or [])
+    if rest.get("players", "concepts") == "concepts" and opts.budget is None:  # fail before generating the image
+        check_exact_size(len([c for c in names if str(c).strip()]), limit=limit,
+                         what=f"exact Meta-ConceptAttention over {len(names)} concepts (use fewer concepts)")
+    return explain_application(diffusion_adapter, "explain_diffusion", (model_or_pipeline, prompt, concepts),
+                               "concept_attention", None, opts, rest)
 
 
 __all__ = [
     "DIFFUSION_EXACT_MAX_PLAYERS",
-    "ConceptAttentionMethod",
     "diffusion_adapter",
-    "diffusion_result",
     "encode_concepts",
     "explain_diffusion",
-    "explain_diffusion_adapter",
     "load_diffusion",
-    "metagame_maps_from_table",
     "prompt_words",
-    "region_weights",
 ]

@@ -40,16 +40,19 @@ def cli_spelling(message: str) -> str:
 
 
 def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_default: str | None = None,
-                    steps_default: int | None = None) -> None:
-    """Every run option of :class:`~metagame.run.RunOptions` as a flag, plus --method, --method-kwargs, --steps and
-    --out; defaults are the Python defaults."""
+                    steps_default: int | None = None, ig_steps: bool = True) -> None:
+    """Every run option of :class:`~metagame.run.RunOptions` as a flag, plus --method, --method-kwargs, --steps (IG's
+    n_steps; left out with ``ig_steps=False`` for commands whose --steps means something else) and --out; defaults
+    are the Python defaults."""
     d = RunOptions()
     g = p.add_argument_group("run options (the same as the Python keywords)")
     g.add_argument("--method", default=default_method, help=f"inner attribution method (default {default_method})")
     g.add_argument("--method-kwargs", default=None, metavar="JSON",
                    help='options of the inner method as JSON, e.g. \'{"n_steps": 64}\'')
-    g.add_argument("--steps", type=int, default=steps_default,
-                   help=f"quadrature steps of integrated_gradients (shorthand for --method-kwargs; default {steps_default or 32})")
+    if ig_steps:
+        g.add_argument("--steps", dest="ig_steps", type=int, default=steps_default,
+                       help=f"quadrature steps of integrated_gradients (shorthand for --method-kwargs; default "
+                            f"{steps_default or 32})")
     g.add_argument("--variant", default=d.variant, choices=("metagame", "serial"), help=f"default {d.variant}")
     g.add_argument("--value", default=d.value, choices=("shapley", "banzhaf"), help=f"outer value (default {d.value})")
     g.add_argument("--budget", type=int, default=None, help="attribution calls for a sampled estimate (default: exact)")
@@ -105,8 +108,8 @@ def method_kwargs(args: argparse.Namespace) -> dict | None:
         if not isinstance(parsed, dict):
             raise MetagameError("--method-kwargs must be a JSON object such as '{\"n_steps\": 64}'")
         out.update(parsed)
-    if getattr(args, "steps", None) is not None:
-        out["n_steps"] = args.steps
+    if getattr(args, "ig_steps", None) is not None:
+        out["n_steps"] = args.ig_steps
     return out or None
 
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return adapter
 
     if args.method not in ("integrated_gradients", "ig"):
-        args.steps = None  # --steps is IG's
+        args.ig_steps = None  # --steps is IG's
     _, result = explain_command(args, build)
     ctx = result.context
     print(f"f(x) = {ctx['value_full']:.4f} (the two sentences), f(∅) = {ctx['value_empty']:.4f} (no words)")

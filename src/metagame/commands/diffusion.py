@@ -2,14 +2,15 @@
 
     metagame diffusion --model NAME_OR_PATH --prompt "..." --concepts "cat,tree,sky" --out DIR
                        [--players concepts|words] [--route auto|decoupled|coupled] [--no-concept-self-attention]
-                       [--steps N] [--timesteps 0,1,2,3] [--blocks 15,16,17,18] [--seed S] [--height H] [--width W]
-                       [--guidance-scale G] [--device cuda] [--dtype bfloat16] [--batch-size N]
+                       [--steps N] [--timesteps 0,1,2,3] [--blocks 15,16,17,18] [--generation-seed S] [--height H] [--width W]
+                       [--guidance-scale G] [--device cuda] [--dtype bfloat16] [--batch-size N] [run options]
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+
+from .common import add_run_options, explain_command, finish
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -45,59 +46,33 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="denoising steps (default: the pipeline's)")
     p.add_argument("--timesteps", default=None, help="comma-separated denoising-step indices averaged (default all)")
     p.add_argument("--blocks", default=None, help="comma-separated joint-block indices averaged (default the last 4)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the generation (default 0)")
+    p.add_argument("--generation-seed", type=int, default=0, help="seed of the generation (default 0)")
     p.add_argument("--height", type=int, default=None, help="image height in pixels (default: the pipeline's)")
     p.add_argument("--width", type=int, default=None, help="image width in pixels (default: the pipeline's)")
     p.add_argument("--guidance-scale", type=float, default=None, help="guidance scale (default: the pipeline's)")
     p.add_argument("--max-sequence-length", type=int, default=None, help="T5 tokens of the prompt (default: the pipeline's)")
     p.add_argument("--raw-scores", action="store_true", help="maps of raw scores instead of the softmax over concepts")
-    p.add_argument("--value", default="shapley", choices=("shapley", "banzhaf"), help="outer value (default shapley)")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: where the model loads)")
     p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="model precision")
     p.add_argument("--batch-size", type=int, default=None, help="coalitions per chunk (default: by memory)")
-    p.add_argument("--out", required=True, help="output folder")
+    add_run_options(p, default_method="concept_attention", ig_steps=False)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame diffusion``; returns the exit code."""
-    from ..applications.diffusion import explain_diffusion
+    from ..applications.diffusion import diffusion_adapter
     from ..errors import MetagameError
-    from .common import report
 
     if args.players == "concepts" and not args.concepts:
         raise MetagameError('pass --concepts "word1,word2,..." (or --players words)')
-    result = explain_diffusion(
+    if args.method != "concept_attention":
+        raise MetagameError("the diffusion command explains ConceptAttention maps; drop --method")
+    _, result = explain_command(args, lambda: diffusion_adapter(
         args.model, args.prompt, args.concepts, players=args.players, route=args.route,
         concept_self_attention=False if args.no_concept_self_attention else None, steps=args.steps,
-        timesteps=_ints(args.timesteps), blocks=_ints(args.blocks), seed=args.seed, height=args.height,
-        width=args.width, guidance_scale=args.guidance_scale, max_sequence_length=args.max_sequence_length,
-        softmax=not args.raw_scores, value=args.value, device=args.device, dtype=args.dtype,
-        batch_size=args.batch_size,
-    )
-    report(result, write_diffusion_outputs(result, args.out))
-    return 0
-
-
-def write_diffusion_outputs(result: Any, out_dir: str) -> dict:
-    """:func:`metagame.viz.write_outputs` plus the concept-map and meta-map pictures, also embedded in report.html.
-
-    Returns the written paths by name (``result``, ``report``, the default figures, ``concept_maps``, ``meta_maps``).
-    """
-    from pathlib import Path
-
-    from ..viz import write_outputs
-    from ..viz.plots import _HAVE_MPL, save_figure
-    from ..viz.report import write_report
-
-    written = write_outputs(result, out_dir)
-    if not _HAVE_MPL:
-        return written
-    from ..viz.diffusion import diffusion_figures
-
-    figures = {k: v for k, v in written.items() if k not in ("result", "report")}
-    for name, fig in diffusion_figures(result).items():
-        written[name] = figures[name] = save_figure(fig, Path(out_dir) / f"{name}.png")
-        fig.clear()
-    ordered = {k: figures[k] for k in ("concept_maps", "meta_maps")} | figures
-    written["report"] = write_report(result, Path(out_dir) / "report.html", figures=ordered)
-    return written
+        timesteps=_ints(args.timesteps), blocks=_ints(args.blocks), generation_seed=args.generation_seed,
+        height=args.height, width=args.width, guidance_scale=args.guidance_scale,
+        max_sequence_length=args.max_sequence_length, softmax=not args.raw_scores, device=args.device,
+        dtype=args.dtype, batch_size=args.batch_size,
+    ))
+    return finish(result, args)

@@ -22,8 +22,8 @@ class MaskedModelGame(Game):
 
 
 class AttributionGame(Game):
-    """The vector-valued game S -> φ(f, x_S) ∈ R^d of an inner attribution method (k = d, plus the adapter's
-    always-present ``side_targets`` after the d player columns).
+    """The vector-valued game S -> φ(f, x_S) ∈ R^d of an inner attribution method (k = d, or d × prod of the adapter's
+    ``attribution_shape`` for map-valued attributions, plus its always-present ``side_targets`` after the players).
 
     ``n_evaluations`` counts attribution calls (one per coalition); the model's own counters
     (``model.n_model_rows``) count the rows the method pushed through the model.
@@ -31,7 +31,7 @@ class AttributionGame(Game):
 
     def __init__(self, model: ModelAdapter, method: AttributionMethod, **kwargs):
         kwargs.setdefault("batch_size", 256)
-        width = model.n_players + len(model.side_targets)
+        width = model.n_players * int(np.prod(model.attribution_shape)) + len(model.side_targets)
         super().__init__(model.n_players, width, players=model.players, **kwargs)
         self.model = model
         self.method = method

@@ -20,7 +20,7 @@ import torch
 
 from ..models.base import ModelAdapter
 
-Family = Literal["gradient", "perturbation", "surrogate", "captum"]
+Family = Literal["gradient", "perturbation", "surrogate", "captum", "propagation", "attention"]
 
 
 @dataclass(frozen=True)

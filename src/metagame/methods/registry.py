@@ -9,6 +9,7 @@ from ..errors import MetagameError
 from .attnlrp import AttnLRP
 from .base import AttributionMethod
 from .captum_adapter import CaptumMethod, is_captum_method
+from .concept_attention import ConceptAttention
 from .data import GradientInfluence, KNNShapley
 from .grad_eclip import GradECLIP
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
@@ -29,6 +30,7 @@ MethodName = Literal[
     "gradient_influence",
     "attnlrp",
     "grad_eclip",
+    "concept_attention",
 ]
 
 METHODS: dict[str, type[AttributionMethod]] = {
@@ -45,6 +47,7 @@ METHODS: dict[str, type[AttributionMethod]] = {
     "gradient_influence": GradientInfluence,
     "attnlrp": AttnLRP,
     "grad_eclip": GradECLIP,
+    "concept_attention": ConceptAttention,
 }
 assert set(METHODS) == set(get_args(MethodName))
 

@@ -202,6 +202,15 @@ class ModelAdapter:
         data, the model (a module or function). Hashed by :func:`metagame.models.fingerprint.fingerprint`."""
         return {"describe": self.describe()}
 
+    def summary_weights(self) -> np.ndarray | None:
+        """For vector-valued attributions: weights ``[prod(attribution_shape)]`` of the scalar summary that becomes
+        the result's ``matrix`` and ``first_order`` (None: the plain sum, e.g. a map's mass)."""
+        return None
+
+    def probe_values(self, coalitions: np.ndarray) -> np.ndarray:
+        """Numbers at a few fixed coalitions that change when the model does (checkpoint fingerprints): f(x_S)."""
+        return self.values(coalitions).double().cpu().numpy()
+
     def knn_tables(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray, int] | None:
         """``(order[t, n], match[t, n], k)`` of a K-nearest-neighbour data game (KNN-Shapley), or None when the
         players are not training points. ``k``: the neighbours asked for by the method (None: the adapter's own)."""

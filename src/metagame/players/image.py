@@ -82,4 +82,23 @@ def gaussian_blur(pixels: torch.Tensor, sigma: float) -> torch.Tensor:
     return x[0]
 
 
-__all__ = ["gaussian_blur", "grid_shape", "load_image"]
+def region_weights(region: Any, grid: tuple[int, int]) -> np.ndarray:
+    """Patch weights ``[P]`` from a mask on the patch grid ``[rows, cols]`` or on the image (``[H, W]``, averaged
+    over each patch's pixels); non-negative, not all zero."""
+    rows, cols = grid
+    r = np.asarray(region, dtype=np.float64)
+    if r.ndim == 3 and r.shape[2] in (1, 3, 4):
+        r = r[..., :3].mean(axis=2)
+    if r.shape == (rows, cols):
+        w = r
+    elif r.ndim == 2 and r.shape[0] % rows == 0 and r.shape[1] % cols == 0:
+        w = r.reshape(rows, r.shape[0] // rows, cols, r.shape[1] // cols).mean(axis=(1, 3))
+    else:
+        raise MetagameError(f"region has shape {r.shape}; pass a mask on the {rows}x{cols} patch grid or on the "
+                            f"image (a multiple of it, e.g. {rows * 16}x{cols * 16})")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise MetagameError("region must be a non-negative mask with at least one patch inside")
+    return w.reshape(-1)
+
+
+__all__ = ["gaussian_blur", "grid_shape", "load_image", "region_weights"]

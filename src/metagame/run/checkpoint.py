@@ -35,7 +35,7 @@ def probe_coalitions(d: int) -> np.ndarray:
 
 def run_fingerprint(adapter: Any, method: Any, options: RunOptions, what: str, **extra: Any) -> dict[str, Any]:
     """Everything that determines the numbers of one checkpointed piece of work (``what``: the table or estimate)."""
-    probes = adapter.values(probe_coalitions(adapter.n_players)).double().cpu().numpy()
+    probes = adapter.probe_values(probe_coalitions(adapter.n_players))
     fp = {
         "what": what,
         **fingerprint(adapter),

@@ -200,7 +200,7 @@ def exact_meta_attributions(
     )
     per = int(np.prod(shape)) if shape else 1
     phi = table[:, : d * per].reshape((2**d, d) + shape)
-    out = _from_table(phi, variant, value, calls, "attributions")
+    out = _from_table(phi, variant, value, calls, "attributions", model.summary_weights())
     if n_side:
         side = table[:, d * per :]
         out.extras.update(side_matrix=side_from_table(side, value), side_first_order=side[full].copy(),
@@ -208,19 +208,24 @@ def exact_meta_attributions(
     return out
 
 
-def _from_table(phi: np.ndarray, variant: str, value: str, calls: int, route: Route) -> ExactOutcome:
-    """Matrix (and maps, for vector-valued attributions) from a finished table ``phi[2**d, d, *k]``."""
+def _from_table(
+    phi: np.ndarray, variant: str, value: str, calls: int, route: Route, weights: np.ndarray | None = None
+) -> ExactOutcome:
+    """Matrix (and maps, for vector-valued attributions) from a finished table ``phi[2**d, d, *k]``; the matrix of
+    vector-valued attributions is Σ_p w_p M[i, j, p] (``weights`` w over the flattened trailing coordinates; None:
+    the plain sum), and first_order the same summary of φ(x)."""
     n, d = phi.shape[:2]
     full = n - 1
     maps = metagame_from_table(phi, value) if variant == "metagame" else serial_from_table(phi, value)
     extras: dict[str, np.ndarray] = {}
     if phi.ndim > 2:
-        axes = tuple(range(2, maps.ndim))
+        w = np.ones(int(np.prod(phi.shape[2:]))) if weights is None else np.asarray(weights, dtype=np.float64)
         extras["maps"] = maps
         extras["first_order_maps"] = phi[full].copy()
-        matrix, first = maps.sum(axis=axes), phi[full].sum(axis=tuple(range(1, phi.ndim - 1)))
+        matrix = maps.reshape(d, d, -1) @ w
+        first = phi[full].reshape(d, -1) @ w
         if variant == "serial":
-            extras["attribution_at_baseline"] = phi[0].sum(axis=tuple(range(1, phi.ndim - 1)))
+            extras["attribution_at_baseline"] = phi[0].reshape(d, -1) @ w
     else:
         matrix, first = maps, phi[full].copy()
         if variant == "serial":

@@ -15,7 +15,8 @@ import numpy as np
 
 from ..errors import MetagameError
 from ..results.result import MetaAttribution
-from .plots import CMAP, _absmax, _finish, _new_fig, _short, input_image
+from .images import input_image
+from .style import CMAP, absmax as _absmax, finish as _finish, new_figure as _new_fig, short as _short
 
 MAP_CMAP = "inferno"
 

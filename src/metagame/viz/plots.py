@@ -384,6 +384,10 @@ def default_figures(result: MetaAttribution) -> dict[FigureName, "Figure"]:
         figs["comparison"] = comparison(result)
     if result.tensor is not None and result.n_players >= 3:
         figs["tensor"] = tensor_heatmap(result)
+    if "meta_maps" in result.extras:  # diffusion: concept maps and meta-maps over the generated image
+        from .diffusion import diffusion_figures
+
+        figs.update(diffusion_figures(result))
     return figs
 
 
