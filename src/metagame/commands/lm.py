@@ -21,7 +21,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``lm`` command's arguments."""
-    p.add_argument("--model", required=True, help="Hugging Face model name or local folder (safetensors)")
+    add_model_options(p, "Hugging Face model name or local folder (safetensors)", 32, device=True)
     p.add_argument("--prompt", required=True, help="the user prompt; its words are the players")
     p.add_argument("--answer", default=None, help="the explained answer (default: generated greedily once)")
     p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
@@ -30,9 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=16, help="length limit of the generated answer (default 16)")
     p.add_argument("--system", default=None, help="system prompt for the chat template")
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
-    p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
-    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16, float64 or auto")
-    add_model_options(p, batch_size=32)
     add_run_options(p, default_method="integrated_gradients")
 
 
