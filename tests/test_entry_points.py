@@ -97,8 +97,17 @@ def test_every_entry_point_takes_every_run_option_and_records_them(models, tmp_p
         params_keys = base if params_keys is None else params_keys
         assert base == params_keys, name
     assert len(seen) == 7
-    # the patch-maps view runs through the same builder (exact only: side targets are not sampled)
+    # the patch-maps view and the diffusion maps run through the same builder (exact only: side targets and
+    # vector-valued attributions are not sampled)
     if opts["budget"] is None:
+        pytest.importorskip("diffusers")
+        from tiny_diffusion import tiny_flux_pipeline
+
+        res = metagame.explain_diffusion(tiny_flux_pipeline(seed=0), "a cat under a tree", concepts=["cat", "tree"],
+                                         steps=2, height=16, width=16, max_sequence_length=12,
+                                         **{**opts, "checkpoint": str(tmp_path / "df.npz")})
+        assert set(RunOptions.names()) <= set(res.metadata["parameters"])
+        assert {"value_full", "value_empty", "prompt"} <= set(res.context) and "meta_maps" in res.extras
         res = metagame.explain_vision(models["clip"], models["image"], "a red cat", mode="patch_maps", grid=2,
                                       method="gradient_x_input", **{**opts, "checkpoint": str(tmp_path / "pm.npz")})
         assert {"value_full", "value_empty", "mode"} <= set(res.context) and "patch_maps" in res.extras
