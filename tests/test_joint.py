@@ -260,6 +260,32 @@ def test_restricted_to_all_heads_is_the_word_game_and_to_all_words_the_component
                                atol=1e-10)
 
 
+def test_attnlrp_and_captum_run_on_the_joint_view(gpt2):
+    """AttnLRP's rules act on the shared model: with every head present (gates 1, zero ablation) its word part is
+    AttnLRP on the words alone, with every word present its head part is AttnLRP on the component game. A Captum
+    class built on the joint forward equals our Integrated Gradients (same Gauss–Legendre nodes)."""
+    from captum.attr import IntegratedGradients as CaptumIG
+
+    from metagame.methods import IntegratedGradients
+    from metagame.methods.attnlrp import AttnLRP
+    from metagame.methods.captum_adapter import CaptumMethod
+
+    _, model, tok = gpt2
+    words, heads = _adapters(model, tok, "gpt2")
+    game = joint(words, heads)
+    nw, nh = words.n_players, heads.n_players
+    W, H = all_coalitions(nw)[1:], all_coalitions(nh)[1:]
+    lrp = AttnLRP()
+    got = lrp.attribute(game, np.hstack([W, np.ones((len(W), nh), dtype=bool)])).numpy()
+    np.testing.assert_allclose(got[:, :nw], lrp.attribute(words, W).numpy(), atol=1e-10)
+    got = lrp.attribute(game, np.hstack([np.ones((len(H), nw), dtype=bool), H])).numpy()
+    np.testing.assert_allclose(got[:, nw:], lrp.attribute(heads, H).numpy(), atol=1e-10)
+    rows = all_coalitions(nw + nh)[1::9]
+    ours = IntegratedGradients(n_steps=4).attribute(game, rows).numpy()
+    theirs = CaptumMethod(CaptumIG, n_steps=4).attribute(game, rows).numpy()
+    np.testing.assert_allclose(theirs, ours, atol=1e-9)
+
+
 def test_many_coalitions_per_forward_pass_and_batch_invariance(gpt2):
     _, model, tok = gpt2
     words, heads = _adapters(model, tok, "gpt2")
@@ -509,6 +535,20 @@ def test_text_pair_words_and_layers_share_a_game():
     W = all_coalitions(plain.n_players)
     rows = np.hstack([W, np.ones((len(W), 2), dtype=bool)])
     np.testing.assert_allclose(game.values(rows).numpy(), plain.values(W).numpy(), atol=1e-5)
+    # layer 5 absent (zero ablation of its update): both texts skip the block, as with our own hook
+    block = dict(model.named_modules())["encoder.layer.5"]
+
+    def skip(mod, args, kwargs, out):
+        h_in = args[0] if args else kwargs["hidden_states"]
+        return (h_in,) + tuple(out[1:]) if isinstance(out, tuple) else h_in
+
+    handle = block.register_forward_hook(skip, with_kwargs=True)
+    try:  # a fresh adapter: the plain one keeps each text's embedding per word subset
+        expected = text_pair_adapter(model, "a man plays", "someone sings", tokenizer=tok).values(W).numpy()
+    finally:
+        handle.remove()
+    rows = np.hstack([W, np.tile([[True, False]], (len(W), 1))])
+    np.testing.assert_allclose(game.values(rows).numpy(), expected, atol=1e-5)
 
 
 def test_cross_blocks_helper_and_figure(gpt2):

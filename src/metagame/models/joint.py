@@ -53,6 +53,28 @@ def _unique(labels: Sequence[str]) -> list[str]:
     return out
 
 
+def _flatten(obj: Any, leaves: list) -> Any:
+    """The structure of ``obj`` (None, tensors, tuples, lists, dicts of them) with its tensors moved to ``leaves``."""
+    if isinstance(obj, torch.Tensor):
+        leaves.append(obj)
+        return ("leaf",)
+    if isinstance(obj, (tuple, list)):
+        return (type(obj), [_flatten(o, leaves) for o in obj])
+    if isinstance(obj, dict):
+        return (dict, [(k, _flatten(v, leaves)) for k, v in obj.items()])
+    return ("const", obj)
+
+
+def _unflatten(spec: Any, leaves: Iterator[torch.Tensor]) -> Any:
+    if spec[0] == "leaf":
+        return next(leaves)
+    if spec[0] == "const":
+        return spec[1]
+    if spec[0] is dict:
+        return {k: _unflatten(v, leaves) for k, v in spec[1]}
+    return spec[0](_unflatten(s, leaves) for s in spec[1])
+
+
 def block_name(source: str, target: str) -> str:
     """The extras key of the cross block with sources of kind ``source`` and targets of kind ``target``."""
     return f"{source}_to_{target}"
@@ -133,6 +155,7 @@ class JointModel(ModelAdapter):
             z, _, _ = p.embed(probe[:, sl])
             self._shapes.append(tuple(z.shape[1:]))
             dtypes.append(z.dtype)
+        self._extra_spec = _flatten(tuple(p.embed(probe[:, sl])[2] for p, sl in zip(parts, self.slices)), [])
         self._z_dtype = dtypes[0]
         for dt in dtypes[1:]:
             self._z_dtype = torch.promote_types(self._z_dtype, dt)
@@ -181,9 +204,15 @@ class JointModel(ModelAdapter):
     def dtype(self) -> torch.dtype:
         return self.driver.dtype
 
+    @property
+    def model(self) -> torch.nn.Module:
+        """The torch model the parts share (the driver's), for methods that modify it (AttnLRP rules, Captum hooks)."""
+        return self.driver.model
+
     def embed(self, coalitions: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, Any]:
         """z = the parts' continuous inputs flattened side by side ``[m, Σ widths]`` (word embeddings, gates), zb the
-        same of their baselines, extra = the parts' extras (a tuple)."""
+        same of their baselines, extra = the tensors of the parts' extras as one flat tuple (None without any), so
+        code that repeats row arguments (gradient methods, Captum) sees every one of them."""
         coalitions = as_coalitions(coalitions, self.n_players)
         m = coalitions.shape[0]
         zs, zbs, extras = [], [], []
@@ -193,7 +222,19 @@ class JointModel(ModelAdapter):
             zs.append(z.reshape(m, -1).to(device=device, dtype=self._z_dtype))
             zbs.append(zb.reshape(m, -1).to(device=device, dtype=self._z_dtype))
             extras.append(extra)
-        return torch.cat(zs, dim=1), torch.cat(zbs, dim=1), tuple(extras)
+        leaves: list[torch.Tensor] = []
+        _flatten(tuple(extras), leaves)
+        return torch.cat(zs, dim=1), torch.cat(zbs, dim=1), (tuple(leaves) if leaves else None)
+
+    def _part_extras(self, extra: Any) -> tuple:
+        """Each part's extra from the flat tuple of :meth:`embed` (or its single tensor, as Captum passes it)."""
+        if extra is None:
+            leaves: list = []
+        elif isinstance(extra, (tuple, list)):
+            leaves = list(extra)
+        else:
+            leaves = [extra]
+        return _unflatten(self._extra_spec, iter(leaves))
 
     @contextlib.contextmanager
     def applied(self, z: torch.Tensor) -> Iterator[list[torch.Tensor]]:
@@ -216,7 +257,7 @@ class JointModel(ModelAdapter):
         self.count(n)
         with self.applied(z) as pieces:
             dz = pieces[k].to(self._part_dtypes[k])
-            dextra = None if extra is None else extra[k]
+            dextra = self._part_extras(extra)[k]
             out = self.driver.forward(dz, dextra, row_coalitions=None if rows is None else rows[:, self.slices[k]])
         out = out.to(self.dtype)
         if rows is not None:
