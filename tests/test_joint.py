@@ -394,6 +394,32 @@ def test_cli_lm_with_components(gpt2, tmp_path, capsys):
     assert code == 2 and "--layers only apply with --components" in capsys.readouterr().err
 
 
+def test_features_and_modules_of_a_torch_network():
+    """Any torch model: its input features (baseline 0) and two of its modules (zero-ablated outputs) in one game,
+    against the network run by hand with the absent features zeroed and the absent modules' outputs replaced by 0."""
+    from metagame.models import TensorModel
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4), torch.nn.Tanh(),
+                              torch.nn.Linear(4, 1)).double()
+    x = torch.tensor([0.7, -1.2, 0.4], dtype=torch.float64)
+    game = joint(TensorModel(net, x), ComponentModel(net, x[None], output=None, components=["1", "3"]))
+    assert game.player_kinds == ["feature"] * 3 + ["component"] * 2
+
+    def by_hand(S: int) -> float:
+        keep = [(S >> q) & 1 for q in range(5)]
+        with torch.no_grad():
+            h = net[1](net[0](x * torch.tensor(keep[:3], dtype=torch.float64))) * keep[3]
+            return float(net[4](net[3](net[2](h)) * keep[4]))
+
+    v = np.array([by_hand(S) for S in range(32)])
+    np.testing.assert_allclose(game.values(all_coalitions(5)).numpy(), v, atol=1e-12)
+    res = metagame.explain(game, "shapley")
+    np.testing.assert_allclose(res.matrix, metagame_from(shapley_restricted(v, 5), 5), atol=1e-12)
+    res = metagame.explain(game, "integrated_gradients")
+    np.testing.assert_allclose(res.row_sums(), res.first_order, atol=1e-12)
+    assert res.extras["component_to_feature"].shape == (3, 2)
+
+
 # ------------------------------------------------------------------------------------------------ features × data
 def _tabular(seed: int = 0):
     rng = np.random.default_rng(seed)

@@ -215,13 +215,11 @@ class JointModel(ModelAdapter):
         code that repeats row arguments (gradient methods, Captum) sees every one of them."""
         coalitions = as_coalitions(coalitions, self.n_players)
         m = coalitions.shape[0]
-        zs, zbs, extras = [], [], []
-        for p, part in zip(self.parts, self.split(coalitions)):
-            z, zb, extra = p.embed(part)
-            device = z.device if not zs else zs[0].device
-            zs.append(z.reshape(m, -1).to(device=device, dtype=self._z_dtype))
-            zbs.append(zb.reshape(m, -1).to(device=device, dtype=self._z_dtype))
-            extras.append(extra)
+        outs = [p.embed(part) for p, part in zip(self.parts, self.split(coalitions))]
+        device = outs[self.driver_index][0].device  # where the driver's model runs
+        zs = [z.reshape(m, -1).to(device=device, dtype=self._z_dtype) for z, _, _ in outs]
+        zbs = [zb.reshape(m, -1).to(device=device, dtype=self._z_dtype) for _, zb, _ in outs]
+        extras = [extra for _, _, extra in outs]
         leaves: list[torch.Tensor] = []
         _flatten(tuple(extras), leaves)
         return torch.cat(zs, dim=1), torch.cat(zbs, dim=1), (tuple(leaves) if leaves else None)
