@@ -15,6 +15,15 @@ the joint straight path from (baseline embeddings, all gates 0) to x_S.
 M[word i, head j] then says how attention head j moves the attribution of word i, and M[head j, word i] how word i
 moves the attribution of head j (the cross blocks, ``result.extras["head_to_word"]`` / ``["word_to_head"]``).
 
+What a part provides (duck-typed capabilities, no type checks):
+
+* a modifier: ``gating(gates [n, d_part])`` (a context manager) and ``model`` (the module it hooks, which must be the
+  driver's ``model`` or inside it); optionally ``positional_ablation`` (refused when the driver moves positions);
+* the driver: ``model``, ``embed`` / ``forward`` / ``reduce``; optionally ``full_sequence()`` (a context manager
+  that turns off caches computed without the gates, e.g. a causal LM's cached template prefix),
+  ``moves_positions`` (True when masking re-packs tokens) and ``empty_side(coalitions)`` / ``empty_value()`` (rows
+  whose f is a constant, e.g. a two-tower model with one side empty).
+
     >>> words = CausalLM(model, "The movie was not bad", " good", tokenizer=tok)
     >>> heads = ComponentModel(model, {"input_ids": torch.tensor([words.sequence_ids()])}, output=None, layers=[1])
     >>> res = metagame.explain(metagame.joint(words, heads), "integrated_gradients")
@@ -149,13 +158,11 @@ class JointModel(ModelAdapter):
         self.exact_max_players = min(int(getattr(p, "exact_max_players", 16)) for p in parts)
         # the shape of each part's continuous input (one row), for splitting the joint z
         probe = np.ones((1, self.n_players), dtype=bool)
-        self._shapes: list[tuple[int, ...]] = []
-        dtypes = []
-        for p, sl in zip(parts, self.slices):
-            z, _, _ = p.embed(probe[:, sl])
-            self._shapes.append(tuple(z.shape[1:]))
-            dtypes.append(z.dtype)
-        self._extra_spec = _flatten(tuple(p.embed(probe[:, sl])[2] for p, sl in zip(parts, self.slices)), [])
+        outs = [p.embed(probe[:, sl]) for p, sl in zip(parts, self.slices)]
+        self._shapes: list[tuple[int, ...]] = [tuple(z.shape[1:]) for z, _, _ in outs]
+        dtypes = [z.dtype for z, _, _ in outs]
+        self._extra_spec = _flatten(tuple(extra for _, _, extra in outs), [])  # the parts' extras, tensors as leaves
+        self.differentiable = all(getattr(p, "differentiable", True) for p in parts)
         self._z_dtype = dtypes[0]
         for dt in dtypes[1:]:
             self._z_dtype = torch.promote_types(self._z_dtype, dt)
