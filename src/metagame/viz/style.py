@@ -102,6 +102,12 @@ def player_index(result: MetaAttribution, player: int | str) -> int:
     raise MetagameError(f"no player labelled {player!r}; pass an index 0..{result.n_players - 1} or one of the labels")
 
 
+def default_target(result: MetaAttribution) -> int:
+    """The player with the largest |φ_i| (the target pictures of one row show by default)."""
+    fo = np.where(np.isfinite(result.first_order), np.abs(result.first_order), -1.0)
+    return int(np.argmax(fo)) if result.n_players else 0
+
+
 def tick_labels(players: Sequence[str]) -> tuple[list[str], bool]:
     """Labels for the rows/columns of a matrix picture: the names when they all fit (≤ ``MAX_LABEL`` characters),
     else the indices ``0 .. d−1`` (the picture then adds a legend). Returns ``(labels, indexed)``."""
@@ -148,6 +154,6 @@ def label_legend(ax: Any, players: Sequence[str], fontsize: float = 6.5) -> None
 
 
 __all__ = [
-    "CMAP", "HAVE_MPL", "INPUT_KINDS", "KIND_COLORS", "KIND_NOUNS", "MAX_LABEL", "has_cross_kinds", "kind_noun", "NEG_COLOR", "POS_COLOR", "absmax", "finish", "fitted_fontsize",
+    "CMAP", "HAVE_MPL", "default_target", "INPUT_KINDS", "KIND_COLORS", "KIND_NOUNS", "MAX_LABEL", "has_cross_kinds", "kind_noun", "NEG_COLOR", "POS_COLOR", "absmax", "finish", "fitted_fontsize",
     "fit_tick_labels", "kinds_of", "label_legend", "new_figure", "player_index", "require_mpl", "save_figure", "short", "tick_labels",
 ]
