@@ -208,8 +208,11 @@ class _Worker:
         import ray
 
         adapter = self._adapter()
+        import torch
+
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
-                "gpus": [str(g) for g in ray.get_gpu_ids()], "players": list(adapter.players)}
+                "gpus": [str(g) for g in ray.get_gpu_ids()], "players": list(adapter.players),
+                "torch_threads": torch.get_num_threads()}
 
     def _counted(self, fn: Callable[[ModelAdapter], Any]) -> tuple[np.ndarray, dict[str, int]]:
         adapter = self._adapter()
@@ -310,7 +313,7 @@ class WorkerPool:
                 self.workers.clear()
                 continue
             for slot, info in zip(self.slots, infos):
-                slot.record.update(node=info["node"], pid=info["pid"], gpus=info["gpus"])
+                slot.record.update(node=info["node"], pid=info["pid"], gpus=info["gpus"], torch_threads=info["torch_threads"])
             if all(info["players"] == list(self.model.players) for info in infos):
                 break
             self.source_note = "the recipe built other players than the driver's adapter has"
@@ -525,6 +528,7 @@ class WorkerPool:
             "coalitions_per_worker": [w["coalitions"] for w in self.workers],
             "model_rows_per_worker": [w["model_rows"] for w in self.workers],
             "nodes": len({w.get("node") for w in self.workers if w.get("node")}),
+            "torch_threads": [w["torch_threads"] for w in self.workers if "torch_threads" in w],
         }
 
 
