@@ -33,6 +33,7 @@ import inspect
 import math
 import os
 import pickle
+import sys
 import time
 import weakref
 from collections import deque
@@ -184,8 +185,12 @@ class _Worker:
         self.adapter: ModelAdapter | None = None
         self.error: BaseException | None = None
         kind = "adapter"
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # one progress bar per run, the driver's
         try:
             kind, obj = pickle.loads(payload)
+            if "transformers" in sys.modules:
+                with contextlib.suppress(Exception):
+                    sys.modules["transformers"].utils.logging.disable_progress_bar()
             adapter = obj.build(gpu=bool(ray.get_gpu_ids())) if kind == "recipe" else obj
             adapter.batch_size = batch_size
             self.adapter = adapter
@@ -273,6 +278,7 @@ class WorkerPool:
         self.source_note = ""
         self.address = ""
         self.n_workers = 0
+        self.startup_seconds = 0.0
         self._payload: Any = None
         _LIVE.add(self)
 
@@ -294,6 +300,7 @@ class WorkerPool:
         if self.started:
             return
         ray = self.ray
+        began = time.perf_counter()
         self._connect()
         n = self.n_workers = self._n_workers()
         for source in ("recipe", "adapter"):
@@ -320,6 +327,7 @@ class WorkerPool:
             self._kill_all()
             self.workers.clear()
         self.started = True
+        self.startup_seconds = time.perf_counter() - began
 
     def _connect(self) -> None:
         ray, address = self.ray, self.options.ray_address
@@ -522,6 +530,7 @@ class WorkerPool:
             "workers": self.n_workers,
             "num_gpus_per_worker": self.options.num_gpus_per_worker,
             "adapter_from": self.source + (f" ({self.source_note})" if self.source_note else ""),
+            "startup_seconds": round(self.startup_seconds, 3),
             "pieces": self.pieces,
             "retried_pieces": self.retried,
             "replaced_workers": self.replaced,
