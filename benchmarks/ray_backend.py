@@ -67,15 +67,10 @@ def free_adapter() -> TensorModel:
 def timed(build, **run) -> tuple[float, float, dict, np.ndarray]:
     """Best of REPEATS: (seconds of work, seconds of worker start, backend record, matrix)."""
     best = None
+    original = backend_module.WorkerPool
     for _ in range(REPEATS):
         pools: list = []
-        original = backend_module.WorkerPool
-
-        def recording(*a, **k):
-            pools.append(original(*a, **k))
-            return pools[-1]
-
-        backend_module.WorkerPool = recording
+        backend_module.WorkerPool = lambda *a, _made=pools, **k: _made.append(original(*a, **k)) or _made[-1]
         try:
             t0 = time.perf_counter()
             res = metagame.explain(build(), "integrated_gradients", method_kwargs={"n_steps": STEPS}, progress=False, **run)
@@ -125,7 +120,7 @@ def main() -> None:
     print(f"\n1. throughput: MLP {D}→{HIDDEN}→{HIDDEN}→1 (float32), IG {STEPS} steps, exact: {2**D - 1} attribution "
           f"calls, {(2**D - 1) * STEPS} model rows (forward + backward), {BATCH} rows per pass")
     rows = []
-    t_local, _, _, reference = timed(slow_adapter)
+    t_local, _, _, _ = timed(slow_adapter)
     rows.append((f"local ({threads} threads)", t_local, 0.0, None))
     torch.set_num_threads(1)
     t_local1, _, _, ref1 = timed(slow_adapter)

@@ -35,6 +35,7 @@ import os
 import pickle
 import sys
 import time
+import warnings
 import weakref
 from collections import deque
 from dataclasses import dataclass, field
@@ -136,17 +137,17 @@ def make_value_game(model: ModelAdapter, options: RunOptions | None = None, **ga
     return game
 
 
-_SESSION: contextvars.ContextVar["WorkerPool | None"] = contextvars.ContextVar("metagame_worker_pool", default=None)
-_LIVE: "weakref.WeakSet[WorkerPool]" = weakref.WeakSet()
+_SESSION: contextvars.ContextVar[WorkerPool | None] = contextvars.ContextVar("metagame_worker_pool", default=None)
+_LIVE: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
-def live_pools() -> list["WorkerPool"]:
+def live_pools() -> list[WorkerPool]:
     """The worker pools of this process that are running now (for monitoring and tests)."""
     return [p for p in list(_LIVE) if p.started and not p.closed]
 
 
 @contextlib.contextmanager
-def backend_session(model: ModelAdapter, options: RunOptions) -> Iterator["WorkerPool | None"]:
+def backend_session(model: ModelAdapter, options: RunOptions) -> Iterator[WorkerPool | None]:
     """The run's workers for the length of a ``with`` block (None for the local backend): started on first use, shared
     by every game made for ``model`` inside the block, stopped at its end (also on errors and Ctrl-C)."""
     if options.backend == "local":
@@ -161,12 +162,12 @@ def backend_session(model: ModelAdapter, options: RunOptions) -> Iterator["Worke
         pool.close()
 
 
-def backend_metadata(pool: "WorkerPool | None") -> dict[str, Any]:
+def backend_metadata(pool: WorkerPool | None) -> dict[str, Any]:
     """What a result records about where it ran (``metadata["backend"]``)."""
     return {"name": "local", "workers": 1} if pool is None else pool.describe()
 
 
-def _pool_for(model: ModelAdapter, options: RunOptions) -> tuple["WorkerPool", bool]:
+def _pool_for(model: ModelAdapter, options: RunOptions) -> tuple[WorkerPool, bool]:
     """The session's pool when it serves ``model`` with these options, else a new one owned by the caller."""
     pool = _SESSION.get()
     if pool is not None and pool.model is model and not pool.closed and pool.same_backend(options):
@@ -211,10 +212,9 @@ class _Worker:
 
     def info(self) -> dict[str, Any]:
         import ray
-
-        adapter = self._adapter()
         import torch
 
+        adapter = self._adapter()
         return {"pid": os.getpid(), "node": ray.get_runtime_context().get_node_id(),
                 "gpus": [str(g) for g in ray.get_gpu_ids()], "players": list(adapter.players),
                 "torch_threads": torch.get_num_threads()}
@@ -312,11 +312,13 @@ class WorkerPool:
             self.slots = [self._new_slot() for _ in range(n)]
             try:
                 infos = self._gather([s.actor.info.remote() for s in self.slots])
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # any build failure: try the adapter itself
                 if source == "adapter":
                     raise
                 # the recipe fails on the workers (e.g. a path only this machine has): ship the adapter instead
                 self.source_note = f"the recipe failed on a worker: {_first_line(exc)}"
+                warnings.warn(f"Ray workers could not build the adapter from its recipe ({_first_line(exc)}); they "
+                              f"use a copy of this process's adapter instead", RuntimeWarning, stacklevel=2)
                 self.workers.clear()
                 continue
             for slot, info in zip(self.slots, infos):
@@ -353,6 +355,11 @@ class WorkerPool:
         n_gpu, n_cpu = float(res.get("GPU", 0.0)), float(res.get("CPU", 0.0))
         fit = int(n_gpu // gpus + 1e-9) if gpus > 0 else int(n_cpu)
         n = self.options.num_workers or max(fit, 1)
+        if gpus > 0 and n_gpu == 0:
+            raise MetagameError(
+                f"num_gpus_per_worker={gpus:g} asks for GPU workers, but the Ray cluster has no GPUs; drop "
+                f"num_gpus_per_worker (CPU workers) or pass the ray_address of a cluster with GPUs"
+            )
         if gpus > 0 and n * gpus > n_gpu + 1e-9:
             raise MetagameError(
                 f"{n} Ray worker(s) with num_gpus_per_worker={gpus:g} need {n * gpus:g} GPUs, but the Ray cluster has "
