@@ -22,6 +22,7 @@ by ±20 %; the script prints the load average next to them.
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import numpy as np
@@ -110,13 +111,30 @@ def piece_overhead(workers: int, unit: int = 4) -> tuple[float, float, float, in
     return t_local, t_ray, cpu / pieces, pieces
 
 
+_MATMUL = ("import time, torch; torch.set_num_threads(1); a = torch.randn(64, 2048); w = torch.randn(2048, 2048); "
+           "t = time.perf_counter(); [a @ w for _ in range(200)]; print(time.perf_counter() - t)")
+
+
+def parallel_capacity() -> float:
+    """How many single-threaded matmul processes this machine runs at full speed right now: one process's time × 2 ÷
+    the slower of two run together (2.0 on two free cores; 1.0 when only one core's worth is free)."""
+    import subprocess
+
+    def run(n: int) -> float:
+        procs = [subprocess.Popen([sys.executable, "-c", _MATMUL], stdout=subprocess.PIPE, text=True) for _ in range(n)]
+        return max(float(p.communicate()[0]) for p in procs)
+
+    return 2 * run(1) / run(2)
+
+
 def main() -> None:
     import ray
 
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)  # logical CPUs: see 1b
     threads = torch.get_num_threads()
     print(f"machine: {os.cpu_count()} CPU cores (shared with other work); load average {os.getloadavg()[0]:.2f}; "
-          f"torch {torch.__version__}, ray {ray.__version__}")
+          f"torch {torch.__version__}, ray {ray.__version__}; free cores now (two single-thread matmul processes "
+          f"at once): {parallel_capacity():.2f}")
     print(f"\n1. throughput: MLP {D}→{HIDDEN}→{HIDDEN}→1 (float32), IG {STEPS} steps, exact: {2**D - 1} attribution "
           f"calls, {(2**D - 1) * STEPS} model rows (forward + backward), {BATCH} rows per pass")
     rows = []
