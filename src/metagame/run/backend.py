@@ -434,7 +434,7 @@ class WorkerPool:
         self.start()
         ray = self.ray
         queue: deque[tuple[int, int, np.ndarray, int]] = deque()  # (job, piece, rows, tries)
-        inflight: dict[Any, tuple[int, int, np.ndarray, int, _Slot, Any]] = {}
+        inflight: dict[Any, tuple[int, int, np.ndarray, int, _Slot, Any, dict]] = {}  # + slot, actor, its record
         parts: dict[int, list[Any]] = {}
         left: dict[int, int] = {}
         keys: dict[int, Any] = {}
@@ -464,7 +464,7 @@ class WorkerPool:
                         self._submit(slot, call, arg, queue.popleft(), inflight)
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=_POLL)
                 for ref in ready:
-                    job, piece, rows, tries, slot, actor = inflight.pop(ref)
+                    job, piece, rows, tries, slot, actor, record = inflight.pop(ref)
                     if slot.actor is actor:
                         slot.load -= 1
                     try:
@@ -486,7 +486,7 @@ class WorkerPool:
                         self.retried += 1
                         queue.appendleft((job, piece, rows, tries))
                         continue
-                    self._record(slot, len(rows), counts)
+                    self._record(record, len(rows), counts)
                     parts[job][piece] = out
                     left[job] -= 1
                     if left[job] == 0:
@@ -500,14 +500,15 @@ class WorkerPool:
         job, piece, rows, tries = item
         method = getattr(slot.actor, call)
         ref = method.remote(arg, rows) if call == "attribute" else method.remote(rows)
-        inflight[ref] = (job, piece, rows, tries, slot, slot.actor)
+        inflight[ref] = (job, piece, rows, tries, slot, slot.actor, slot.record)
         slot.load += 1
 
-    def _record(self, slot: _Slot, n_rows: int, counts: dict[str, int]) -> None:
+    def _record(self, record: dict[str, Any], n_rows: int, counts: dict[str, int]) -> None:
+        """Credit a finished piece to the worker that computed it, and its model work to the driver's adapter."""
         self.pieces += 1
-        slot.record["pieces"] += 1
-        slot.record["coalitions"] += n_rows
-        slot.record["model_rows"] += int(counts.get("n_model_rows", 0))
+        record["pieces"] += 1
+        record["coalitions"] += n_rows
+        record["model_rows"] += int(counts.get("n_model_rows", 0))
         for name, delta in counts.items():
             if hasattr(self.model, name):
                 setattr(self.model, name, getattr(self.model, name) + delta)
