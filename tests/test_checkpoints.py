@@ -147,3 +147,23 @@ def test_sigkill_mid_run_resumes_bitwise_identical(tmp_path, budget):
         metagame.meta_attributions(net, torch.linspace(-1, 2, d, dtype=torch.float64), method="gradient_x_input",
                                    budget=None if budget == "none" else budget, seed=1, checkpoint=str(ck),
                                    estimator="montecarlo")
+
+
+def test_content_digest_follows_values_not_identity():
+    from metagame.models.fingerprint import content_digest
+
+    a = torch.arange(6.0).reshape(2, 3)
+    assert content_digest(a) == content_digest(a.clone()) != content_digest(a + 1e-7)
+    assert content_digest(a) != content_digest(a.double())  # dtype is part of the content
+    net = _net(3, 0)
+    twin = _net(3, 0)
+    assert content_digest(net) == content_digest(twin)  # same weights, another object
+    with torch.no_grad():
+        twin[0].weight[0, 0] += 1e-6
+    assert content_digest(net) != content_digest(twin)
+    f = lambda z: net(z)  # a closure is fingerprinted by the weights it reads
+    g = lambda z: twin(z)
+    assert content_digest(f) != content_digest(g)
+    h = lambda z: net(z) * 1.0  # other code, same weights: the run's probe values tell these apart
+    assert content_digest(f) == content_digest(h)
+    assert content_digest({"x": np.ones(3), "y": [1, "a"]}) == content_digest({"y": [1, "a"], "x": np.ones(3)})

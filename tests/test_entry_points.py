@@ -18,14 +18,16 @@ pytestmark = pytest.mark.slow
 
 #: one value for every run option (an exact run; the sampled ones change budget/seed/estimator/tol)
 EXACT = dict(variant="metagame", value="shapley", budget=None, seed=3, estimator="auto", tol=None,
-             checkpoint_mode="resume", checkpoint_every=30.0, progress=False, order=2)
+             checkpoint_mode="resume", checkpoint_every=30.0, progress=False, order=2, backend="local",
+             ray_address=None, num_workers=None, num_gpus_per_worker=0.0)
 SAMPLED = {**EXACT, "budget": 40, "estimator": "montecarlo", "tol": 1e-9}
 
 
 def _cli_flags(opts: dict, ck) -> list[str]:
     flags = ["--variant", opts["variant"], "--value", opts["value"], "--seed", str(opts["seed"]), "--estimator",
              opts["estimator"], "--checkpoint", str(ck), "--checkpoint-mode", opts["checkpoint_mode"],
-             "--checkpoint-every", str(opts["checkpoint_every"]), "--no-progress", "--order", str(opts["order"])]
+             "--checkpoint-every", str(opts["checkpoint_every"]), "--no-progress", "--order", str(opts["order"]),
+             "--backend", opts["backend"]]
     if opts["budget"] is not None:
         flags += ["--budget", str(opts["budget"])]
     if opts["tol"] is not None:
@@ -97,8 +99,17 @@ def test_every_entry_point_takes_every_run_option_and_records_them(models, tmp_p
         params_keys = base if params_keys is None else params_keys
         assert base == params_keys, name
     assert len(seen) == 7
-    # the patch-maps view runs through the same builder (exact only: side targets are not sampled)
+    # the patch-maps view and the diffusion maps run through the same builder (exact only: side targets and
+    # vector-valued attributions are not sampled)
     if opts["budget"] is None:
+        pytest.importorskip("diffusers")
+        from tiny_diffusion import tiny_flux_pipeline
+
+        res = metagame.explain_diffusion(tiny_flux_pipeline(seed=0), "a cat under a tree", concepts=["cat", "tree"],
+                                         steps=2, height=16, width=16, max_sequence_length=12,
+                                         **{**opts, "checkpoint": str(tmp_path / "df.npz")})
+        assert set(RunOptions.names()) <= set(res.metadata["parameters"])
+        assert {"value_full", "value_empty", "prompt"} <= set(res.context) and "meta_maps" in res.extras
         res = metagame.explain_vision(models["clip"], models["image"], "a red cat", mode="patch_maps", grid=2,
                                       method="gradient_x_input", **{**opts, "checkpoint": str(tmp_path / "pm.npz")})
         assert {"value_full", "value_empty", "mode"} <= set(res.context) and "patch_maps" in res.extras

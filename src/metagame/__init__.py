@@ -9,6 +9,7 @@
 from ._version import __version__
 from .api import attribute, explain, meta_attributions, shapley_taylor
 from .errors import MetagameError, ModelOutputError, NotDifferentiableError
+from .models.joint import JointModel, joint
 from .methods.registry import METHODS, MethodName
 from .results.interaction import InteractionResult
 from .results.result import MetaAttribution, load
@@ -22,6 +23,8 @@ _APPLICATIONS = {
     "explain_data": "metagame.applications.data",
     "explain_components": "metagame.applications.components",
     "explain_diffusion": "metagame.applications.diffusion",
+    "explain_joint": "metagame.applications.joint",
+    "explain_feature_data": "metagame.applications.joint",
 }
 
 
@@ -45,11 +48,14 @@ __all__ = [
     "explain_components",
     "explain_data",
     "explain_diffusion",
+    "explain_feature_data",
+    "explain_joint",
     "explain_lm",
     "explain_text_pair",
     "explain_vision",
     "METHODS",
     "InteractionResult",
+    "JointModel",
     "MetaAttribution",
     "MetagameError",
     "MethodName",
@@ -60,6 +66,7 @@ __all__ = [
     "attribute",
     "evaluate",
     "explain",
+    "joint",
     "load",
     "meta_attributions",
     "shapley_taylor",

@@ -22,12 +22,12 @@ from typing import Any, Literal, Mapping, Sequence
 from ..errors import MetagameError
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
+from ..models.components import ComponentKind
 from ..models.two_tower import EmptySide
 from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
 from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
 from ..run.options import RunOptions
-from .common import explain_application
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
 ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
@@ -79,6 +79,7 @@ def explain_text_pair(
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
+    components: ComponentKind | Sequence[str] | None = None,
     **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-attributions over the words of two texts; f = cos(e(A), e(B)) of a sentence encoder.
@@ -86,10 +87,16 @@ def explain_text_pair(
     ``kwargs``: :func:`text_pair_adapter`'s options (tokenizer, masking, pooling, normalize, batch_size,
     trust_remote_code) and the run options. Rows sum to the first-order attribution φ_i(f, x);
     ``extras["a_to_b"]`` / ``extras["b_to_a"]`` hold the cross blocks (see :func:`cross_blocks`).
+
+    ``components`` (``"heads"``, ...) adds the encoder's components as players of the same game
+    (:func:`metagame.joint`; keywords ``layers``, ``ablation`` = ``"zero"`` or ``"mean"`` over ``reference`` texts,
+    ``neuron_groups``, ``architecture``); the cross blocks are then ``extras["{kind}_to_{kind}"]``, e.g.
+    ``head_to_word_a``.
     """
-    return explain_application(
-        text_pair_adapter, "explain_text_pair", (model, text_a, text_b), method, method_kwargs, options, kwargs
-    )
+    from .joint import encoder_components, explain_with_components
+
+    return explain_with_components(text_pair_adapter, encoder_components, "explain_text_pair", (model, text_a, text_b),
+                                   method, method_kwargs, options, {**kwargs, "components": components})
 
 
 # ------------------------------------------------------------------------------------------------ vision-language
@@ -136,6 +143,7 @@ def explain_vision(
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
+    components: ComponentKind | Sequence[str] | None = None,
     **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-attributions of a CLIP/SigLIP image–text logit.
@@ -143,8 +151,15 @@ def explain_vision(
     ``mode="scalar"`` (default): players = patches (model grid, or G×G groups with ``grid=G``) and words.
     ``mode="patch_maps"``: players = words, ``extras["patch_maps"]`` = each word's effect on the patch heatmap
     (exact over all word subsets). ``kwargs``: :func:`vision_adapter`'s options and the run options.
+
+    ``components`` (``"heads"``, ...; CLIP vision tower, scalar mode) adds the components as players of the same game
+    (:func:`metagame.joint`; keywords ``layers``, ``ablation`` = ``"zero"`` or ``"mean"`` over ``reference`` inputs,
+    ``neuron_groups``); cross blocks in ``extras``, e.g. ``head_to_patch`` and ``word_to_head``.
     """
-    return explain_application(vision_adapter, "explain_vision", (model, image, text), method, method_kwargs, options, kwargs)
+    from .joint import encoder_components, explain_with_components
+
+    return explain_with_components(vision_adapter, encoder_components, "explain_vision", (model, image, text), method,
+                                   method_kwargs, options, {**kwargs, "components": components})
 
 
 __all__ = [

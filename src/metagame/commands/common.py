@@ -88,10 +88,18 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
 
 
-def add_model_options(p: argparse.ArgumentParser, batch_size: int) -> None:
-    """``--batch-size`` and ``--trust-remote-code`` of the commands that load a Hugging Face model."""
-    p.add_argument("--batch-size", type=int, default=batch_size, help=f"rows per forward pass (default {batch_size})")
-    p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
+def add_model_options(p: argparse.ArgumentParser, model: str, batch_size: int | None, *, device: bool = False,
+                      remote_code: bool = True) -> None:
+    """The options of every command that loads a model: ``--model`` (``model`` is its help), ``--batch-size``, and
+    ``--device``/``--dtype`` and ``--trust-remote-code`` where the command supports them."""
+    p.add_argument("--model", required=True, help=model)
+    default = "by memory" if batch_size is None else str(batch_size)
+    p.add_argument("--batch-size", type=int, default=batch_size, help=f"rows per forward pass (default {default})")
+    if device:
+        p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu (default: where the model loads)")
+        p.add_argument("--dtype", default=None, help="float32, bfloat16, float16, float64 or auto")
+    if remote_code:
+        p.add_argument("--trust-remote-code", action="store_true", help="allow the checkpoint's own Python code")
 
 
 def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple[Any, Any]:

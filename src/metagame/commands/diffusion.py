@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_run_options, explain_command, finish
+from .common import add_model_options, add_run_options, explain_command, finish
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -34,7 +34,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``diffusion`` command's arguments."""
-    p.add_argument("--model", required=True, help="diffusers Flux / SD3 pipeline: hub name (cached) or local folder")
+    add_model_options(p, "diffusers Flux / SD3 pipeline: hub name (cached) or local folder", None, device=True, remote_code=False)
     p.add_argument("--prompt", required=True, help="the prompt of the generated image")
     p.add_argument("--concepts", default=None, help='comma-separated concept words, e.g. "cat,tree,sky"')
     p.add_argument("--players", default="concepts", choices=("concepts", "words"),
@@ -52,9 +52,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guidance-scale", type=float, default=None, help="guidance scale (default: the pipeline's)")
     p.add_argument("--max-sequence-length", type=int, default=None, help="T5 tokens of the prompt (default: the pipeline's)")
     p.add_argument("--raw-scores", action="store_true", help="maps of raw scores instead of the softmax over concepts")
-    p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: where the model loads)")
-    p.add_argument("--dtype", default=None, choices=("float32", "float16", "bfloat16"), help="model precision")
-    p.add_argument("--batch-size", type=int, default=None, help="coalitions per chunk (default: by memory)")
     add_run_options(p, default_method="concept_attention", ig_steps=False)
 
 

@@ -1,7 +1,11 @@
 """``metagame lm``: meta-attributions over the words of a prompt to a Hugging Face causal LM.
 
     metagame lm --model NAME_OR_PATH --prompt TEXT [--answer TEXT] [--masking MODE] [--max-new-tokens N]
+                [--components heads|neurons|layers [--layers L ...] [--ablation zero|mean|patch]]
                 [run options: --method M --budget N --seed S --variant V ...] --out DIR
+
+With ``--components`` the model's attention heads (neurons, layers) join the prompt's words as players of one game:
+the report then shows the cross blocks head → word and word → head.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``lm`` command's arguments."""
-    p.add_argument("--model", required=True, help="Hugging Face model name or local folder (safetensors)")
+    add_model_options(p, "Hugging Face model name or local folder (safetensors)", 32, device=True)
     p.add_argument("--prompt", required=True, help="the user prompt; its words are the players")
     p.add_argument("--answer", default=None, help="the explained answer (default: generated greedily once)")
     p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
@@ -30,9 +34,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-new-tokens", type=int, default=16, help="length limit of the generated answer (default 16)")
     p.add_argument("--system", default=None, help="system prompt for the chat template")
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
-    p.add_argument("--device", default=None, help="torch device, e.g. cuda or cpu")
-    p.add_argument("--dtype", default=None, help="float32, bfloat16, float16, float64 or auto")
-    add_model_options(p, batch_size=32)
+    c = p.add_argument_group("components as players (words and components in one game)")
+    c.add_argument("--components", default=None, choices=("heads", "neurons", "layers"),
+                   help="add the model's attention heads, MLP neurons or layers as players of the same game")
+    c.add_argument("--layers", type=int, nargs="+", default=None, metavar="L",
+                   help="only the components of these layers (default: every layer)")
+    c.add_argument("--ablation", default="zero", choices=("zero", "mean", "patch"),
+                   help="how absent components are ablated (default zero; mean needs --reference, patch --corrupted)")
+    c.add_argument("--reference", action="append", default=None, metavar="TEXT",
+                   help="a text whose activations, averaged over every position, are the mean ablation (repeatable)")
+    c.add_argument("--corrupted", default=None, metavar="TEXT",
+                   help="a prompt with the same number of tokens whose activations are patched in (--ablation patch; "
+                        "needs --masking mask_token or zero_embedding)")
+    c.add_argument("--neuron-groups", type=int, default=None, metavar="N",
+                   help="with --components neurons: N contiguous groups per layer (default one player per neuron)")
     add_run_options(p, default_method="integrated_gradients")
 
 
@@ -40,13 +55,38 @@ def run(args: argparse.Namespace) -> int:
     """Run ``metagame lm``; returns the exit code."""
     from ..models.language import CausalLM
 
-    adapter, result = explain_command(args, lambda: CausalLM(
-        args.model, args.prompt, args.answer, alternative=args.alternative,
-        grouping="tokens" if args.tokens else "words", masking=args.masking,
-        chat_template=False if args.no_chat_template else None, system_prompt=args.system,
-        max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
-    ))
-    print(f"model {adapter.model_name}; answer {adapter.answer!r}" + (" (generated)" if adapter.generated else ""))
+    from ..errors import MetagameError
+
+    components = getattr(args, "components", None)
+    if components is None:
+        stray = [flag for flag, value in (("--layers", args.layers), ("--reference", args.reference),
+                                          ("--corrupted", args.corrupted), ("--neuron-groups", args.neuron_groups))
+                 if value is not None] + (["--ablation"] if args.ablation != "zero" else [])
+        if stray:
+            raise MetagameError(f"{', '.join(stray)} only apply with --components heads (or neurons, layers)")
+
+    def build():
+        words = CausalLM(
+            args.model, args.prompt, args.answer, alternative=args.alternative,
+            grouping="tokens" if args.tokens else "words", masking=args.masking,
+            chat_template=False if args.no_chat_template else None, system_prompt=args.system,
+            max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
+        )
+        if components is None:
+            return words
+        from ..applications.joint import lm_components
+        from ..models.joint import joint
+
+        parts = lm_components(words, components=components, layers=args.layers, ablation=args.ablation,
+                              neuron_groups=args.neuron_groups, reference=args.reference, corrupted=args.corrupted)
+        return joint(words, parts)
+
+    adapter, result = explain_command(args, build)
+    words = getattr(adapter, "driver", adapter)
+    if components is not None:
+        print(f"players: {words.n_players} words + {adapter.n_players - words.n_players} {components} "
+              f"(ablation {args.ablation})")
+    print(f"model {words.model_name}; answer {words.answer!r}" + (" (generated)" if words.generated else ""))
     print(f"log p(answer | prompt) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
     return finish(result, args)

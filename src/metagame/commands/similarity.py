@@ -20,12 +20,11 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``similarity`` command's arguments."""
-    p.add_argument("--model", required=True, help="sentence-embedding model: Hugging Face name (cached) or local folder")
+    add_model_options(p, "sentence-embedding model: Hugging Face name (cached) or local folder", 256)
     p.add_argument("--text-a", required=True, help="first text")
     p.add_argument("--text-b", required=True, help="second text")
     p.add_argument("--masking", default="attention", choices=("attention", "mask_token"), help="how absent words are masked (default attention)")
     p.add_argument("--pooling", default="auto", choices=("auto", "mean", "cls", "max"), help="default: from the sentence-transformers files")
-    add_model_options(p, batch_size=256)
     add_run_options(p, default_method="integrated_gradients")
 
 

@@ -21,13 +21,12 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``vision`` command's arguments."""
-    p.add_argument("--model", required=True, help="CLIP or SigLIP model: Hugging Face name (cached) or local folder")
+    add_model_options(p, "CLIP or SigLIP model: Hugging Face name (cached) or local folder", 32)
     p.add_argument("--image", required=True, help="image file (PNG, JPEG, ...)")
     p.add_argument("--text", required=True, help="the caption")
     p.add_argument("--grid", type=int, default=None, help="G×G groups of patches (default: the model's patch grid)")
     p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
     p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
-    add_model_options(p, batch_size=32)
     add_run_options(p, default_method="integrated_gradients")
 
 

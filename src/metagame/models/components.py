@@ -14,6 +14,11 @@ Coalitions run as a batch: the explained input is repeated once per coalition an
 its own gates, so one forward pass evaluates many ablation masks. Hooks live only inside a
 ``with`` block and are removed on exit, also after exceptions.
 
+Inside :func:`metagame.joint` the gates ride along another adapter's forward pass (e.g. a causal LM whose prompt
+words are masked at the same time): :meth:`ComponentModel.gating` installs the gates of ``n`` coalitions for any
+run whose batch holds those ``n`` rows, or stacked blocks of them, at any sequence length when the ablated values do
+not depend on the position.
+
 Components are located by a small per-architecture registry (:data:`ARCHITECTURES`: GPT-2,
 Llama-style, BERT-style, CLIP vision tower) or named directly (any module of ``model.named_modules()``).
 """
@@ -48,6 +53,8 @@ class Site:
     slices: list[slice] = field(default_factory=list)
     indicator: torch.Tensor | None = None  # [len(players), width]
     ablated: torch.Tensor | None = None  # [1, ..., width]
+    #: True when the ablated value is the same at every position (zero, or a mean over positions)
+    position_free: bool = True
 
 
 def _first_tensor(out: Any) -> torch.Tensor:
@@ -79,15 +86,19 @@ class ComponentModel(ModelAdapter):
         model: a ``torch.nn.Module`` (put in eval mode).
         inputs: the explained input with batch size 1: a dict of tensors (e.g. tokenizer output,
             passed as keyword arguments) or a tensor (passed positionally).
-        output: a token id (f = logit of that token at the last position) or a callable
-            ``output(model_outputs) -> [n]``.
+        output: a token id (f = logit of that token at the last position), a callable
+            ``output(model_outputs) -> [n]``, or None for a part of a joint game only (:func:`metagame.joint`: the
+            other adapter's forward pass gives f; ``inputs`` then only serve to find widths and ablated values).
         components: ``"heads"``, ``"neurons"``, ``"layers"`` (registry) or a list of module names
             (each module's whole output is one player).
         layers: restrict heads / neurons / layers to these layer indices (default all).
         neuron_groups: split each layer's MLP neurons into this many contiguous groups (default one
             player per neuron).
-        ablation: ``"zero"``, ``"mean"`` (over ``reference``, a batch of inputs) or ``"patch"``
-            (activations of ``corrupted``, an input of the same shape).
+        ablation: ``"zero"``, ``"mean"`` (over ``reference``: a batch of inputs, or a list of single inputs of any
+            lengths, averaged over every position) or ``"patch"`` (activations of ``corrupted``, an input of the same
+            shape).
+        pool_positions: average ``mean`` / ``patch`` ablated values over the positions too (one value per
+            coordinate, usable at any sequence length, e.g. in a joint game whose word masking moves positions).
         architecture: registry key; default detected from ``model.config.model_type``.
         batch_size: coalitions (rows) per forward pass.
     """
@@ -97,7 +108,7 @@ class ComponentModel(ModelAdapter):
         model: torch.nn.Module,
         inputs: Any,
         *,
-        output: int | Callable[[Any], torch.Tensor],
+        output: int | Callable[[Any], torch.Tensor] | None,
         components: ComponentKind | Sequence[str] = "heads",
         layers: Sequence[int] | None = None,
         neuron_groups: int | None = None,
@@ -106,6 +117,7 @@ class ComponentModel(ModelAdapter):
         corrupted: Any = None,
         architecture: str | None = None,
         batch_size: int = 64,
+        pool_positions: bool = False,
     ):
         super().__init__(batch_size=batch_size, cache_values=True)
         if not isinstance(model, torch.nn.Module):
@@ -123,11 +135,17 @@ class ComponentModel(ModelAdapter):
             token = int(output)
             self.output_fn: Callable = lambda out: _last_logit(out, token)
             self.output_desc = f"logit[{token}] at the last position"
+        elif output is None:
+            self.output_fn = _no_output
+            self.output_desc = "none (a part of a joint game)"
         elif callable(output):
             self.output_fn = output
             self.output_desc = getattr(output, "__name__", "callable")
         else:
-            raise MetagameError("output must be a token id (int) or a callable output(model_outputs) -> [n]")
+            raise MetagameError("output must be a token id (int), a callable output(model_outputs) -> [n], or None "
+                                "(a part of metagame.joint(...))")
+        self.has_output = output is not None
+        self.pool_positions = bool(pool_positions)
         self._modules_by_name = dict(model.named_modules())
         self.architecture = None
         self._build_sites(components, layers, neuron_groups, architecture)
@@ -269,7 +287,7 @@ class ComponentModel(ModelAdapter):
         store: list[torch.Tensor | None] = [None] * len(self.sites)
         with self.hooks(record=store), torch.no_grad():
             out = self._run(inputs)
-            if check_output:
+            if check_output and self.has_output:
                 self.value_clean = float(self.check_output(self.output_fn(out), 1)[0])
         missing = [self.sites[s].module_name for s, a in enumerate(store) if a is None]
         if missing:
@@ -283,6 +301,15 @@ class ComponentModel(ModelAdapter):
             raise MetagameError("no components were selected")
         if self.ablation == "zero":
             ablated = [torch.zeros_like(a) for a in clean]
+        elif self.ablation == "mean" and isinstance(reference, (list, tuple)):
+            # single inputs of any lengths: every position of every input counts once
+            if not reference:
+                raise MetagameError("reference is an empty list; pass at least one input to average activations over")
+            runs = [self.capture(self._batch1(r, "reference[" + str(k) + "]")) for k, r in enumerate(reference)]
+            ablated = []
+            for s_idx, a in enumerate(clean):
+                flat = torch.cat([run[s_idx].reshape(-1, a.shape[-1]) for run in runs])
+                ablated.append(flat.mean(dim=0).reshape((1,) * (a.ndim - 1) + (a.shape[-1],)))
         elif self.ablation == "mean":
             ref = self.capture(reference)
             ablated = []
@@ -303,7 +330,11 @@ class ComponentModel(ModelAdapter):
                     )
             ablated = corr
         for site, b in zip(self.sites, ablated):
+            if self.pool_positions and b.ndim > 2:
+                b = b.reshape(-1, b.shape[-1]).mean(dim=0).reshape((1,) * (b.ndim - 1) + (b.shape[-1],))
             site.ablated = b.to(self.dtype)
+            flat = site.ablated.reshape(-1, site.ablated.shape[-1])
+            site.position_free = bool((flat == flat[:1]).all())
         self.clean_activations = clean
 
     # ------------------------------------------------------------------ hooks
@@ -325,13 +356,48 @@ class ComponentModel(ModelAdapter):
             for h in handles:
                 h.remove()
 
+    @contextlib.contextmanager
+    def gating(self, gates: torch.Tensor) -> Iterator[None]:
+        """Inside the block every forward pass of ``self.model`` (or of a model holding it) runs with the components
+        interpolated by ``gates`` ``[n, d]`` (differentiable): row r of a batch of n rows gets gates[r]; a batch of
+        k·n rows is read as k stacked blocks of the n rows (e.g. two texts encoded in one call)."""
+        if gates.ndim != 2 or gates.shape[1] != self.n_players:
+            raise MetagameError(f"gates must have shape (n, {self.n_players}); got {tuple(gates.shape)}")
+        with self.hooks(gates=gates):
+            yield
+
+    @property
+    def positional_ablation(self) -> bool:
+        """True when some ablated value depends on the position (patching, or a mean over same-length inputs)."""
+        return not all(site.position_free for site in self.sites)
+
+    def _ablated_like(self, site: Site, act: torch.Tensor) -> torch.Tensor:
+        b = site.ablated.to(device=act.device, dtype=act.dtype)
+        if b.ndim == act.ndim and all(x in (1, y) for x, y in zip(b.shape[1:-1], act.shape[1:-1])):
+            return b
+        if site.position_free:
+            return b.reshape(-1, b.shape[-1])[:1].reshape((1,) * (act.ndim - 1) + (b.shape[-1],))
+        raise MetagameError(
+            f"the ablated activations of {site.module_name} were captured with shape {tuple(b.shape)}, but this run "
+            f"has {tuple(act.shape)}; position-dependent ablation (patch, or a mean over same-length inputs) needs runs "
+            f"of the captured length. Use ablation='zero', pool_positions=True, or a mean over inputs of other lengths"
+        )
+
     def _gate(self, s: int, gates: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         site = self.sites[s]
+        n = gates.shape[0]
+        if act.shape[0] != n:
+            if n == 0 or act.shape[0] % n:
+                raise MetagameError(
+                    f"{site.module_name} ran on a batch of {act.shape[0]} rows with gates for {n} coalitions; the batch "
+                    f"must hold the coalitions once or as stacked blocks"
+                )
+            gates = gates.repeat(act.shape[0] // n, 1)
         ind = site.indicator.to(device=act.device, dtype=act.dtype)
         zs = gates[:, site.players].to(device=act.device, dtype=act.dtype)
         g = 1.0 + (zs - 1.0) @ ind  # [n, width]: gate of each activation coordinate
         g = g.reshape((g.shape[0],) + (1,) * (act.ndim - 2) + (g.shape[1],))
-        b = site.ablated.to(device=act.device, dtype=act.dtype)
+        b = self._ablated_like(site, act)
         return b + g * (act - b)
 
     def _pre_hook(self, s, gates, record):
@@ -378,6 +444,8 @@ class ComponentModel(ModelAdapter):
         return z, torch.zeros_like(z), None
 
     def forward(self, z: torch.Tensor, extra: Any = None, row_coalitions: np.ndarray | None = None) -> torch.Tensor:
+        if not self.has_output:
+            _no_output(None)
         n = z.shape[0]
         self.count(n)
         with self.hooks(gates=z):
@@ -391,7 +459,7 @@ class ComponentModel(ModelAdapter):
         return {
             "model": self.model, "inputs": self.inputs, "output": self.output_fn, "output_desc": self.output_desc,
             "sites": [(s.module_name, s.kind, s.players, [(sl.start, sl.stop) for sl in s.slices]) for s in self.sites],
-            "ablated": [s.ablated for s in self.sites],
+            "ablated": [s.ablated for s in self.sites], "has_output": self.has_output,
         }
 
     def describe(self) -> dict:
@@ -402,9 +470,17 @@ class ComponentModel(ModelAdapter):
             "model_type": getattr(cfg, "model_type", None),
             "architecture": self.architecture,
             "ablation": self.ablation,
+            "pool_positions": self.pool_positions,
             "output": self.output_desc,
             "n_players": self.n_players,
         }
+
+
+def _no_output(out: Any) -> torch.Tensor:
+    raise MetagameError(
+        "this ComponentModel was built with output=None, so it has no value of its own; use it inside "
+        "metagame.joint(words_adapter, components_adapter), or pass output=<token id or callable>"
+    )
 
 
 def _last_logit(out: Any, token: int) -> torch.Tensor:

@@ -22,6 +22,14 @@ import torch
 _MAX_DEPTH = 6
 
 
+def _has(obj: Any, name: str) -> bool:
+    """``hasattr`` that also survives objects whose ``__getattr__`` raises something else (e.g. a KeyError)."""
+    try:
+        return hasattr(obj, name)
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def _update(h: "hashlib._Hash", obj: Any, depth: int, seen: set[int]) -> None:
     tag = type(obj).__name__
     h.update(tag.encode())
@@ -52,7 +60,7 @@ def _update(h: "hashlib._Hash", obj: Any, depth: int, seen: set[int]) -> None:
     if id(obj) in seen:  # cycles
         return
     seen = seen | {id(obj)}
-    if isinstance(obj, dict) or (hasattr(obj, "keys") and hasattr(obj, "__getitem__") and not isinstance(obj, torch.nn.Module)):
+    if isinstance(obj, dict) or (not isinstance(obj, torch.nn.Module) and _has(obj, "keys") and _has(obj, "__getitem__")):
         try:
             keys = sorted(obj.keys(), key=repr)
         except TypeError:
@@ -80,18 +88,18 @@ def _update(h: "hashlib._Hash", obj: Any, depth: int, seen: set[int]) -> None:
         for weight in _weights_of(obj, depth):
             _update(h, weight, depth + 1, seen)
         return
-    if hasattr(obj, "get_params") and callable(obj.get_params):  # scikit-learn estimators
+    if _has(obj, "get_params") and callable(obj.get_params):  # scikit-learn estimators
         h.update(type(obj).__qualname__.encode())
         _update(h, obj.get_params(deep=True), depth + 1, seen)
         return
     if inspect.isclass(obj) or isinstance(obj, (types.BuiltinFunctionType, types.ModuleType)):
         h.update(f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', repr(obj))}".encode())
         return
-    if callable(obj) and hasattr(type(obj), "__call__") and hasattr(obj, "__dict__"):
+    if callable(obj) and _has(obj, "__dict__"):
         h.update(type(obj).__qualname__.encode())
         _update(h, vars(obj), depth + 1, seen)
         return
-    if hasattr(obj, "__dict__"):
+    if _has(obj, "__dict__"):
         h.update(type(obj).__qualname__.encode())
         _update(h, {k: v for k, v in vars(obj).items() if not k.startswith("__")}, depth + 1, seen)
         return

@@ -23,9 +23,10 @@ key/value cache for every row (``prefix_cache=True``).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import numpy as np
 import torch
@@ -150,6 +151,7 @@ class CausalLM(ModelAdapter):
 
         # ---- the templated prompt, its tokens and the players
         ids, offsets, text, span = self._encode_prompt(prompt, chat_template, system_prompt)
+        self.chat_template_used = text != prompt or bool(chat_template)
         # a special token written in the text (template markers, BOS) is never a player; an <unk> standing
         # for ordinary characters of the prompt is
         special_ids = set(int(i) for i in getattr(tokenizer, "all_special_ids", []) or [])
@@ -345,6 +347,44 @@ class CausalLM(ModelAdapter):
     @property
     def dtype(self) -> torch.dtype:
         return torch.float64
+
+    @property
+    def moves_positions(self) -> bool:
+        """True when masking changes token positions (``"attention"`` re-packs the kept tokens)."""
+        return self.masking == "attention"
+
+    @contextlib.contextmanager
+    def full_sequence(self) -> Iterator[None]:
+        """Inside the block every row runs the whole token sequence, template prefix included, instead of reusing the
+        prefix's cached keys and values: for hooks that change the model on every position (component gates in a
+        joint game, :func:`metagame.joint`)."""
+        saved = self._prefix_kv
+        self._prefix_kv = None
+        try:
+            yield
+        finally:
+            self._prefix_kv = saved
+
+    def sequence_ids(self, prompt: str | None = None) -> list[int]:
+        """The full token ids the model reads for the answer: the templated prompt (with the context token when one
+        is prepended) followed by the answer. With ``prompt`` another prompt is templated the same way (e.g. the
+        corrupted prompt of activation patching)."""
+        if prompt is None:
+            return list(self.prompt_ids) + list(self.answer_ids)
+        ids, _, _, _ = self._encode_prompt(prompt, self.chat_template_used, self.system_prompt)
+        if self.context_token_id is not None:
+            ids = [self.context_token_id] + list(ids)
+        return [int(t) for t in ids] + list(self.answer_ids)
+
+    def answer_log_prob(self, logits: torch.Tensor) -> torch.Tensor:
+        """Σ_k log p(answer_k | ·) from the logits ``[n, L, V]`` of :meth:`sequence_ids` rows (teacher forcing) -> ``[n]``."""
+        k = len(self.answer_ids)
+        pred = logits[:, -(k + 1) : -1]
+        if pred.dtype in (torch.float16, torch.bfloat16):
+            pred = pred.float()
+        logp = torch.log_softmax(pred, dim=-1)
+        ids = self._answer_t.to(logp.device).view(1, k, 1).expand(logp.shape[0], -1, -1)
+        return logp.gather(2, ids).squeeze(2).to(torch.float64).sum(dim=1)
 
     @property
     def n_tokens(self) -> int:

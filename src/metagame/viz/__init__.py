@@ -2,7 +2,7 @@
 
 from .outputs import write_outputs
 from .plots import (
-    arc_diagram, comparison, default_figures, heatmap, image_overlay, matrix_figure, save_figure, tensor_heatmap,
+    arc_diagram, comparison, cross_blocks_figure, default_figures, heatmap, image_overlay, matrix_figure, save_figure, tensor_heatmap,
     waterfall,
 )
 from .report import render_report, write_report
@@ -15,6 +15,7 @@ __all__ = [
     "waterfall",
     "image_overlay",
     "comparison",
+    "cross_blocks_figure",
     "matrix_figure",
     "tensor_heatmap",
     "default_figures",

@@ -21,8 +21,8 @@ from ..errors import MetagameError
 from ..results.result import MetaAttribution
 from .images import image_overlay, input_image, patch_layout
 from .style import (
-    CMAP, HAVE_MPL, KIND_COLORS, NEG_COLOR, POS_COLOR, absmax, finish, fit_tick_labels, fitted_fontsize, kinds_of,
-    label_legend,
+    CMAP, HAVE_MPL, KIND_COLORS, NEG_COLOR, POS_COLOR, absmax, finish, fit_tick_labels, fitted_fontsize, has_cross_kinds,
+    kind_noun, kinds_of, label_legend,
     new_figure, player_index, require_mpl, save_figure, short, tick_labels,
 )
 
@@ -39,7 +39,7 @@ _HAVE_MPL = HAVE_MPL
 TEXT_KINDS = ("token", "word", "word_a", "word_b")
 #: the most players whose every row and column is labelled (beyond, every k-th)
 MAX_LABELLED = 64
-FigureName = Literal["heatmap", "arcs", "waterfall", "image", "comparison", "tensor"]
+FigureName = Literal["heatmap", "arcs", "waterfall", "image", "comparison", "tensor", "cross_blocks"]
 
 
 def _title(result: MetaAttribution) -> str:
@@ -201,6 +201,69 @@ def tensor_heatmap(
 def _default_target(result: MetaAttribution) -> int:
     fo = np.where(np.isfinite(result.first_order), np.abs(result.first_order), -1.0)
     return int(np.argmax(fo)) if result.n_players else 0
+
+
+# ---------------------------------------------------------------------------------------------- cross blocks
+def cross_blocks_figure(
+    result: MetaAttribution,
+    *,
+    annotate: bool | None = None,
+    title: str | None = None,
+    save: str | Path | None = None,
+) -> "Figure":
+    """One panel per ordered pair of player kinds (a, b), a ≠ b: the block of M with sources of kind a (columns) and
+    targets of kind b (rows), cell = φ_{j→i}, on its own colour scale. For words and heads, panel "head → word" says
+    how each head moves each word's attribution and "word → head" how each word moves each head's."""
+    from ..models.joint import kind_blocks
+
+    kinds = kinds_of(result)
+    blocks = kind_blocks(kinds)
+    if len(blocks) < 2:
+        raise MetagameError("cross_blocks_figure needs players of at least two kinds (e.g. words and heads)")
+    pairs = [(a, ia, b, ib) for a, ia in blocks for b, ib in blocks if a != b]
+    ncols = 2 if len(pairs) <= 4 else 3
+    nrows = int(np.ceil(len(pairs) / ncols))
+    cell = 0.34
+    widths = [max(2.4, cell * len(ia) + 1.6) for _, ia, _, _ in pairs]
+    heights = [max(2.0, cell * len(ib) + 1.4) for _, _, _, ib in pairs]
+    w = float(min(16.0, ncols * (max(widths) + 0.7)))
+    h = float(min(14.0, nrows * max(heights) + 0.7))
+    fig = new_figure(w, h)
+    gs = fig.add_gridspec(nrows, 2 * ncols, width_ratios=[1.0, 0.05] * ncols)
+    cmap = _mpl.colormaps[CMAP].with_extremes(bad="#e6e6e6")
+    m = np.asarray(result.matrix, dtype=np.float64)
+    axes = []
+    for k, (a, ia, b, ib) in enumerate(pairs):
+        r, c = divmod(k, ncols)
+        ax = fig.add_subplot(gs[r, 2 * c])
+        block = m[np.ix_(ib, ia)]
+        vmax = absmax(block)
+        im = ax.imshow(np.ma.masked_invalid(block), cmap=cmap, norm=TwoSlopeNorm(0.0, -vmax, vmax),
+                       interpolation="nearest", aspect="auto")
+        ax.set_xticks(range(len(ia)), [short(result.players[j], 12) for j in ia], rotation=90, fontsize=7)
+        ax.set_yticks(range(len(ib)), [short(result.players[i], 12) for i in ib], fontsize=7)
+        for t in ax.get_xticklabels():
+            t.set_color(KIND_COLORS.get(a, "#333"))
+        for t in ax.get_yticklabels():
+            t.set_color(KIND_COLORS.get(b, "#333"))
+        show = (len(ia) * len(ib) <= 64) if annotate is None else annotate
+        if show:
+            for y in range(len(ib)):
+                for x in range(len(ia)):
+                    v = block[y, x]
+                    if np.isfinite(v):
+                        ax.text(x, y, f"{v:.2g}", ha="center", va="center", fontsize=6,
+                                color="white" if abs(v) > 0.6 * vmax else "#222")
+        ax.set_xlabel(f"source: {kind_noun(a)}", fontsize=8, color=KIND_COLORS.get(a, "#333"))
+        ax.set_ylabel(f"target: {kind_noun(b)}", fontsize=8, color=KIND_COLORS.get(b, "#333"))
+        ax.set_title(f"{a} → {b}: how each {a} moves a {b}'s attribution", fontsize=8.5)
+        cb = fig.colorbar(im, cax=fig.add_subplot(gs[r, 2 * c + 1]))
+        cb.ax.tick_params(labelsize=6.5)
+        axes.append(ax)
+    fig.suptitle(title or f"cross blocks by player kind · {result.method} · cell = " + r"$\phi_{j\to i}$" + " (own scale per panel)",
+                 fontsize=10)
+    fit_tick_labels(fig, axes)
+    return finish(fig, save)
 
 
 # ---------------------------------------------------------------------------------------------- arcs
@@ -370,10 +433,13 @@ def comparison(
 
 # ---------------------------------------------------------------------------------------------- all
 def default_figures(result: MetaAttribution) -> dict[FigureName, "Figure"]:
-    """The pictures that suit this result, by name: heatmap, arcs, waterfall, image, comparison, tensor."""
+    """The pictures that suit this result, by name: heatmap, cross_blocks (players of several aspects), arcs,
+    waterfall, image, comparison, tensor."""
     require_mpl()
     kinds = kinds_of(result)
     figs: dict[Any, Any] = {"heatmap": heatmap(result)}
+    if has_cross_kinds(kinds):  # players of several aspects (words and heads, features and training points)
+        figs["cross_blocks"] = cross_blocks_figure(result)
     if result.n_players >= 2 and "patch" not in kinds and (any(k in TEXT_KINDS for k in kinds) or result.n_players <= 24):
         figs["arcs"] = arc_diagram(result)
     if result.n_players:
@@ -392,6 +458,6 @@ def default_figures(result: MetaAttribution) -> dict[FigureName, "Figure"]:
 
 
 __all__ = [
-    "TEXT_KINDS", "arc_diagram", "comparison", "default_figures", "heatmap", "image_overlay", "input_image",
+    "TEXT_KINDS", "arc_diagram", "comparison", "cross_blocks_figure", "default_figures", "heatmap", "image_overlay", "input_image",
     "matrix_figure", "patch_layout", "save_figure", "tensor_heatmap", "waterfall",
 ]

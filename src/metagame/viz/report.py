@@ -26,12 +26,13 @@ import numpy as np
 from .._version import __version__
 from ..results.codec import json_for_script
 from ..results.result import MetaAttribution
-from .terminal import header_line
+from .style import has_cross_kinds, kind_noun
+from .terminal import cross_kind_pairs, header_line
 
 TEXT_KINDS = ("token", "word", "word_a", "word_b")
 TEXT_GROUP_TITLES = {"word_a": "text A", "word_b": "text B", "token": "tokens", "word": "words"}
 #: pictures that get the full width of the page
-WIDE_FIGURES = ("comparison", "image", "concept_maps", "meta_maps")
+WIDE_FIGURES = ("comparison", "image", "concept_maps", "meta_maps", "cross_blocks")
 #: at most this many pairs go into the numbers table (strongest first)
 MAX_TABLE_ROWS = 2000
 FIGURE_CAPTIONS = {
@@ -42,6 +43,8 @@ FIGURE_CAPTIONS = {
     "image": "Patch attributions over the image.",
     "comparison": "First-order attribution, the meta matrix and its symmetric counterpart side by side.",
     "tensor": "Third order for one target i: cell (j, k) = T[i, j, k], how k moves the push of j on i.",
+    "cross_blocks": "Cross blocks by player kind: panel 'a → b' holds φ_{j→i} for sources j of kind a and targets i of "
+    "kind b (each panel on its own scale).",
     "concept_maps": "The generated image and each concept's map (ConceptAttention, all concepts present).",
     "meta_maps": "Meta-maps: row = target concept i, column = source j; each cell shows where j raises (red) or "
     "lowers (blue) i's map; a row sums to i's full map.",
@@ -219,6 +222,41 @@ def _numbers_section(result: MetaAttribution) -> str:
     )
 
 
+def cross_sentence(result: MetaAttribution) -> str:
+    """One sentence on what the cross blocks of a result with players of several aspects mean."""
+    from ..models.joint import kind_blocks
+
+    kinds = [k for k, _ in kind_blocks(_kinds(result))]
+    a, b = kinds[0], kinds[1]
+    return (
+        f"Players of different kinds share one game, so the cross blocks measure how the parts of the model interact: "
+        f"the {b} → {a} block says how much each {b} changes the attribution of each {a} (and {a} → {b} the reverse), "
+        f"e.g. M[{a} i, {b} j] > 0 means {a} i gets more credit when {b} j is present; the own-kind blocks are the "
+        f"usual {kind_noun(a)}-only and {kind_noun(b)}-only meta-attributions."
+    )
+
+
+def _cross_section(result: MetaAttribution, n: int = 12) -> str:
+    """Players of several aspects (words and heads, features and training points): the meaning of the cross blocks in
+    one sentence and the strongest cross-kind pairs."""
+    kinds = _kinds(result)
+    if not has_cross_kinds(kinds) or result.n_players < 2:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_esc(result.players[j])} <span class=\"muted\">({_esc(kinds[j])})</span></td>"
+        f"<td>{_esc(result.players[i])} <span class=\"muted\">({_esc(kinds[i])})</span></td>"
+        f'<td class="n" data-v="{v!r}">{_fmt(v)}</td></tr>'
+        for j, i, v in cross_kind_pairs(result, n)
+    )
+    return (
+        '<section id="cross"><h2>Across kinds</h2>'
+        f"<p>{_esc(cross_sentence(result))}</p>"
+        '<div class="table-wrap"><table class="sortable"><thead><tr><th data-type="text">source j</th>'
+        '<th data-type="text">target i</th><th data-type="num">φ<sub>j→i</sub></th></tr></thead><tbody>'
+        + rows + "</tbody></table></div></section>"
+    )
+
+
 def _triples_section(result: MetaAttribution, n: int = 50) -> str:
     """Third order (order=3 results): the strongest "k moves j → i" effects T[i, j, k]."""
     triples = result.top_triples(n)
@@ -346,6 +384,7 @@ def render_report(
         f"<title>{_esc(str(title))}</title><style>{_asset('report.css')}</style></head><body>",
         f'<header><h1>{_esc(str(title))}</h1><div class="sub">{_esc(header_line(result))}</div></header><main>',
         _input_section(result),
+        _cross_section(result),
         _pictures_section(pngs),
         _numbers_section(result),
         _triples_section(result),

@@ -26,6 +26,14 @@ KIND_COLORS = {
     "patch": "#b35806", "data": "#01665e", "head": "#8c510a", "neuron": "#8c510a", "layer": "#8c510a",
     "component": "#8c510a", "concept": "#c51b7d",
 }
+#: plural nouns of the player kinds (titles of the cross-block panels, report sentences)
+KIND_NOUNS = {
+    "feature": "features", "word": "words", "token": "tokens", "word_a": "words of A", "word_b": "words of B",
+    "patch": "patches", "data": "training points", "head": "heads", "neuron": "neurons", "layer": "layers",
+    "component": "components", "concept": "concepts",
+}
+#: kinds of the inputs of one model (text and image players): results holding only these keep their usual pictures
+INPUT_KINDS = ("token", "word", "word_a", "word_b", "patch")
 #: the longest label printed in full next to a matrix; longer ones make the picture use indices and a legend
 MAX_LABEL = 22
 
@@ -37,6 +45,18 @@ def require_mpl() -> None:
 
 def kinds_of(result: MetaAttribution) -> list[str]:
     return list(result.player_kinds) if result.player_kinds is not None else ["feature"] * result.n_players
+
+
+def kind_noun(kind: str) -> str:
+    """The plural noun of a player kind ("head" -> "heads")."""
+    return KIND_NOUNS.get(kind, kind + "s")
+
+
+def has_cross_kinds(kinds: Sequence[str]) -> bool:
+    """True when players of different aspects share the game (e.g. words and heads, features and training points):
+    the pictures and the report then show the cross blocks on their own."""
+    present = set(kinds)
+    return len(present) > 1 and not present <= set(INPUT_KINDS)
 
 
 def absmax(*arrays: np.ndarray | None) -> float:
@@ -128,6 +148,6 @@ def label_legend(ax: Any, players: Sequence[str], fontsize: float = 6.5) -> None
 
 
 __all__ = [
-    "CMAP", "HAVE_MPL", "KIND_COLORS", "MAX_LABEL", "NEG_COLOR", "POS_COLOR", "absmax", "finish", "fitted_fontsize",
+    "CMAP", "HAVE_MPL", "INPUT_KINDS", "KIND_COLORS", "KIND_NOUNS", "MAX_LABEL", "has_cross_kinds", "kind_noun", "NEG_COLOR", "POS_COLOR", "absmax", "finish", "fitted_fontsize",
     "fit_tick_labels", "kinds_of", "label_legend", "new_figure", "player_index", "require_mpl", "save_figure", "short", "tick_labels",
 ]

@@ -37,6 +37,24 @@ def summary_rows(result: MetaAttribution, n: int = 10) -> list[tuple[str, str, f
     return rows
 
 
+def cross_kind_pairs(result: MetaAttribution, n: int = 10) -> list[tuple[int, int, float]]:
+    """The ``n`` strongest pairs whose source and target are of different kinds: ``(j, i, φ_{j→i})``."""
+    kinds = result.player_kinds
+    if kinds is None or len(set(kinds)) < 2:
+        return []
+    m = np.asarray(result.matrix, dtype=np.float64)
+    ka = np.asarray(list(kinds))
+    cross = ka[:, None] != ka[None, :]
+    score = np.where(cross & np.isfinite(m), np.abs(m), -1.0)
+    out = []
+    for flat in np.argsort(-score, axis=None, kind="stable")[:n]:
+        i, j = divmod(int(flat), m.shape[1])
+        if score[i, j] < 0:
+            break
+        out.append((j, i, float(m[i, j])))
+    return out
+
+
 def summary_table(result: MetaAttribution, n: int = 10) -> Any:
     """A :class:`rich.table.Table` of the ``n`` strongest pairs: source → target, φ_{j→i} ± stderr, φ_i."""
     from rich.table import Table
@@ -91,6 +109,22 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
             third.add_row(str(r), Text(result.players[k]), "moves", Text(f"{result.players[j]} → {result.players[i]}"),
                           Text(txt, style="red" if v > 0 else "blue"))
         console.print(third)
+    from .style import has_cross_kinds
+
+    if has_cross_kinds(result.player_kinds or []):
+        from rich.table import Table
+        from rich.text import Text
+
+        cross = Table(title=Text("across kinds: how a player of one kind moves the attribution of another"),
+                      title_justify="left", header_style="bold")
+        for name, justify in (("#", "right"), ("source j", "left"), ("", "left"), ("target i", "left"),
+                              ("φ_{j→i}", "right")):
+            cross.add_column(name, justify=justify)
+        kinds = result.player_kinds
+        for r, (j, i, v) in enumerate(cross_kind_pairs(result, n), start=1):
+            cross.add_row(str(r), Text(f"{result.players[j]} ({kinds[j]})"), "→", Text(f"{result.players[i]} ({kinds[i]})"),
+                          Text(_fmt(v), style="red" if v > 0 else "blue" if v < 0 else ""))
+        console.print(cross)
     ctx = result.context
     full, empty = ctx.get("value_full"), ctx.get("value_empty")
     if isinstance(full, (int, float)) and isinstance(empty, (int, float)):

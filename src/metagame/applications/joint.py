@@ -1,0 +1,240 @@
+"""Across aspects: players of different kinds in one game.
+
+* Words × components: the words of a prompt (causal LM, text pair, CLIP caption and patches) and the attention heads
+  (neurons, layers) of the same model, masked and ablated in the same forward pass. M[word i, head j] = how head j
+  moves the attribution of word i; M[head j, word i] = how word i moves head j's attribution.
+* Features × training points: the features of a test input and the training points of a model trained on subsets.
+  M[feature i, training point j] = how training point j moves the attribution of feature i.
+
+    >>> res = metagame.explain_lm(path, "The movie was not bad", " good", components="heads", layers=[1])
+    >>> res.extras["head_to_word"]          # [n_words, n_heads]
+    >>> res = metagame.explain_feature_data(X, y, X_test=x, y_test=label, k=3)
+    >>> res.extras["data_to_feature"]       # [n_features, n_train]
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Literal, Mapping, Sequence
+
+import torch
+
+from ..errors import MetagameError
+from ..methods.base import AttributionMethod
+from ..methods.registry import MethodName
+from ..models.base import ModelAdapter
+from ..models.components import Ablation, ComponentKind, ComponentModel
+from ..models.feature_data import FeatureDataModel, FeatureUtility
+from ..models.joint import JointModel, joint
+from ..results.result import MetaAttribution
+from ..run.explain import explain
+from ..run.options import RunOptions, split_run_options
+from .common import build_adapter, explain_application
+
+#: the keywords of ``explain_lm`` / ``explain_text_pair`` / ``explain_vision`` that add component players
+COMPONENT_OPTIONS = ("components", "layers", "ablation", "neuron_groups", "reference", "corrupted", "architecture")
+FeatureDataMethod = Literal["shapley", "banzhaf", "occlusion", "kernel_shap", "lime"]
+
+
+def _reference_inputs(reference: Any, tokenize: Callable[[str], dict] | None) -> Any:
+    """Reference inputs of a mean ablation: texts are tokenized one by one (a list of single inputs)."""
+    if reference is None:
+        return None
+    if isinstance(reference, str):
+        reference = [reference]
+    if isinstance(reference, (list, tuple)) and all(isinstance(r, str) for r in reference):
+        if tokenize is None:
+            raise MetagameError("reference texts need a tokenizer; pass model inputs (dicts of tensors) instead")
+        return [tokenize(r) for r in reference]
+    return reference
+
+
+def lm_components(
+    words: Any,
+    *,
+    components: ComponentKind | Sequence[str] = "heads",
+    layers: Sequence[int] | None = None,
+    ablation: Ablation = "zero",
+    neuron_groups: int | None = None,
+    reference: Any = None,
+    corrupted: str | None = None,
+    architecture: str | None = None,
+) -> ComponentModel:
+    """Component players of a causal LM adapter's model, for :func:`metagame.joint` with the LM's words.
+
+    The component adapter runs on the LM's full token sequence (template, prompt, answer), so on its own its f is
+    log p(answer | prompt) with all words present (the alternative answer, if any, is the joint game's business).
+    ``reference``: texts (or model inputs) whose activations, averaged over every position, are the ``mean``
+    ablation; ``corrupted``: a prompt with the same number of tokens whose activations are patched in (needs a
+    masking that keeps positions, ``mask_token`` or ``zero_embedding``).
+    """
+    device = words.device
+    ids = torch.tensor([words.sequence_ids()], device=device)
+
+    def tokenize(text: str) -> dict:
+        enc = words.tokenizer(text, return_tensors="pt")
+        return {"input_ids": enc["input_ids"].to(device)}
+
+    def answer_log_prob(out: Any) -> torch.Tensor:
+        return words.answer_log_prob(out.logits)
+
+    corrupted_input = None
+    if corrupted is not None:
+        if ablation != "patch":
+            raise MetagameError("corrupted=... is the input of ablation='patch'; pass ablation='patch' or drop it")
+        other = words.sequence_ids(corrupted)
+        if len(other) != ids.shape[1]:
+            raise MetagameError(
+                f"the corrupted prompt has {len(other) - len(words.answer_ids)} tokens with the template but the prompt "
+                f"{len(words.prompt_ids)}; activation patching needs the same number of tokens (pick a prompt of the "
+                f"same length, or ablation='zero' / 'mean')"
+            )
+        corrupted_input = {"input_ids": torch.tensor([other], device=device)}
+    return ComponentModel(
+        words.model, {"input_ids": ids}, output=answer_log_prob, components=components, layers=layers,
+        neuron_groups=neuron_groups, ablation=ablation, reference=_reference_inputs(reference, tokenize),
+        corrupted=corrupted_input, architecture=architecture, batch_size=words.batch_size,
+        pool_positions=ablation == "mean" and getattr(words, "moves_positions", False),
+    )
+
+
+def encoder_components(
+    adapter: Any,
+    *,
+    components: ComponentKind | Sequence[str] = "heads",
+    layers: Sequence[int] | None = None,
+    ablation: Ablation = "zero",
+    neuron_groups: int | None = None,
+    reference: Any = None,
+    corrupted: Any = None,
+    architecture: str | None = None,
+) -> ComponentModel:
+    """Component players of a text-pair encoder (BERT-style heads) or a CLIP model (vision-tower heads), for
+    :func:`metagame.joint` with the adapter's words / patches. The components only gate (``output=None``); a ``mean``
+    ablation averages ``reference`` (texts for a text pair, or model inputs) over every position."""
+    if corrupted is not None or ablation == "patch":
+        raise MetagameError("activation patching is not offered for encoder components; use ablation='zero' or 'mean'")
+    from ..models.text_pair import TextPairModel
+    from ..models.vision import VisionLanguageModel
+
+    device = adapter.device
+    if isinstance(adapter, TextPairModel):
+        inputs = {"input_ids": adapter.input_ids[: adapter.len_a].unsqueeze(0)}
+
+        def tokenize(text: str) -> dict:
+            enc = adapter.tokenizer(text, return_tensors="pt")
+            return {"input_ids": enc["input_ids"].to(device)}
+    elif isinstance(adapter, VisionLanguageModel):
+        inputs = {"pixel_values": adapter.pixels.unsqueeze(0), "input_ids": adapter.input_ids.unsqueeze(0)}
+        tokenize = None
+    else:
+        raise MetagameError(f"components=... is offered for text pairs and CLIP (scalar mode); got {type(adapter).__name__}")
+    return ComponentModel(
+        adapter.model, inputs, output=None, components=components, layers=layers, neuron_groups=neuron_groups,
+        ablation=ablation, reference=_reference_inputs(reference, tokenize), architecture=architecture,
+        batch_size=adapter.batch_size, pool_positions=True,
+    )
+
+
+def with_components(adapter: ModelAdapter, options: Mapping[str, Any], builder: Callable[..., ComponentModel]) -> JointModel:
+    """``joint(adapter, builder(adapter, **options))``: the adapter's players followed by the components."""
+    return joint(adapter, builder(adapter, **dict(options)))
+
+
+def explain_with_components(
+    factory: Callable[..., ModelAdapter],
+    builder: Callable[..., ComponentModel],
+    entry: str,
+    args: tuple,
+    method: Any,
+    method_kwargs: dict | None,
+    options: RunOptions | Mapping[str, Any] | None,
+    kwargs: dict[str, Any],
+) -> MetaAttribution:
+    """An application entry point with ``components=...``: build the adapter from its keywords, add the component
+    players (:data:`COMPONENT_OPTIONS`) through ``builder`` and explain the joint game. Without ``components`` it is
+    the plain entry point."""
+    if kwargs.get("components") is None:
+        stray = sorted(k for k in COMPONENT_OPTIONS if k in kwargs and kwargs[k] is not None and k != "components")
+        if stray:
+            raise MetagameError(f"{entry}: {', '.join(stray)} only apply with components='heads' (or 'neurons', 'layers')")
+        kwargs = {k: v for k, v in kwargs.items() if k not in COMPONENT_OPTIONS}
+        return explain_application(factory, entry, args, method, method_kwargs, options, kwargs)
+    run, rest = split_run_options(kwargs)
+    opts = RunOptions.build(options, **run)
+    comp = {k: rest.pop(k) for k in COMPONENT_OPTIONS if k in rest and rest[k] is not None}
+    limit = rest.pop("exact_max_players", None)
+    adapter = build_adapter(factory, entry, *args, **rest)
+    combined = with_components(adapter, comp, builder)
+    if limit is not None:
+        combined.exact_max_players = int(limit)
+    return explain(combined, method, method_kwargs=method_kwargs, options=opts)
+
+
+def explain_joint(
+    *adapters: ModelAdapter,
+    method: MethodName | AttributionMethod | Any = "integrated_gradients",
+    method_kwargs: dict | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **run_options: Any,
+) -> MetaAttribution:
+    """Meta-attributions of the joint game of ``adapters`` (see :func:`metagame.joint`); rows sum to φ_i, and
+    ``extras["{a}_to_{b}"]`` holds each cross block (sources of kind a, targets of kind b)."""
+    return explain(joint(*adapters), method, method_kwargs=method_kwargs, options=options, **run_options)
+
+
+def feature_data_adapter(
+    X,
+    y,
+    *,
+    X_test,
+    y_test,
+    train: Any = None,
+    k: int = 5,
+    utility: FeatureUtility | Callable | None = None,
+    baseline: Any = None,
+    feature_names: Sequence[str] | None = None,
+    players: Sequence[str] | None = None,
+    train_seed: int = 0,
+    empty_value: float = 0.0,
+) -> FeatureDataModel:
+    """The features × training points adapter (:class:`~metagame.models.feature_data.FeatureDataModel`)."""
+    return FeatureDataModel(X, y, X_test=X_test, y_test=y_test, train=train, k=k, utility=utility, baseline=baseline,
+                            feature_names=feature_names, players=players, seed=train_seed, empty_value=empty_value)
+
+
+def explain_feature_data(
+    X,
+    y,
+    *,
+    method: FeatureDataMethod | AttributionMethod | Any = "shapley",
+    method_kwargs: dict | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> MetaAttribution:
+    """Meta-attributions over the features of a test input and the training points together.
+
+    f(S) = U(model trained on the training points of S, test input with the features outside S at their baseline);
+    M[i, j] = Shapley value of j in u_i(T) = φ_i(f, x_{T∪{i}}). ``extras["data_to_feature"][i, j]`` = how training
+    point j moves the attribution of feature i; ``extras["feature_to_data"][j, i]`` = how feature i moves the value of
+    training point j.
+
+    ``kwargs``: :func:`feature_data_adapter`'s options (X_test, y_test, train, k, utility, baseline, feature_names,
+    players, train_seed, empty_value) and the run options.
+
+    Example:
+        >>> res = explain_feature_data(X[:6], y[:6], X_test=x, y_test=label, k=3)      # KNN closed form
+        >>> res.extras["data_to_feature"]                                                # [n_features, 6]
+    """
+    return explain_application(feature_data_adapter, "explain_feature_data", (X, y), method, method_kwargs, options, kwargs)
+
+
+__all__ = [
+    "COMPONENT_OPTIONS",
+    "encoder_components",
+    "explain_feature_data",
+    "explain_joint",
+    "explain_with_components",
+    "feature_data_adapter",
+    "lm_components",
+    "with_components",
+]
