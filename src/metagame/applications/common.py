@@ -40,6 +40,10 @@ def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: An
     return set_recipe(adapter, factory, *args, **kwargs)  # Ray workers build their own copy from it
 
 
+#: an optional extension of an entry point: (its extra keyword names, extend(adapter, those keywords) -> adapter)
+Extension = tuple[tuple[str, ...], Callable[[ModelAdapter, dict], ModelAdapter]]
+
+
 def explain_application(
     factory: Callable[..., ModelAdapter],
     entry: str,
@@ -48,15 +52,24 @@ def explain_application(
     method_kwargs: dict | None,
     options: RunOptions | Mapping[str, Any] | None,
     kwargs: dict[str, Any],
+    extension: Extension | None = None,
 ) -> MetaAttribution:
-    """Split ``kwargs`` into run options and adapter options, build the adapter, run :func:`metagame.explain`.
+    """Split ``kwargs`` into run options, the ``extension``'s keywords (e.g. ``components=``) and adapter options,
+    build the adapter (extended), run :func:`metagame.explain`.
 
     Run options are validated first, so a bad option fails before any model is loaded.
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
+    limit = rest.pop("exact_max_players", None)
+    names, extend = extension if extension is not None else ((), None)
+    extra = {k: rest.pop(k) for k in names if k in rest}
     adapter = build_adapter(factory, entry, *args, **rest)
+    if extend is not None:
+        adapter = extend(adapter, extra)
+    if limit is not None:
+        adapter.exact_max_players = int(limit)
     return explain(adapter, method, method_kwargs=method_kwargs, options=opts)
 
 
-__all__ = ["adapter_options", "build_adapter", "explain_application"]
+__all__ = ["Extension", "adapter_options", "build_adapter", "explain_application"]

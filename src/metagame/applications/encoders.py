@@ -28,6 +28,7 @@ from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks
 from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
 from ..run.options import RunOptions
+from .common import explain_application
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
 ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
@@ -93,10 +94,11 @@ def explain_text_pair(
     ``neuron_groups``, ``architecture``); the cross blocks are then ``extras["{kind}_to_{kind}"]``, e.g.
     ``head_to_word_a``.
     """
-    from .joint import encoder_components, explain_with_components
+    from .joint import component_extension, encoder_components
 
-    return explain_with_components(text_pair_adapter, encoder_components, "explain_text_pair", (model, text_a, text_b),
-                                   method, method_kwargs, options, {**kwargs, "components": components})
+    return explain_application(text_pair_adapter, "explain_text_pair", (model, text_a, text_b), method, method_kwargs,
+                               options, {**kwargs, "components": components},
+                               component_extension(encoder_components, "explain_text_pair"))
 
 
 # ------------------------------------------------------------------------------------------------ vision-language
@@ -156,10 +158,10 @@ def explain_vision(
     (:func:`metagame.joint`; keywords ``layers``, ``ablation`` = ``"zero"`` or ``"mean"`` over ``reference`` inputs,
     ``neuron_groups``); cross blocks in ``extras``, e.g. ``head_to_patch`` and ``word_to_head``.
     """
-    from .joint import encoder_components, explain_with_components
+    from .joint import component_extension, encoder_components
 
-    return explain_with_components(vision_adapter, encoder_components, "explain_vision", (model, image, text), method,
-                                   method_kwargs, options, {**kwargs, "components": components})
+    return explain_application(vision_adapter, "explain_vision", (model, image, text), method, method_kwargs, options,
+                               {**kwargs, "components": components}, component_extension(encoder_components, "explain_vision"))
 
 
 __all__ = [

@@ -27,8 +27,8 @@ from ..models.feature_data import FeatureDataModel, FeatureUtility
 from ..models.joint import JointModel, joint
 from ..results.result import MetaAttribution
 from ..run.explain import explain
-from ..run.options import RunOptions, split_run_options
-from .common import build_adapter, explain_application
+from ..run.options import RunOptions
+from .common import Extension, explain_application
 
 #: the keywords of ``explain_lm`` / ``explain_text_pair`` / ``explain_vision`` that add component players
 COMPONENT_OPTIONS = ("components", "layers", "ablation", "neuron_groups", "reference", "corrupted", "architecture")
@@ -140,34 +140,21 @@ def with_components(adapter: ModelAdapter, options: Mapping[str, Any], builder: 
     return joint(adapter, builder(adapter, **dict(options)))
 
 
-def explain_with_components(
-    factory: Callable[..., ModelAdapter],
-    builder: Callable[..., ComponentModel],
-    entry: str,
-    args: tuple,
-    method: Any,
-    method_kwargs: dict | None,
-    options: RunOptions | Mapping[str, Any] | None,
-    kwargs: dict[str, Any],
-) -> MetaAttribution:
-    """An application entry point with ``components=...``: build the adapter from its keywords, add the component
-    players (:data:`COMPONENT_OPTIONS`) through ``builder`` and explain the joint game. Without ``components`` it is
-    the plain entry point."""
-    if kwargs.get("components") is None:
-        stray = sorted(k for k in COMPONENT_OPTIONS if k in kwargs and kwargs[k] is not None and k != "components")
-        if stray:
-            raise MetagameError(f"{entry}: {', '.join(stray)} only apply with components='heads' (or 'neurons', 'layers')")
-        kwargs = {k: v for k, v in kwargs.items() if k not in COMPONENT_OPTIONS}
-        return explain_application(factory, entry, args, method, method_kwargs, options, kwargs)
-    run, rest = split_run_options(kwargs)
-    opts = RunOptions.build(options, **run)
-    comp = {k: rest.pop(k) for k in COMPONENT_OPTIONS if k in rest and rest[k] is not None}
-    limit = rest.pop("exact_max_players", None)
-    adapter = build_adapter(factory, entry, *args, **rest)
-    combined = with_components(adapter, comp, builder)
-    if limit is not None:
-        combined.exact_max_players = int(limit)
-    return explain(combined, method, method_kwargs=method_kwargs, options=opts)
+def component_extension(builder: Callable[..., ComponentModel], entry: str) -> Extension:
+    """The ``components=`` extension of an application entry point: with ``components`` set, the adapter's players
+    are joined by the model's components (:data:`COMPONENT_OPTIONS` go to ``builder``); without it, the component
+    options are refused and the adapter stays as it is."""
+
+    def extend(adapter: ModelAdapter, options: dict) -> ModelAdapter:
+        given = {k: v for k, v in options.items() if v is not None}
+        if given.get("components") is None:
+            if given:
+                raise MetagameError(f"{entry}: {', '.join(sorted(given))} only apply with components='heads' (or "
+                                    f"'neurons', 'layers')")
+            return adapter
+        return with_components(adapter, given, builder)
+
+    return COMPONENT_OPTIONS, extend
 
 
 def explain_joint(
@@ -233,7 +220,7 @@ __all__ = [
     "encoder_components",
     "explain_feature_data",
     "explain_joint",
-    "explain_with_components",
+    "component_extension",
     "feature_data_adapter",
     "lm_components",
     "with_components",

@@ -19,7 +19,7 @@ from ..models.components import ComponentKind
 from ..models.language import CausalLM
 from ..results.result import MetaAttribution
 from ..run.options import RunOptions
-from .common import build_adapter
+from .common import build_adapter, explain_application
 
 #: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
 LM_EXACT_MAX_PLAYERS = CausalLM.exact_max_players
@@ -53,10 +53,10 @@ def explain_lm(
     ``corrupted`` prompt), ``neuron_groups`` and ``architecture``; ``extras["head_to_word"]`` [words, heads] and
     ``extras["word_to_head"]`` [heads, words] hold the cross blocks.
     """
-    from .joint import explain_with_components, lm_components
+    from .joint import component_extension, lm_components
 
-    return explain_with_components(CausalLM, lm_components, "explain_lm", (model, prompt, answer), method,
-                                   method_kwargs, options, {**kwargs, "components": components})
+    return explain_application(CausalLM, "explain_lm", (model, prompt, answer), method, method_kwargs, options,
+                               {**kwargs, "components": components}, component_extension(lm_components, "explain_lm"))
 
 
 __all__ = ["LM_EXACT_MAX_PLAYERS", "explain_lm", "lm_adapter"]
