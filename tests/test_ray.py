@@ -350,12 +350,13 @@ def test_causal_lm_equals_the_local_run(cluster, tmp_path):
     path = make_model("llama", tmp_path / "llama")
     kw = dict(method="integrated_gradients", method_kwargs=IG4, batch_size=8)
     prompt = "the movie was unbelievably bad"
-    for run in (dict(), dict(budget=20, seed=0)):
+    for run in (dict(), dict(budget=20, seed=0), dict(components="layers")):  # last: words × layers (joint)
         local = explain_lm(path, prompt, "good", **kw, **run)
         res = explain_lm(path, prompt, "good", **kw, **run, backend="ray", num_workers=2)
         same(local, res)
         assert res.metadata["backend"]["adapter_from"] == "recipe"  # the workers loaded the model from its path
         assert res.n_model_rows == local.n_model_rows
+    assert res.n_players == 7  # 5 words and 2 layers
 
 
 @needs_ray

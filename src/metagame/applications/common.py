@@ -66,7 +66,10 @@ def explain_application(
     extra = {k: rest.pop(k) for k in names if k in rest}
     adapter = build_adapter(factory, entry, *args, **rest)
     if extend is not None:
-        adapter = extend(adapter, extra)
+        extended = extend(adapter, extra)
+        if extended is not adapter:  # Ray workers build the base adapter and extend it the same way
+            extended.recipe = adapter.recipe.extended(extend, extra)
+        adapter = extended
     if limit is not None:
         adapter.exact_max_players = int(limit)
     return explain(adapter, method, method_kwargs=method_kwargs, options=opts)

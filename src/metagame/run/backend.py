@@ -79,6 +79,9 @@ class AdapterRecipe:
     factory: Callable[..., ModelAdapter]
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    #: steps applied to the built adapter in order, ``(fn, options)`` with ``fn(adapter, options) -> adapter`` (an
+    #: entry point's extension, e.g. ``components=``)
+    then: tuple = ()
 
     def build(self, gpu: bool = False) -> ModelAdapter:
         """The adapter. On a GPU worker (``gpu=True``) a factory whose ``device`` option was left unset builds on the
@@ -86,7 +89,14 @@ class AdapterRecipe:
         kwargs = dict(self.kwargs)
         if gpu and kwargs.get("device") is None and _takes(self.factory, "device"):
             kwargs["device"] = "cuda"
-        return self.factory(*self.args, **kwargs)
+        adapter = self.factory(*self.args, **kwargs)
+        for fn, options in self.then:
+            adapter = fn(adapter, options)
+        return adapter
+
+    def extended(self, fn: Callable[[ModelAdapter, dict], ModelAdapter], options: dict) -> "AdapterRecipe":
+        """This recipe followed by ``fn(adapter, options)``."""
+        return AdapterRecipe(self.factory, self.args, self.kwargs, self.then + ((fn, dict(options)),))
 
 
 def _takes(factory: Callable, name: str) -> bool:
