@@ -123,7 +123,7 @@ def test_method_options_listed_from_the_real_signature():
 
 
 def test_unknown_run_option_lists_the_valid_ones():
-    with pytest.raises(MetagameError, match=r"unknown run option\(s\) \['budgett'\].*budget, seed"):
+    with pytest.raises(MetagameError, match=r"unknown option\(s\) \['budgett'\].*run options: variant, value, budget, seed"):
         metagame.meta_attributions(lambda z: z.sum(1), torch.ones(3), budgett=10)
 
 

@@ -7,10 +7,11 @@ options (variant, value, budget, seed, estimator, tol, checkpoint, progress, ord
 
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from .applications.common import build_adapter, explain_application
 from .games.masked import AttributionGame
 from .methods.base import AttributionMethod
 from .methods.registry import MethodName, get_method
@@ -31,11 +32,8 @@ def meta_attributions(
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     *,
     method_kwargs: dict | None = None,
-    feature_mask=None,
-    players: Sequence[str] | None = None,
-    batch_size: int | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
-    **run_options: Any,
+    **kwargs: Any,
 ) -> MetaAttribution:
     """Meta-attributions of a tensor model ``model(x[n, *shape]) -> [n]`` at ``inputs``.
 
@@ -47,11 +45,10 @@ def meta_attributions(
         baselines: baseline b (default zeros) used both for masking and by the inner method.
         method: inner method name, an :class:`~metagame.methods.AttributionMethod`, or a Captum object/class.
         method_kwargs: options of a named inner method, e.g. ``{"n_steps": 64}``.
-        feature_mask: player id per input coordinate (players that span several coordinates).
-        players: player labels.
-        batch_size: rows per model call (None: chosen from the input size, at most 8192).
-        options, **run_options: run options (:class:`~metagame.run.RunOptions`): ``budget=None`` for exact
-            enumeration, else attribution calls for an estimator; ``variant``, ``value``, ``seed``, ...
+        options, **kwargs: the adapter's options (:class:`~metagame.models.TensorModel`: ``feature_mask`` — player
+            id per input coordinate, ``players`` — labels, ``batch_size`` — rows per model call) and the run options
+            (:class:`~metagame.run.RunOptions`: ``budget=None`` for exact enumeration, else attribution calls for an
+            estimator; ``variant``, ``value``, ``seed``, ``order``, ``checkpoint``, ...).
 
     Returns:
         :class:`~metagame.MetaAttribution` (float64 matrices, whatever the model's dtype).
@@ -60,8 +57,8 @@ def meta_attributions(
         >>> f = lambda x: x[:, 0] + x[:, 0] * x[:, 1] ** 2
         >>> meta_attributions(f, torch.tensor([2.0, 3.0], dtype=torch.float64)).matrix   # [[2, 6], [12, 0]]
     """
-    adapter = TensorModel(model, inputs, baselines, feature_mask=feature_mask, players=players, batch_size=batch_size)
-    return explain(adapter, method, method_kwargs=method_kwargs, options=options, **run_options)
+    return explain_application(TensorModel, "meta_attributions", (model, inputs, baselines), method, method_kwargs,
+                               options, kwargs)
 
 
 def attribute(
@@ -71,38 +68,32 @@ def attribute(
     method: MethodName | AttributionMethod | Any = "shapley",
     *,
     method_kwargs: dict | None = None,
-    feature_mask=None,
-    batch_size: int | None = None,
+    **adapter_options: Any,
 ) -> np.ndarray:
-    """First-order attribution φ(f, x) ``(d,)`` of a tensor model (one attribution call at the full coalition).
+    """First-order attribution φ(f, x) ``(d,)`` of a tensor model (one attribution call at the full coalition);
+    ``adapter_options`` as in :func:`meta_attributions` (``feature_mask``, ``batch_size``).
 
     Example:
         >>> attribute(lambda x: x[:, 0] * x[:, 1], torch.tensor([2.0, 3.0]), method="shapley")   # [3, 3]
     """
-    adapter = TensorModel(model, inputs, baselines, feature_mask=feature_mask, batch_size=batch_size)
+    adapter = build_adapter(TensorModel, "attribute", model, inputs, baselines, **adapter_options)
     game = AttributionGame(adapter, get_method(method, method_kwargs))
     return game(np.ones((1, adapter.n_players), dtype=bool))[0]
 
 
 def shapley_taylor(
-    model: Callable,
-    inputs,
-    baselines=None,
-    *,
-    feature_mask=None,
-    players: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    progress: bool | None = None,
+    model: Callable, inputs, baselines=None, *, progress: bool | None = None, **adapter_options: Any
 ) -> InteractionResult:
     """Exact order-2 Shapley-Taylor interaction index of v(S) = f(x_S), as a labelled ``(d, d)`` result.
 
     Off the diagonal STII_ij = Σ_{A⊇{i,j}} m(A)/C(|A|, 2); the diagonal holds the order-1 terms m({i}). The result
-    indexes like the matrix (``res[i, j]``) and converts with ``np.asarray(res)``.
+    indexes like the matrix (``res[i, j]``) and converts with ``np.asarray(res)``; ``adapter_options`` as in
+    :func:`meta_attributions` (``feature_mask``, ``players``, ``batch_size``).
 
     Example:
         >>> shapley_taylor(lambda x: x[:, 0] * x[:, 1], torch.ones(2))[0, 1]   # 1.0
     """
-    adapter = TensorModel(model, inputs, baselines, feature_mask=feature_mask, players=players, batch_size=batch_size)
+    adapter = build_adapter(TensorModel, "shapley_taylor", model, inputs, baselines, **adapter_options)
     check_exact_size(adapter.n_players, what="the exact Shapley-Taylor index")
     rows_before = adapter.n_model_rows
     v = value_table(adapter, progress)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Any, Callable, Literal, Mapping, Sequence
 
 import torch
@@ -30,8 +31,22 @@ from ..run.explain import explain
 from ..run.options import RunOptions
 from .common import Extension, explain_application
 
-#: the keywords of ``explain_lm`` / ``explain_text_pair`` / ``explain_vision`` that add component players
-COMPONENT_OPTIONS = ("components", "layers", "ablation", "neuron_groups", "reference", "corrupted", "architecture")
+@dataclass(frozen=True)
+class ComponentOptions:
+    """The keywords of ``explain_lm`` / ``explain_text_pair`` / ``explain_vision`` that add component players (defined
+    once; see :class:`~metagame.models.components.ComponentModel` for their meaning)."""
+
+    components: ComponentKind | Sequence[str] = "heads"
+    layers: Sequence[int] | None = None
+    ablation: Ablation = "zero"
+    neuron_groups: int | None = None
+    reference: Any = None
+    corrupted: Any = None
+    architecture: str | None = None
+
+
+#: the component keywords, in declaration order
+COMPONENT_OPTIONS = tuple(f.name for f in fields(ComponentOptions))
 FeatureDataMethod = Literal["shapley", "banzhaf", "occlusion", "kernel_shap", "lime"]
 
 
@@ -48,25 +63,16 @@ def _reference_inputs(reference: Any, tokenize: Callable[[str], dict] | None) ->
     return reference
 
 
-def lm_components(
-    words: Any,
-    *,
-    components: ComponentKind | Sequence[str] = "heads",
-    layers: Sequence[int] | None = None,
-    ablation: Ablation = "zero",
-    neuron_groups: int | None = None,
-    reference: Any = None,
-    corrupted: str | None = None,
-    architecture: str | None = None,
-) -> ComponentModel:
+def lm_components(words: Any, **options: Any) -> ComponentModel:
     """Component players of a causal LM adapter's model, for :func:`metagame.joint` with the LM's words.
 
     The component adapter runs on the LM's full token sequence (template, prompt, answer), so on its own its f is
     log p(answer | prompt) with all words present (the alternative answer, if any, is the joint game's business).
     ``reference``: texts (or model inputs) whose activations, averaged over every position, are the ``mean``
     ablation; ``corrupted``: a prompt with the same number of tokens whose activations are patched in (needs a
-    masking that keeps positions, ``mask_token`` or ``zero_embedding``).
+    masking that keeps positions, ``mask_token`` or ``zero_embedding``). ``options``: :class:`ComponentOptions`.
     """
+    o = ComponentOptions(**options)
     device = words.device
     ids = torch.tensor([words.sequence_ids()], device=device)
 
@@ -78,10 +84,10 @@ def lm_components(
         return words.answer_log_prob(out.logits)
 
     corrupted_input = None
-    if corrupted is not None:
-        if ablation != "patch":
+    if o.corrupted is not None:
+        if o.ablation != "patch":
             raise MetagameError("corrupted=... is the input of ablation='patch'; pass ablation='patch' or drop it")
-        other = words.sequence_ids(corrupted)
+        other = words.sequence_ids(o.corrupted)
         if len(other) != ids.shape[1]:
             raise MetagameError(
                 f"the corrupted prompt has {len(other) - len(words.answer_ids)} tokens with the template but the prompt "
@@ -90,28 +96,20 @@ def lm_components(
             )
         corrupted_input = {"input_ids": torch.tensor([other], device=device)}
     return ComponentModel(
-        words.model, {"input_ids": ids}, output=answer_log_prob, components=components, layers=layers,
-        neuron_groups=neuron_groups, ablation=ablation, reference=_reference_inputs(reference, tokenize),
-        corrupted=corrupted_input, architecture=architecture, batch_size=words.batch_size,
-        pool_positions=ablation == "mean" and getattr(words, "moves_positions", False),
+        words.model, {"input_ids": ids}, output=answer_log_prob, components=o.components, layers=o.layers,
+        neuron_groups=o.neuron_groups, ablation=o.ablation, reference=_reference_inputs(o.reference, tokenize),
+        corrupted=corrupted_input, architecture=o.architecture, batch_size=words.batch_size,
+        pool_positions=o.ablation == "mean" and getattr(words, "moves_positions", False),
     )
 
 
-def encoder_components(
-    adapter: Any,
-    *,
-    components: ComponentKind | Sequence[str] = "heads",
-    layers: Sequence[int] | None = None,
-    ablation: Ablation = "zero",
-    neuron_groups: int | None = None,
-    reference: Any = None,
-    corrupted: Any = None,
-    architecture: str | None = None,
-) -> ComponentModel:
+def encoder_components(adapter: Any, **options: Any) -> ComponentModel:
     """Component players of a text-pair encoder (BERT-style heads) or a CLIP model (vision-tower heads), for
     :func:`metagame.joint` with the adapter's words / patches. The components only gate (``output=None``); a ``mean``
-    ablation averages ``reference`` (texts for a text pair, or model inputs) over every position."""
-    if corrupted is not None or ablation == "patch":
+    ablation averages ``reference`` (texts for a text pair, or model inputs) over every position. ``options``:
+    :class:`ComponentOptions`."""
+    o = ComponentOptions(**options)
+    if o.corrupted is not None or o.ablation == "patch":
         raise MetagameError("activation patching is not offered for encoder components; use ablation='zero' or 'mean'")
     from ..models.text_pair import TextPairModel
     from ..models.vision import VisionLanguageModel
@@ -129,8 +127,8 @@ def encoder_components(
     else:
         raise MetagameError(f"components=... is offered for text pairs and CLIP (scalar mode); got {type(adapter).__name__}")
     return ComponentModel(
-        adapter.model, inputs, output=None, components=components, layers=layers, neuron_groups=neuron_groups,
-        ablation=ablation, reference=_reference_inputs(reference, tokenize), architecture=architecture,
+        adapter.model, inputs, output=None, components=o.components, layers=o.layers, neuron_groups=o.neuron_groups,
+        ablation=o.ablation, reference=_reference_inputs(o.reference, tokenize), architecture=o.architecture,
         batch_size=adapter.batch_size, pool_positions=True,
     )
 
@@ -216,6 +214,7 @@ def explain_feature_data(
 
 
 __all__ = [
+    "ComponentOptions",
     "COMPONENT_OPTIONS",
     "encoder_components",
     "explain_feature_data",
