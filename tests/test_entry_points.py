@@ -18,14 +18,16 @@ pytestmark = pytest.mark.slow
 
 #: one value for every run option (an exact run; the sampled ones change budget/seed/estimator/tol)
 EXACT = dict(variant="metagame", value="shapley", budget=None, seed=3, estimator="auto", tol=None,
-             checkpoint_mode="resume", checkpoint_every=30.0, progress=False, order=2)
+             checkpoint_mode="resume", checkpoint_every=30.0, progress=False, order=2, backend="local",
+             ray_address=None, num_workers=None, num_gpus_per_worker=0.0)
 SAMPLED = {**EXACT, "budget": 40, "estimator": "montecarlo", "tol": 1e-9}
 
 
 def _cli_flags(opts: dict, ck) -> list[str]:
     flags = ["--variant", opts["variant"], "--value", opts["value"], "--seed", str(opts["seed"]), "--estimator",
              opts["estimator"], "--checkpoint", str(ck), "--checkpoint-mode", opts["checkpoint_mode"],
-             "--checkpoint-every", str(opts["checkpoint_every"]), "--no-progress", "--order", str(opts["order"])]
+             "--checkpoint-every", str(opts["checkpoint_every"]), "--no-progress", "--order", str(opts["order"]),
+             "--backend", opts["backend"]]
     if opts["budget"] is not None:
         flags += ["--budget", str(opts["budget"])]
     if opts["tol"] is not None:

@@ -9,6 +9,7 @@ from typing import Any, Callable, Mapping
 from ..errors import MetagameError
 from ..models.base import ModelAdapter
 from ..results.result import MetaAttribution
+from ..run.backend import set_recipe
 from ..run.explain import explain
 from ..run.options import RunOptions, split_run_options
 
@@ -22,7 +23,8 @@ def adapter_options(factory: Callable[..., ModelAdapter]) -> list[str]:
 def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: Any, **kwargs: Any) -> ModelAdapter:
     """``factory(*args, **kwargs)`` with an error naming the valid options when a keyword is unknown.
 
-    ``exact_max_players`` is accepted by every entry point and set on the built adapter.
+    ``exact_max_players`` is accepted by every entry point and set on the built adapter; ``adapter.recipe`` records
+    the call (:class:`~metagame.run.backend.AdapterRecipe`), so Ray workers build their own copy from it.
     """
     limit = kwargs.pop("exact_max_players", None)
     accepted = adapter_options(factory)
@@ -35,7 +37,7 @@ def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: An
     adapter = factory(*args, **kwargs)
     if limit is not None:
         adapter.exact_max_players = int(limit)
-    return adapter
+    return set_recipe(adapter, factory, *args, **kwargs)  # Ray workers build their own copy from it
 
 
 #: an optional extension of an entry point: (its extra keyword names, extend(adapter, those keywords) -> adapter)
@@ -64,7 +66,10 @@ def explain_application(
     extra = {k: rest.pop(k) for k in names if k in rest}
     adapter = build_adapter(factory, entry, *args, **rest)
     if extend is not None:
-        adapter = extend(adapter, extra)
+        extended = extend(adapter, extra)
+        if extended is not adapter:  # Ray workers build the base adapter and extend it the same way
+            extended.recipe = adapter.recipe.extended(extend, extra)
+        adapter = extended
     if limit is not None:
         adapter.exact_max_players = int(limit)
     return explain(adapter, method, method_kwargs=method_kwargs, options=opts)

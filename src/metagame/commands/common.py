@@ -29,6 +29,11 @@ CLI_SPELLINGS = {
     "device='cpu'": "--device cpu",
     "estimator='montecarlo'": "--estimator montecarlo",
     "pass a checkpoint path": "pass --checkpoint PATH",
+    "backend='ray'": "--backend ray",
+    "backend='local'": "--backend local",
+    "num_gpus_per_worker": "--gpus-per-worker",
+    "num_workers": "--workers",
+    "ray_address": "--ray-address",
 }
 
 
@@ -67,6 +72,14 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
                    help=f"what to do with a checkpoint of another run (default {d.checkpoint_mode}: refuse it)")
     g.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every, metavar="SECONDS",
                    help=f"seconds between checkpoint saves (default {d.checkpoint_every:g})")
+    g.add_argument("--backend", default=d.backend, choices=("local", "ray"),
+                   help="where attribution calls run: this process, or Ray workers (pip install 'metagame[ray]')")
+    g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
+                   help="Ray cluster: 'auto' (the running one) or ray://HOST:PORT (default: start a local Ray)")
+    g.add_argument("--workers", dest="num_workers", type=int, default=None, metavar="N",
+                   help="Ray workers (default: as many as the cluster's GPUs or CPUs allow)")
+    g.add_argument("--gpus-per-worker", dest="num_gpus_per_worker", type=float, default=d.num_gpus_per_worker,
+                   metavar="G", help="GPUs per Ray worker (0.5 shares one GPU between two workers; default 0: CPU)")
     g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show a progress bar")
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     if out_default is None:
@@ -93,10 +106,13 @@ def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple
     """The body every explaining command shares: check ``--out`` and the run options before any work, build the
     adapter, run :func:`metagame.explain`. Returns ``(adapter, result)``."""
     from ..run import explain
+    from ..run.backend import set_recipe
 
     check_out_dir(args.out)
     options = run_options(args)
     adapter = build()
+    if getattr(adapter, "recipe", None) is None:
+        set_recipe(adapter, build)  # Ray workers (--backend ray) build their own copy the same way
     return adapter, explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options)
 
 

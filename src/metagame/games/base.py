@@ -6,7 +6,7 @@ coalition content so that repeated coalitions are never paid for twice.
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -37,6 +37,12 @@ class Game:
         if self.cache is None:
             return self._batched(coalitions)
         return self.cache.fill(coalitions, self._batched).reshape(len(coalitions), self.n_outputs)
+
+    def map_unordered(self, batches: Iterable[np.ndarray]) -> Iterator[tuple[int, np.ndarray]]:
+        """``(k, self(batches[k]))`` for every batch as it finishes: here one at a time, in order; a distributed game
+        (:class:`~metagame.run.backend.RayAttributionGame`) evaluates several at once and yields them as they complete."""
+        for k, rows in enumerate(batches):
+            yield k, self(rows)
 
     def _batched(self, coalitions: np.ndarray) -> np.ndarray:
         parts = []

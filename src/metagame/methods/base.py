@@ -69,6 +69,13 @@ class AttributionMethod:
         """
         return None
 
+    def coalitions_per_pass(self, model: ModelAdapter) -> int | None:
+        """Coalitions attributed together in one model pass when the method cuts a call into consecutive passes of
+        this many rows (from the call's first row), each pass's numbers depending on its own rows only; a call cut at
+        multiples of it then gives the same numbers bit for bit (the Ray backend spreads such pieces over workers).
+        None: unknown (calls are never cut)."""
+        return None
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.params().items())
         return f"{type(self).__name__}({args})"

@@ -88,10 +88,14 @@ class CaptumMethod(AttributionMethod):
             return self.method
         return self.method(AdapterModule(model))
 
+    def coalitions_per_pass(self, model: ModelAdapter) -> int:
+        """``batch_size // n_steps``: the coalitions handed to the Captum method at once."""
+        return max(1, model.batch_size // int(self.attribute_kwargs.get("n_steps", 1)))
+
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         coalitions = np.asarray(coalitions, dtype=bool)
         obj = self._instance(model)
-        per = max(1, model.batch_size // int(self.attribute_kwargs.get("n_steps", 1)))
+        per = self.coalitions_per_pass(model)
         parts = []
         for start in range(0, len(coalitions), per):
             chunk = coalitions[start : start + per]

@@ -77,10 +77,14 @@ class _GradientMethod(AttributionMethod):
     def _rows_per_coalition(self) -> int:
         return 1
 
+    def coalitions_per_pass(self, model: ModelAdapter) -> int:
+        """``batch_size // rows per coalition`` (e.g. IG's ``n_steps``): the coalitions of one forward/backward pass."""
+        return max(1, model.batch_size // self._rows_per_coalition())
+
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         self._check(model)
         coalitions = np.asarray(coalitions, dtype=bool)
-        per = max(1, model.batch_size // self._rows_per_coalition())
+        per = self.coalitions_per_pass(model)
         parts = [self._attribute_chunk(model, coalitions[s : s + per]) for s in range(0, len(coalitions), per)]
         return torch.cat(parts) if parts else torch.zeros(0, model.n_players, dtype=model.dtype)
 

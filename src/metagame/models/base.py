@@ -82,6 +82,9 @@ class ModelAdapter:
     #: per-player shape of vector-valued attributions (a method then returns ``[m, d, *attribution_shape]``,
     #: e.g. one concept map over the image patches per player); () for scalar attributions
     attribution_shape: tuple[int, ...] = ()
+    #: how to build this adapter again in another process (:class:`~metagame.run.backend.AdapterRecipe`; set by the
+    #: entry points and commands), used by Ray workers; None: workers get a copy of the adapter object
+    recipe: Any = None
 
     def __init__(self, batch_size: int = 256, cache_values: bool = True):
         self.batch_size = int(batch_size)

@@ -2,7 +2,8 @@
 
 ``options.py`` (RunOptions, the only copies of the option literals) · ``explain.py`` (the only code that builds a
 :class:`~metagame.MetaAttribution`) · ``exact.py`` and ``tables.py`` (exact engine, table → matrix transforms) ·
-``estimators/`` (one estimator per file) · ``third_order.py`` · ``checkpoint.py`` · ``progress.py``.
+``estimators/`` (one estimator per file) · ``third_order.py`` · ``checkpoint.py`` · ``progress.py`` · ``backend.py``
+(where attribution calls run: this process or Ray workers, behind one game factory).
 """
 
 from .exact import ExactOutcome, attribution_table, exact_meta_attributions, value_table

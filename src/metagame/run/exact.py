@@ -21,11 +21,11 @@ from typing import Callable, Literal
 import numpy as np
 import torch
 
-from ..games.masked import AttributionGame, MaskedModelGame
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
 from ..players.coalitions import chunks_of_all, coalition_index, sizes_of_all
 from ..solvers.exact import restricted_attributions, shapley_values
+from .backend import make_attribution_game, make_value_game
 from .checkpoint import Checkpoint
 from .options import RunOptions
 from .progress import progress_bar
@@ -66,30 +66,48 @@ def fill_table(
     checkpoint: Checkpoint | None,
 ) -> np.ndarray:
     """Rows of a ``[2**d, width]`` table in bitmask order, chunk by chunk; with a checkpoint the finished prefix is
-    saved every ``checkpoint.every`` seconds, at the end and on interruption, and a rerun resumes after it."""
+    saved every ``checkpoint.every`` seconds, at the end and on interruption, and a rerun resumes after it.
+
+    A game with ``map_unordered`` (every :class:`~metagame.games.Game`) gets the chunks as a stream and may evaluate
+    several at once (the Ray backend): finished chunks are written as they arrive and the saved prefix grows as the
+    chunks before it complete."""
     table = np.zeros((2**d, width))
     done = 0
     stored = checkpoint.load() if checkpoint is not None else None
     if stored is not None:
         done = int(stored["done"])
         table[:done] = stored["table"].reshape(done, width)
+    resumed = done
     last = time.monotonic()
+    spans: list[tuple[int, int, int]] = []  # per chunk handed out: (first row it covers, first row computed, end)
+    finished: dict[int, int] = {}
 
     def save() -> None:
         if checkpoint is not None:
             checkpoint.save(done=np.asarray(done), table=table[:done])
 
+    def chunks():
+        for start, rows in chunks_of_all(d, chunk):
+            stop = start + len(rows)
+            if stop <= resumed:
+                continue
+            lo = max(resumed - start, 1 if start == 0 and skip_empty else 0)
+            spans.append((max(start, resumed), start + lo, stop))
+            yield rows[lo:]
+
+    mapped = getattr(evaluate, "map_unordered", None)
+    results = mapped(chunks()) if mapped is not None else ((k, evaluate(rows)) for k, rows in enumerate(chunks()))
     with progress_bar(2**d, desc, progress) as bar:
         bar.update(done)
         try:
-            for start, rows in chunks_of_all(d, chunk):
-                if start + len(rows) <= done:
-                    continue
-                lo = max(done - start, 1 if start == 0 and skip_empty else 0)
-                if lo < len(rows):
-                    table[start + lo : start + len(rows)] = evaluate(rows[lo:])
-                bar.update(start + len(rows) - done)
-                done = start + len(rows)
+            for k, vals in results:
+                begin, first, stop = spans[k]
+                if stop > first:
+                    table[first:stop] = vals
+                bar.update(stop - begin)
+                finished[begin] = stop
+                while done in finished:
+                    done = finished.pop(done)
                 if checkpoint is not None and time.monotonic() - last >= checkpoint.every:
                     save()
                     last = time.monotonic()
@@ -101,10 +119,14 @@ def fill_table(
 
 
 def value_table(
-    model: ModelAdapter, progress: bool | None = None, chunk: int = 4096, checkpoint: Checkpoint | None = None
+    model: ModelAdapter,
+    progress: bool | None = None,
+    chunk: int = 4096,
+    checkpoint: Checkpoint | None = None,
+    options: RunOptions | None = None,
 ) -> np.ndarray:
-    """f(x_S) for all ``2**d`` coalitions in bitmask order, evaluated in batches."""
-    game = MaskedModelGame(model)
+    """f(x_S) for all ``2**d`` coalitions in bitmask order, evaluated in batches (on ``options.backend``)."""
+    game = make_value_game(model, options)
     return fill_table(model.n_players, 1, game, "model values", progress, chunk, False, checkpoint)[:, 0]
 
 
@@ -115,15 +137,16 @@ def attribution_table(
     progress: bool | None = None,
     chunk: int | None = None,
     checkpoint: Checkpoint | None = None,
+    options: RunOptions | None = None,
 ) -> tuple[np.ndarray, int]:
     """φ(f, x_S) for every coalition (the empty one only if asked) as ``[2**d, width]``; returns calls made.
 
     ``width`` = d × prod(``model.attribution_shape``) + len(``model.side_targets``). ``chunk`` coalitions go to the
-    method per call (default: ``max(1024, model.batch_size)``).
+    method per call (default: ``max(1024, model.batch_size)``), on ``options.backend``.
     """
     d = model.n_players
     chunk = chunk or max(1024, model.batch_size)
-    game = AttributionGame(model, method, batch_size=chunk)
+    game = make_attribution_game(model, method, options, batch_size=chunk)
     table = fill_table(
         d, game.n_outputs, game, f"attributions ({method.name})", progress, chunk, not include_empty, checkpoint
     )
@@ -184,7 +207,7 @@ def exact_meta_attributions(
     n_side = len(model.side_targets)
     rule = method.table_rule if not shape and not n_side else None
     if rule is not None:
-        v = value_table(model, progress, checkpoint=checkpoint_for("values"))
+        v = value_table(model, progress, checkpoint=checkpoint_for("values"), options=options)
         exact_everywhere = method.table_rule_limit is None or method.table_rule_limit >= d
         if rule == "shapley" and exact_everywhere and variant == "metagame" and value == "shapley":
             matrix = meta_shapley_from_values(v)
@@ -196,7 +219,8 @@ def exact_meta_attributions(
         return out
     include_empty = variant == "serial" or n_side > 0
     table, calls = attribution_table(
-        model, method, include_empty=include_empty, progress=progress, checkpoint=checkpoint_for("attributions")
+        model, method, include_empty=include_empty, progress=progress, checkpoint=checkpoint_for("attributions"),
+        options=options,
     )
     per = int(np.prod(shape)) if shape else 1
     phi = table[:, : d * per].reshape((2**d, d) + shape)

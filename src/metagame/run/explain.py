@@ -18,6 +18,7 @@ from ..methods.registry import METHODS, MethodName, get_method
 from ..models.base import ModelAdapter
 from ..players.coalitions import check_exact_size
 from ..results.result import MetaAttribution
+from .backend import backend_metadata, backend_session
 from .checkpoint import Checkpoint, run_fingerprint
 from .exact import exact_meta_attributions
 from .options import RunOptions
@@ -68,7 +69,8 @@ def explain(
         method_kwargs: options of a named inner method, e.g. ``{"n_steps": 64}``.
         options: a whole :class:`~metagame.run.RunOptions` (or dict); keywords override its fields.
         **run_options: any :class:`~metagame.run.RunOptions` field (variant, value, budget, seed, estimator, tol,
-            checkpoint, checkpoint_mode, checkpoint_every, progress, order).
+            checkpoint, checkpoint_mode, checkpoint_every, progress, order, backend, ray_address, num_workers,
+            num_gpus_per_worker).
 
     Returns:
         The :class:`~metagame.MetaAttribution`.
@@ -91,29 +93,30 @@ def explain(
     rows_before = model.n_model_rows
     params: dict[str, Any] = {"method": inner.name, "method_params": inner.params(), **opts.as_params()}
     tensor = tensor_se = None
-    if opts.exact:
-        out = exact_meta_attributions(model, inner, opts, checkpoint_for)
-        matrix, first, stderr, calls = out.matrix, out.first_order, None, out.n_evaluations
-        params["route"] = out.route
-        extras = dict(out.extras)
-        if opts.order == 3:
-            from .third_order import exact_third_order
+    with backend_session(model, opts) as backend:  # the workers of backend='ray' live for this block
+        if opts.exact:
+            out = exact_meta_attributions(model, inner, opts, checkpoint_for)
+            matrix, first, stderr, calls = out.matrix, out.first_order, None, out.n_evaluations
+            params["route"] = out.route
+            extras = dict(out.extras)
+            if opts.order == 3:
+                from .third_order import exact_third_order
 
-            tensor = exact_third_order(out, model)
-        endpoints = (
-            {"value_full": out.value_full, "value_empty": out.value_empty} if out.value_full is not None else None
-        )
-    else:
-        from .estimators import estimate_meta_attributions
+                tensor = exact_third_order(out, model)
+            endpoints = (
+                {"value_full": out.value_full, "value_empty": out.value_empty} if out.value_full is not None else None
+            )
+        else:
+            from .estimators import estimate_meta_attributions
 
-        est = estimate_meta_attributions(model, inner, opts, checkpoint_for)
-        matrix, first, stderr, calls = est.matrix, est.first_order, est.stderr, est.n_evaluations
-        params.update(est.params)
-        extras = dict(est.extras)
-        if opts.order == 3:
-            tensor, tensor_se = est.extras.pop("tensor", None), est.extras.pop("tensor_stderr", None)
-            extras.pop("tensor", None), extras.pop("tensor_stderr", None)
-        endpoints = None
+            est = estimate_meta_attributions(model, inner, opts, checkpoint_for)
+            matrix, first, stderr, calls = est.matrix, est.first_order, est.stderr, est.n_evaluations
+            params.update(est.params)
+            extras = dict(est.extras)
+            if opts.order == 3:
+                tensor, tensor_se = est.extras.pop("tensor", None), est.extras.pop("tensor_stderr", None)
+                extras.pop("tensor", None), extras.pop("tensor_stderr", None)
+            endpoints = None
     n_rows = model.n_model_rows - rows_before
     if endpoints is None:
         endpoints = model.endpoint_values()  # two forward rows (cached), not counted in n_model_rows
@@ -137,6 +140,7 @@ def explain(
             "parameters": params,
             "model": model.describe(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "backend": backend_metadata(backend),
         },
         context={**model.display_context(), **endpoints},
         extras=extras,

@@ -5,12 +5,15 @@
     >>> metagame.explain(adapter, "integrated_gradients", options=opts)          # whole
     >>> metagame.explain(adapter, "integrated_gradients", budget=2000, seed=0)   # or as keywords
 
-The literals below are the only copies of the variant, value, estimator and checkpoint-mode names.
+    >>> metagame.explain(adapter, "integrated_gradients", backend="ray", num_workers=4, num_gpus_per_worker=1)
+
+The literals below are the only copies of the variant, value, estimator, checkpoint-mode and backend names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping, TypedDict, get_args
@@ -24,6 +27,7 @@ Value = Literal["shapley", "banzhaf"]
 EstimatorName = Literal["auto", "stratified", "regression", "montecarlo"]
 CheckpointMode = Literal["resume", "overwrite"]
 Order = Literal[2, 3]
+Backend = Literal["local", "ray"]
 
 
 def _is_int(x: Any) -> bool:
@@ -55,6 +59,13 @@ class RunOptions:
         checkpoint_every: seconds between checkpoint saves (0: after every batch).
         progress: progress bar (None: on a terminal, once work has run for 2 s).
         order: 2 (the matrix M) or 3 (also the tensor T[i, j, k] of meta-meta-attributions; SPEC "Third order").
+        backend: where the attribution calls run: ``"local"`` (this process) or ``"ray"`` (Ray actors on this machine
+            or a cluster, each holding a copy of the adapter; the same numbers, see :mod:`metagame.run.backend`).
+        ray_address: the Ray cluster to use (``"auto"``: the running one, ``"ray://host:10001"``: a remote one);
+            None: the Ray already initialised in this process, else a local one started on demand.
+        num_workers: Ray workers (actors); None: as many as the cluster's GPUs (``num_gpus_per_worker`` > 0) or CPUs
+            allow.
+        num_gpus_per_worker: GPUs each Ray worker reserves (fractions share a GPU; 0: CPU workers).
     """
 
     variant: Variant = "metagame"
@@ -68,6 +79,10 @@ class RunOptions:
     checkpoint_every: float = 30.0
     progress: bool | None = None
     order: Order = 2
+    backend: Backend = "local"
+    ray_address: str | None = None
+    num_workers: int | None = None
+    num_gpus_per_worker: float = 0.0
 
     def __post_init__(self) -> None:
         _choice("variant", self.variant, Variant, "metagame")
@@ -110,6 +125,27 @@ class RunOptions:
                 raise MetagameError(f"checkpoint {path!r} is a folder; pass a file path such as {os.path.join(path, 'run.npz')!r}")
             if self.budget is not None and self.seed is None:
                 raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
+        self._check_backend()
+
+    def _check_backend(self) -> None:
+        _choice("backend", self.backend, Backend, "local")
+        if self.num_workers is not None:
+            if not _is_int(self.num_workers) or self.num_workers < 1:
+                raise MetagameError(f"num_workers must be a positive integer (or None: as many as the cluster allows); got {self.num_workers!r}")
+            object.__setattr__(self, "num_workers", int(self.num_workers))
+        gpus = self.num_gpus_per_worker
+        if isinstance(gpus, (bool, np.bool_)) or not isinstance(gpus, (int, float, np.integer, np.floating)) or not gpus >= 0:
+            raise MetagameError(f"num_gpus_per_worker must be a number of GPUs >= 0 (e.g. 1, or 0.5 to share one); got {gpus!r}")
+        object.__setattr__(self, "num_gpus_per_worker", float(gpus))
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise MetagameError(f"ray_address must be a Ray address such as 'auto' or 'ray://host:10001'; got {self.ray_address!r}")
+        if self.backend == "local":
+            given = [name for name, default in (("ray_address", None), ("num_workers", None), ("num_gpus_per_worker", 0.0))
+                     if getattr(self, name) != default]
+            if given:
+                raise MetagameError(f"{', '.join(given)} apply to the Ray backend only; pass backend='ray' (or drop them)")
+        elif importlib.util.find_spec("ray") is None:
+            raise MetagameError("backend='ray' needs Ray, which is not installed; pip install 'metagame[ray]' (or use backend='local')")
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -162,6 +198,7 @@ def split_run_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 RunKeywords = TypedDict("RunKeywords", {f.name: f.type for f in fields(RunOptions)}, total=False)  # type: ignore[misc]
 
 __all__ = [
+    "Backend",
     "CheckpointMode",
     "EstimatorName",
     "Order",

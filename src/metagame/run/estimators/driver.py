@@ -10,9 +10,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ...errors import MetagameError
-from ...games.masked import AttributionGame
 from ...methods.base import AttributionMethod
 from ...models.base import ModelAdapter
+from ..backend import make_attribution_game
 from ..checkpoint import Checkpoint
 from ..options import RunOptions
 from ..progress import progress_bar
@@ -97,7 +97,7 @@ def estimate_meta_attributions(
     if batch_size is None:
         batch_size = min(4096, int(np.clip(budget // 40, 32, max(32, 2**20 // max(d, 1)))))
     checkpoint = checkpoint_for("estimate") if checkpoint_for is not None else None
-    game = AttributionGame(model, method, cache=d <= DEDUPLICATE_MAX_PLAYERS or checkpoint is not None)
+    game = make_attribution_game(model, method, options, cache=d <= DEDUPLICATE_MAX_PLAYERS or checkpoint is not None)
     stored = checkpoint.load() if checkpoint is not None else None
     if stored is not None:
         from ...players.coalitions import unpack_keys
