@@ -183,7 +183,7 @@ def estimate_meta_attributions(
         matrix[idx, idx] = u_empty
         stderr[idx, idx] = 0.0
     off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
-    if plan.sampled:
+    if plan.sampled and not cls.calibrated:
         # few units: scale so that ±1.96·stderr is the Student-t 95% interval with (units − 1) degrees of freedom
         from scipy.stats import t as student_t
 
