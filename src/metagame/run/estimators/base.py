@@ -56,6 +56,8 @@ class Estimator:
     #: True when :meth:`result` already scales its standard errors so that ±1.96·stderr is its own calibrated 95%
     #: interval (else the driver applies a Student-t factor for the sampled units reaching each target)
     calibrated: ClassVar[bool] = False
+    #: True when :meth:`tensor` estimates the third-order tensor (``order=3``) from the same samples
+    supports_tensor: ClassVar[bool] = False
 
     def __init__(self, plan: Plan):
         self.plan = plan
@@ -71,6 +73,13 @@ class Estimator:
         """Hook run before each batch of units is drawn (e.g. to refresh a control variate)."""
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def tensor(
+        self, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - only estimators with supports_tensor are asked
+        """T[i, j, k] ``[d, d, d]`` and its standard errors, summing over k to the final ``matrix`` (after
+        :meth:`result`)."""
         raise NotImplementedError
 
 

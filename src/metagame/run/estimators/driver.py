@@ -90,6 +90,11 @@ def estimate_meta_attributions(
             f"({what}); pass budget >= {minimum}"
         )
     name = resolve_estimator(options.estimator, d, value)
+    if options.order == 3 and not ESTIMATORS[name].supports_tensor:
+        raise MetagameError(
+            f"order=3 with a budget is estimated by the stratified estimator (Shapley value, d <= "
+            f"{STRATIFIED_MAX_PLAYERS}); estimator={name!r} cannot: pass estimator='stratified' or drop budget"
+        )
     seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
     cls = ESTIMATORS[name]
     plan = make_plan(d, budget, variant, value, share_power=0.0 if name == "stratified" else -1.0)
@@ -195,6 +200,8 @@ def estimate_meta_attributions(
         matrix -= np.where(off, (gap / off.sum(axis=1))[:, None], 0.0)
     unidentified = int(np.isinf(stderr[off]).sum())
     extras: dict[str, np.ndarray] = {}
+    if options.order == 3:
+        extras["tensor"], extras["tensor_stderr"] = acc.tensor(u_empty, u_full, matrix, stderr)
     if variant == "serial":
         extras["attribution_at_baseline"] = u_empty.copy()
     params: dict[str, Any] = {

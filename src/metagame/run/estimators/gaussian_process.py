@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.linalg import cho_factor, cho_solve, lapack, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import gammaln
 
@@ -33,10 +33,10 @@ from scipy.special import gammaln
 JITTER = 1e-10
 #: weak prior on (log a, log ρ, log η): means and standard deviations
 HYPER_MEAN = np.array([1.0, np.log(0.3), -3.0])
-HYPER_SD = np.array([3.0, 1.5, 3.0])
+HYPER_SD = np.array([1.5, 1.5, 3.0])
 #: at most this many games and rows per game enter the hyperparameter fit
-FIT_GAMES = 12
-FIT_ROWS = 160
+FIT_GAMES = 8
+FIT_ROWS = 128
 
 
 @lru_cache(maxsize=64)
@@ -135,6 +135,7 @@ class GameGP:
         #: maximum-likelihood scale s² (per unit prior)
         self.s2 = max(quad, 0.0) / max(self.n, 1)
         self._linv: np.ndarray | None = None
+        self._kinv: np.ndarray | None = None
 
     @property
     def linv(self) -> np.ndarray:
@@ -146,7 +147,7 @@ class GameGP:
     def loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-out residuals e_r = y_r − E[v(T_r) | other rows] = α_r / (K⁻¹)_rr and their unit-scale
         predictive variances 1/(K⁻¹)_rr."""
-        diag = (self.linv**2).sum(axis=0)
+        diag = np.diag(self.kinv) if self._kinv is not None else (self.linv**2).sum(axis=0)
         return self.alpha / diag, 1.0 / diag
 
     def cv_scale(self) -> float:
@@ -154,31 +155,24 @@ class GameGP:
         e, v = self.loo_residuals()
         return float(np.mean(e**2 / v))
 
+    @property
+    def kinv(self) -> np.ndarray:
+        """K⁻¹ from the Cholesky factor (LAPACK potri; computed once)."""
+        if self._kinv is None:
+            inv, info = lapack.dpotri(self.chol[0], lower=1)
+            if info != 0:  # pragma: no cover - the factor exists, so this does not happen
+                inv = self.linv.T @ self.linv
+            self._kinv = np.tril(inv) + np.tril(inv, -1).T
+        return self._kinv
+
     def fold_residuals(self, folds: list[np.ndarray]) -> np.ndarray:
         """Residuals y_R − E[v(T_R) | rows outside R] for each fold R of rows (block leave-out of the same fit:
         (K⁻¹_RR)⁻¹ α_R); rows in no fold get NaN."""
-        kinv = self.linv.T @ self.linv
+        kinv = self.kinv
         out = np.full(self.n, np.nan)
         for rows in folds:
             if len(rows):
                 out[rows] = np.linalg.solve(kinv[np.ix_(rows, rows)], self.alpha[rows])
-        return out
-
-    def shapley_without(self, groups: list[np.ndarray]) -> np.ndarray:
-        """Posterior means of the Shapley values with each group of rows left out (same hyperparameters): ``[G, m]``.
-
-        Uses K_{−R}⁻¹y_{−R} = α_{−R} − (K⁻¹)_{−R,R} ((K⁻¹)_{R,R})⁻¹ α_R, so each group costs O(n·|R|).
-        """
-        kinv = self.linv.T @ self.linv
-        c = self.kernel.cov_shapley(self.z, self.sizes)
-        out = np.empty((len(groups), self.kernel.m))
-        keep_all = np.ones(self.n, dtype=bool)
-        for g, rows in enumerate(groups):
-            keep = keep_all.copy()
-            keep[rows] = False
-            d_rr = kinv[np.ix_(rows, rows)]
-            a = self.alpha[keep] - kinv[np.ix_(keep, rows)] @ np.linalg.solve(d_rr, self.alpha[rows])
-            out[g] = c[keep].T @ a
         return out
 
     def predict(self, z_new: np.ndarray) -> np.ndarray:
@@ -223,11 +217,11 @@ class GameGP:
         return mean, np.maximum(var, 0.0), mean1, np.maximum(var1, 0.0)
 
 
-def _profile_nll(theta: np.ndarray, games: list[tuple[np.ndarray, np.ndarray, np.ndarray]], m: int,
-                 mean: np.ndarray = HYPER_MEAN, sd: np.ndarray = HYPER_SD) -> float:
+def _profile_nll(theta: np.ndarray, games: list[tuple[np.ndarray, np.ndarray, np.ndarray]], m: int) -> float:
+    """−log marginal likelihood pooled over games (s² profiled out per game) − log prior of θ."""
     prior = OrderPrior(*map(float, theta))
     kern = Kernel(m, prior)
-    total = 0.5 * float((((theta - mean) / sd) ** 2).sum())
+    total = 0.5 * float((((theta - HYPER_MEAN) / HYPER_SD) ** 2).sum())
     for inter, sizes, y in games:
         n = len(y)
         k = kern.gram(inter, sizes, sizes)
@@ -246,15 +240,23 @@ def _profile_nll(theta: np.ndarray, games: list[tuple[np.ndarray, np.ndarray, np
     return total
 
 
-def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> OrderPrior:
-    """Empirical-Bayes (a, ρ, η) for games on m players given as (``z`` bool[n, m], ``y``) pairs.
+#: offsets of (log a, log ρ) around the fitted values over which the hyperparameter posterior is averaged
+HYPER_GRID = (-2.0, -1.0, 0.0, 1.0, 2.0)
+#: grid points whose posterior weight is below this are dropped
+HYPER_MIN_WEIGHT = 0.01
+
+
+def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[OrderPrior, list[tuple[OrderPrior, float]]]:
+    """Empirical-Bayes (a, ρ, η) for games on m players given as (``z`` bool[n, m], ``y``) pairs, and the
+    hyperparameter posterior on a grid of (log a, log ρ) around it (priors and weights ≥ ``HYPER_MIN_WEIGHT``).
 
     Pooled over at most ``FIT_GAMES`` games with at least 2 rows each (at most ``FIT_ROWS`` rows each); the weak
-    prior alone when no game has 2 rows.
+    prior alone when no game has 2 rows. With few rows the posterior is broad (e.g. interactions or none cannot be
+    told apart from 5 rows per game), and the caller averages over it; with many it is a point.
     """
     usable = [(z, y) for z, y in games if len(y) >= 2 and np.any(y != 0)]
     if not usable:
-        return OrderPrior()
+        return OrderPrior(), [(OrderPrior(), 1.0)]
     if len(usable) > FIT_GAMES:
         pick = np.linspace(0, len(usable) - 1, FIT_GAMES).round().astype(int)
         usable = [usable[p] for p in pick]
@@ -265,32 +267,25 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> OrderPrior:
             z, y = z[keep], y[keep]
         prepared.append((_intersections(z), z.sum(axis=1), np.asarray(y, dtype=np.float64)))
     best = None
-    for start in (HYPER_MEAN, HYPER_MEAN + np.array([0.0, 1.5, 0.0]), HYPER_MEAN + np.array([2.0, -2.5, 0.0])):
+    for start in (HYPER_MEAN, HYPER_MEAN + np.array([2.0, -2.5, 0.0])):
         res = minimize(_profile_nll, start, args=(prepared, m), method="Nelder-Mead",
-                       options={"xatol": 0.02, "fatol": 1e-3, "maxfev": 200})
+                       options={"xatol": 0.05, "fatol": 1e-2, "maxfev": 120})
         if best is None or res.fun < best.fun:
             best = res
-    theta = np.clip(best.x, HYPER_MEAN - 4 * HYPER_SD, HYPER_MEAN + 4 * HYPER_SD)
-    return OrderPrior(*map(float, theta))
-
-
-#: spread of one game's hyperparameters around the pooled ones (partial pooling)
-LOCAL_SD = np.array([1.0, 1.0, 1.0])
-
-
-def fit_local(z: np.ndarray, y: np.ndarray, m: int, pooled: OrderPrior) -> OrderPrior:
-    """One game's (a, ρ, η): its own marginal likelihood with the pooled values as prior mean (``LOCAL_SD``)."""
-    if len(y) < 8 or not np.any(y != 0):
-        return pooled
-    if len(y) > FIT_ROWS:
-        keep = np.linspace(0, len(y) - 1, FIT_ROWS).round().astype(int)
-        z, y = z[keep], y[keep]
-    start = np.array([pooled.log_main, pooled.log_decay, pooled.log_size])
-    game = [(_intersections(z), z.sum(axis=1), np.asarray(y, dtype=np.float64))]
-    res = minimize(_profile_nll, start, args=(game, m, start, LOCAL_SD), method="Nelder-Mead",
-                   options={"xatol": 0.02, "fatol": 1e-3, "maxfev": 150})
-    theta = np.clip(res.x, HYPER_MEAN - 4 * HYPER_SD, HYPER_MEAN + 4 * HYPER_SD)
-    return OrderPrior(*map(float, theta))
+    lo, hi = HYPER_MEAN - 4 * HYPER_SD, HYPER_MEAN + 4 * HYPER_SD
+    theta = np.clip(best.x, lo, hi)
+    grid, nll = [], []
+    for da in HYPER_GRID:
+        for dr in HYPER_GRID:
+            th = np.clip(theta + np.array([da, dr, 0.0]), lo, hi)
+            grid.append(th)
+            nll.append(_profile_nll(th, prepared, m))
+    nll = np.array(nll)
+    w = np.exp(-(nll - nll.min()))
+    w /= w.sum()
+    keep = w >= HYPER_MIN_WEIGHT
+    posterior = [(OrderPrior(*map(float, th)), float(wi / w[keep].sum())) for th, wi, k in zip(grid, w, keep) if k]
+    return OrderPrior(*map(float, theta)), posterior
 
 
 __all__ = ["GameGP", "Kernel", "OrderPrior", "binomials", "fit_prior"]

@@ -65,6 +65,7 @@ class Stratified(StoredRows):
 
     name = "stratified"
     calibrated = True
+    supports_tensor = True
 
     def __init__(self, plan):
         super().__init__(plan)
@@ -157,7 +158,7 @@ class Stratified(StoredRows):
         """Distinct rows per target, the pooled prior and one Gaussian process per target (kept for the tensor)."""
         m = self.plan.m
         self.targets = self._targets(u_empty)
-        self.prior = fit_prior([(tg.z, tg.y) for tg in self.targets], m)
+        self.prior, self.posterior = fit_prior([(tg.z, tg.y) for tg in self.targets], m)
         kernel = Kernel(m, self.prior)
         self.gps, self.train = [], []
         for tg in self.targets:
@@ -171,11 +172,11 @@ class Stratified(StoredRows):
             self.train.append(train)
             self.gps.append(GameGP(tg.z[train], tg.y[train], kernel) if n else None)
 
-    def _scales(self) -> np.ndarray:
+    def _scales(self, gps: list[GameGP | None]) -> np.ndarray:
         """Each target's scale s² (leave-one-out, on at most ``CV_ROWS`` rows), moderated towards the run's pooled
         scale (geometric mean) by ``PRIOR_DOF`` pseudo-rows."""
-        raw = np.zeros(len(self.gps))
-        for i, (gp, tg, train) in enumerate(zip(self.gps, self.targets, self.train)):
+        raw = np.zeros(len(gps))
+        for i, (gp, tg, train) in enumerate(zip(gps, self.targets, self.train)):
             if gp is None:
                 continue
             if gp.n < 3:
@@ -188,8 +189,26 @@ class Stratified(StoredRows):
             raw[i] = small.cv_scale()
         ok = raw > 0
         pooled = float(np.exp(np.mean(np.log(raw[ok])))) if ok.any() else 0.0
-        n = np.array([0.0 if gp is None else gp.n for gp in self.gps])
+        n = np.array([0.0 if gp is None else gp.n for gp in gps])
         return (n * raw + PRIOR_DOF * pooled) / np.maximum(n + PRIOR_DOF, 1e-300)
+
+    def _model_variances(self, means: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Unit-free posterior variance of every target's Shapley values around ``means``, averaged over the
+        hyperparameter posterior: Σ_k w_k [s²_k v_k + (μ_k − mean)²] (hyperparameters integrated over, not plugged
+        in), each s²_k the target's moderated leave-one-out scale under grid point k."""
+        m = self.plan.m
+        out: list[np.ndarray | None] = [None if mu is None else np.zeros(m) for mu in means]
+        for prior, weight in self.posterior:
+            kernel = Kernel(m, prior)
+            gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel))
+                   for gp in self.gps]
+            scales = self._scales(gps)
+            for i, (gp, mu) in enumerate(zip(gps, means)):
+                if gp is None or mu is None:
+                    continue
+                mean_k, var_k = gp.shapley()
+                out[i] += weight * (var_k * scales[i] + (mean_k - mu) ** 2)
+        return out
 
     # ------------------------------------------------------------------ the estimate
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,16 +227,18 @@ class Stratified(StoredRows):
                 est[i, cols_of[i]] = delta[i] / m + corr / m
             return est, se
         self._fit(u_empty)
-        scales = self._scales()
+        reached = [gp is not None and tg.sampled.any() for gp, tg in zip(self.gps, self.targets)]
+        means = [gp.shapley()[0] if ok else None for gp, ok in zip(self.gps, reached)]
+        model_var = self._model_variances(means)
         self.model_var = np.zeros((d, d))
         for i, (tg, gp, train) in enumerate(zip(self.targets, self.gps, self.train)):
             cols = cols_of[i]
-            if gp is None or not tg.sampled.any():  # no sampled coalition reached this target
+            if not reached[i]:  # no sampled coalition reached this target
                 est[i, cols] = delta[i] / m
                 se[i, cols] = np.inf
                 self.model_var[i, cols] = np.inf
                 continue
-            mean, pvar = gp.shapley()
+            mean = means[i]
             trained = np.zeros(len(tg.y), dtype=bool)
             trained[train] = True
             exact = np.empty(len(tg.y))
@@ -234,7 +255,7 @@ class Stratified(StoredRows):
             boundary = float(exact[full][0]) if full.any() else 0.0  # u(N) − g(N) (≈ 0: N is a row)
             corr, v_design, dof, uncovered = self._correction(tg, exact, proxy, trained, sampled_t, enumerated_t)
             v_design = v_design * t_factors(dof) ** 2 / m**2
-            v_model = CALIBRATION * pvar * scales[i] * t_factor(gp.n + PRIOR_DOF) ** 2
+            v_model = CALIBRATION * model_var[i] * t_factor(gp.n + PRIOR_DOF) ** 2
             self.model_var[i, cols] = v_model
             row = mean + (boundary + corr) / m
             var = v_design + uncovered * v_model
@@ -243,6 +264,13 @@ class Stratified(StoredRows):
             est[i, cols] = row - gap * var / var.sum()
             se[i, cols] = np.sqrt(var)
         return est, se
+
+
+    def tensor(self, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray):
+        """T[i, j, k] and its standard errors from each target's process (:mod:`.tensor`)."""
+        from .tensor import sampled_tensor
+
+        return sampled_tensor(self, u_empty, u_full, matrix, stderr)
 
 
 __all__ = ["MAX_GP_ROWS", "Stratified"]
