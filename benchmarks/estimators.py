@@ -186,10 +186,10 @@ def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2) -> 
         print(f"d = {d} done ({time.time() - t0:.0f} s)", flush=True)
 
     def show(c: dict) -> str:
-        if c["cov"] is None:
-            return "exact" if c["exact"] == 1.0 else f"— ({c['inf']:.0%} inf)"
-        note = f" ({c['inf']:.0%} inf)" if c["inf"] > 0 else ""
-        return f"{c['cov']:.2f}{note}"
+        if c["cov"] is None or c["inf"] > 0.95:  # (almost) nothing identified: no coverage to speak of
+            return "exact" if c["exact"] == 1.0 else f"— ({c['inf']:.1%} inf)"
+        note = f" ({c['inf']:.0%} inf)" if c["inf"] >= 0.005 else ""
+        return f"{c['cov']:.3f}{note}"
 
     print()
     print(f"95% interval coverage of off-diagonal entries (seeds {seeds}; {2 * games_per_kind * len(COVERAGE_METHODS)} "

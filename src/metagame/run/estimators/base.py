@@ -129,9 +129,9 @@ def distinct_rows(z: np.ndarray) -> np.ndarray:
 
 def t_factors(dof) -> np.ndarray:
     """t_{0.975}(dof)/z_{0.975}: the stderr multiplier that makes ±1.96·stderr a Student-t 95% interval."""
-    from scipy.stats import t as student_t
+    from scipy.special import stdtrit
 
-    return student_t.ppf(0.975, np.maximum(dof, 1.0)) / _Z95
+    return stdtrit(np.maximum(dof, 1.0), 0.975) / _Z95
 
 
 def t_factor(dof: float) -> float:

@@ -15,8 +15,9 @@ Shapley-Taylor interaction) and the singleton c({j}) likewise. Observed values a
 vanishes on a fully observed game, and a repeated coalition adds nothing (callers pass distinct coalitions).
 
 (a, ρ, η) are chosen by maximising the marginal likelihood pooled over several games (the targets of one run) with
-s² profiled out per game and a weak log-normal prior on each (it keeps ρ away from 0 when few rows cannot tell
-interactions from none). Cost: O(n³) for n observed coalitions of a game (see ``MAX_GP_ROWS`` in the callers).
+s² profiled out per game and a weak log-normal prior on each (it keeps the fit away from "no interactions at all"
+when few rows cannot tell); :func:`fit_prior` also returns a grid posterior around them, which the callers average
+over. Cost: O(n³) for n observed coalitions of a game (see ``MAX_GP_ROWS`` in the callers).
 """
 
 from __future__ import annotations
@@ -251,8 +252,10 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
     hyperparameter posterior on a grid of (log a, log ρ) around it (priors and weights ≥ ``HYPER_MIN_WEIGHT``).
 
     Pooled over at most ``FIT_GAMES`` games with at least 2 rows each (at most ``FIT_ROWS`` rows each); the weak
-    prior alone when no game has 2 rows. With few rows the posterior is broad (e.g. interactions or none cannot be
-    told apart from 5 rows per game), and the caller averages over it; with many it is a point.
+    prior alone when no game has 2 rows. The grid weights use one game's share of the pooled log-likelihood
+    (divided by the number of games): they describe the hyperparameters of *one* target, which may differ from the
+    run's typical target, rather than the pooled mean. With few rows they are broad (interactions or none cannot
+    be told apart from 5 rows per game) and the caller averages over them; with many rows they are a point.
     """
     usable = [(z, y) for z, y in games if len(y) >= 2 and np.any(y != 0)]
     if not usable:
@@ -280,7 +283,8 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
             th = np.clip(theta + np.array([da, dr, 0.0]), lo, hi)
             grid.append(th)
             nll.append(_profile_nll(th, prepared, m))
-    nll = np.array(nll)
+    # one game's share of the pooled evidence: the spread of a single target's hyperparameters, not of their mean
+    nll = np.array(nll) / len(prepared)
     w = np.exp(-(nll - nll.min()))
     w /= w.sum()
     keep = w >= HYPER_MIN_WEIGHT

@@ -19,10 +19,11 @@ stderr → 0 only as strata are enumerated. The uncovered cells are left to the 
     v_design (covered cells, Student-t for their Welch–Satterthwaite degrees of freedom)
     + (uncovered share of the sampled sizes) × ``CALIBRATION`` × v_model,
 
-v_model the posterior variance of φ_j with the target's leave-one-out scale moderated towards the run's pooled
-scale by ``PRIOR_DOF`` pseudo-rows (Student-t for n + PRIOR_DOF rows) — the bound that holds when rows are too few
-for any design variance (a few per target at budget ≈ 2d); ``CALIBRATION`` inflates it because the hyperparameters
-are plugged in, not integrated over (set with ``benchmarks/estimators.py --coverage``). A target that no sampled
+v_model the posterior variance of φ_j, averaged over the hyperparameter posterior (Σ_k w_k [s²_k v_k + (μ_k − μ)²])
+with each target's leave-one-out scale moderated towards the run's pooled scale by ``PRIOR_DOF`` pseudo-rows
+(Student-t for n + PRIOR_DOF rows) — the bound that holds when rows are too few for any design variance (a few per
+target at budget ≈ 2d). ``CALIBRATION`` inflates it for what the model cannot know about itself (its kernel family;
+set with ``benchmarks/estimators.py --coverage`` on random MLPs and polynomials). A target that no sampled
 coalition reached keeps the even split with stderr = inf. The row gap (rounding) is spread ∝ variance.
 Memory O(budget·d); time O(d·min(n, ``MAX_GP_ROWS``)³) for n distinct rows per target.
 """
@@ -43,8 +44,8 @@ PRIOR_DOF = 2.0
 NUMERICAL_FLOOR = 1e-8
 #: at most this many rows enter the leave-one-out estimate of a target's scale
 CV_ROWS = 300
-#: inflation of the model's posterior variance (plug-in hyperparameters); see benchmarks/estimators.py --coverage
-CALIBRATION = 1.4
+#: inflation of the model's posterior variance (kernel misspecification); see benchmarks/estimators.py --coverage
+CALIBRATION = 1.3
 #: folds of the out-of-fit residuals of the rows the process is fitted on
 FOLDS = 5
 #: residuals needed on each side of a (size, player) cell before its design estimate is used
@@ -159,6 +160,7 @@ class Stratified(StoredRows):
         m = self.plan.m
         self.targets = self._targets(u_empty)
         self.prior, self.posterior = fit_prior([(tg.z, tg.y) for tg in self.targets], m)
+        self._fits = None
         kernel = Kernel(m, self.prior)
         self.gps, self.train = [], []
         for tg in self.targets:
@@ -192,17 +194,26 @@ class Stratified(StoredRows):
         n = np.array([0.0 if gp is None else gp.n for gp in gps])
         return (n * raw + PRIOR_DOF * pooled) / np.maximum(n + PRIOR_DOF, 1e-300)
 
+    def _posterior_fits(self) -> list[tuple[float, list[GameGP | None], np.ndarray]]:
+        """(weight, one process per target, moderated scales) for every point of the hyperparameter posterior
+        (computed once; the mode reuses the main fits)."""
+        if getattr(self, "_fits", None) is None:
+            m = self.plan.m
+            self._fits = []
+            for prior, weight in self.posterior:
+                kernel = Kernel(m, prior)
+                gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel))
+                       for gp in self.gps]
+                self._fits.append((weight, gps, self._scales(gps)))
+        return self._fits
+
     def _model_variances(self, means: list[np.ndarray | None]) -> list[np.ndarray | None]:
-        """Unit-free posterior variance of every target's Shapley values around ``means``, averaged over the
-        hyperparameter posterior: Σ_k w_k [s²_k v_k + (μ_k − mean)²] (hyperparameters integrated over, not plugged
-        in), each s²_k the target's moderated leave-one-out scale under grid point k."""
+        """Posterior variance of every target's Shapley values around ``means``, averaged over the hyperparameter
+        posterior: Σ_k w_k [s²_k v_k + (μ_k − mean)²] (hyperparameters integrated over, not plugged in), s²_k the
+        target's moderated leave-one-out scale under grid point k."""
         m = self.plan.m
         out: list[np.ndarray | None] = [None if mu is None else np.zeros(m) for mu in means]
-        for prior, weight in self.posterior:
-            kernel = Kernel(m, prior)
-            gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel))
-                   for gp in self.gps]
-            scales = self._scales(gps)
+        for weight, gps, scales in self._posterior_fits():
             for i, (gp, mu) in enumerate(zip(gps, means)):
                 if gp is None or mu is None:
                     continue

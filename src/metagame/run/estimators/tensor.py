@@ -60,8 +60,8 @@ def symmetric_adjustment(values: np.ndarray, var: np.ndarray, gap: np.ndarray) -
 
 def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray):
     """``(T, T_stderr)`` ``[d, d, d]`` from a finished :class:`~.stratified.Stratified` estimator and its final matrix."""
-    from .stratified import CALIBRATION, PRIOR_DOF
     from .base import t_factor
+    from .stratified import CALIBRATION, PRIOR_DOF
 
     plan = est.plan
     d, m = plan.d, plan.m
@@ -78,7 +78,7 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
             block = pair_indices_exact(table, m)
             tensor[i][np.ix_(cols, cols)] = symmetric_adjustment(block, np.zeros((m, m)), matrix[i, cols] - block.sum(1))
         return tensor, tstd
-    scales = est._scales(est.gps)
+    fits = est._posterior_fits()
     for i in range(d):
         cols = np.flatnonzero(np.arange(d) != i)
         gp = est.gps[i]
@@ -86,16 +86,24 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
             tensor[i][np.ix_(cols, cols)] = np.diag(matrix[i, cols])
             tstd[i][np.ix_(cols, cols)] = np.inf
             continue
-        mean_p, var_p, mean_1, var_1 = gp.pairs()
-        unit = CALIBRATION * scales[i] * t_factor(gp.n + PRIOR_DOF) ** 2
+        mode = gp.pairs()
+        mean_p, _, mean_1, _ = mode
+        block = mean_p.copy()
+        np.fill_diagonal(block, mean_1)
+        # model variance averaged over the hyperparameter posterior, around the mode's estimate
+        var = np.zeros((m, m))
+        for weight, gps, scales in fits:
+            mp, vp, m1, v1 = mode if gps[i] is gp else gps[i].pairs()
+            b_k = mp.copy()
+            np.fill_diagonal(b_k, m1)
+            v_k = vp.copy()
+            np.fill_diagonal(v_k, v1)
+            var += weight * (v_k * scales[i] + (b_k - block) ** 2)
         # per-target inflation: the matrix's final variances over the model's (≥ 1 where the design saw more)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(est.model_var[i, cols] > 0, stderr[i, cols] ** 2 / est.model_var[i, cols], 1.0)
         inflate = max(float(np.median(ratio[np.isfinite(ratio)])) if np.isfinite(ratio).any() else 1.0, 1.0)
-        block = mean_p.copy()
-        np.fill_diagonal(block, mean_1)
-        var = var_p * unit * inflate
-        np.fill_diagonal(var, var_1 * unit * inflate)
+        var = var * CALIBRATION * t_factor(gp.n + PRIOR_DOF) ** 2 * inflate
         scale_y = max(float(np.abs(est.targets[i].y).max()), 1e-300)
         var = np.where(var > 0, var + (1e-8 * scale_y) ** 2, 0.0)  # numerical floor, except where exact
         block = symmetric_adjustment(block, var, matrix[i, cols] - block.sum(axis=1))
