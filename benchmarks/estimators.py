@@ -16,7 +16,7 @@ Writes docs/figures/estimators.png. Run: ``python benchmarks/estimators.py`` (a 
 ``--coverage`` prints instead the coverage table of issue 10: for d = 10, 12, 14, 16, random MLPs and random
 polynomials (pairwise, third- and fourth-order terms), inner gradient×input, Integrated Gradients (16 steps) and
 the Shapley value, budgets 2d, 20d and 200d, the share of off-diagonal entries whose 95% interval ±1.96·stderr
-holds the exact value (about 4 minutes on 2 cores).
+holds the exact value (about 8 minutes on 2 shared cores; `--seeds 0` halves it).
 """
 
 from __future__ import annotations
