@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import metagame
+from metagame.run.estimators.base import Rows
 from metagame.run.estimators.driver import ESTIMATORS
 from metagame.run.estimators.plan import draw_units, make_plan
-from metagame.run.estimators.base import Rows
 
 ESTIMATOR_NAMES = ("stratified", "regression", "montecarlo")
 
@@ -34,7 +34,7 @@ def test_stratified_interaction_example_is_not_claimed_exact():
     """d = 12, f = Σx + 3·x0·x1 at x = 1, gradient×input, budget 24: M[0, 1] = 3; the old estimator said 0.27 ± 0."""
     d = 12
     x = torch.ones(d, dtype=torch.float64)
-    f = lambda z: z.sum(dim=1) + 3.0 * z[:, 0] * z[:, 1]  # noqa: E731
+    f = lambda z: z.sum(dim=1) + 3.0 * z[:, 0] * z[:, 1]
     exact = metagame.meta_attributions(f, x, method="gradient_x_input").matrix
     assert exact[0, 1] == pytest.approx(3.0)
     off = ~np.eye(d, dtype=bool)

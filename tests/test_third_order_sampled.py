@@ -52,7 +52,7 @@ def brute_force_tensor(phi: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]
                 continue
             m[i, j] = meta(frozenset(range(d)), i, j)
             others = [k for k in range(d) if k not in (i, j)]
-            w = lambda r, i=i, j=j: meta(r | {i, j}, i, j)  # noqa: E731
+            w = lambda r, i=i, j=j: meta(r | {i, j}, i, j)
             t3[i, j, j] = w(frozenset())
             for k, value in _shapley(others, w).items():
                 t3[i, j, k] = value
@@ -97,7 +97,7 @@ def test_full_budget_tensor_is_exact(case5):
 
 
 def test_sampled_tensor_converges_with_honest_intervals(case5):
-    model, _, m, t3 = case5
+    model, _, _, t3 = case5
     d = 5
     mask = np.ones((d, d, d), dtype=bool)
     for i in range(d):

@@ -139,6 +139,14 @@ def t_factor(dof: float) -> float:
     return float(t_factors(dof))
 
 __all__ = [
-    "Estimate", "Estimator", "JACKKNIFE_GROUPS", "Rows", "StoredRows", "coefficients", "distinct_rows",
-    "jackknife_variance", "t_factor", "t_factors",
+    "JACKKNIFE_GROUPS",
+    "Estimate",
+    "Estimator",
+    "Rows",
+    "StoredRows",
+    "coefficients",
+    "distinct_rows",
+    "jackknife_variance",
+    "t_factor",
+    "t_factors",
 ]

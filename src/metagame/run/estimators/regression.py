@@ -13,9 +13,14 @@ from math import log
 
 import numpy as np
 
-from .base import JACKKNIFE_GROUPS, StoredRows, distinct_rows, jackknife_variance, t_factor
+from .base import (
+    JACKKNIFE_GROUPS,
+    StoredRows,
+    distinct_rows,
+    jackknife_variance,
+    t_factor,
+)
 from .plan import Plan, log_kernel
-
 
 #: eigenvalues of the normal matrix below this fraction of the largest count as zero (not identified)
 RANK_RCOND = 1e-9

@@ -18,7 +18,6 @@ from __future__ import annotations
 import numpy as np
 
 from ...solvers.exact import moebius
-from .gaussian_process import Kernel
 
 
 def pair_indices_exact(values: np.ndarray, m: int) -> np.ndarray:
