@@ -171,7 +171,7 @@ def test_many_players_memory_bounded():
 
 
 def test_stratified_is_default_and_beats_regression():
-    """The pairwise surrogate of the stratified estimator removes most of a smooth game's variance."""
+    """The Gaussian-process control variate of the stratified estimator removes most of a smooth game's variance."""
     f, x = _mlp(9, seed=1)
     exact = metagame.meta_attributions(f, x, method="integrated_gradients", method_kwargs={"n_steps": 8})
     errs = {}

@@ -53,6 +53,11 @@ class Estimator:
     values: ClassVar[tuple[str, ...]] = ("shapley",)
     #: True when the estimator keeps every evaluated row (the budget sets its memory)
     stores_rows: ClassVar[bool] = True
+    #: True when :meth:`result` already scales its standard errors so that ±1.96·stderr is its own calibrated 95%
+    #: interval (else the driver applies a Student-t factor for the sampled units reaching each target)
+    calibrated: ClassVar[bool] = False
+    #: True when :meth:`tensor` estimates the third-order tensor (``order=3``) from the same samples
+    supports_tensor: ClassVar[bool] = False
 
     def __init__(self, plan: Plan):
         self.plan = plan
@@ -68,6 +73,13 @@ class Estimator:
         """Hook run before each batch of units is drawn (e.g. to refresh a control variate)."""
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def tensor(
+        self, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - only estimators with supports_tensor are asked
+        """T[i, j, k] ``[d, d, d]`` and its standard errors, summing over k to the final ``matrix`` (after
+        :meth:`result`)."""
         raise NotImplementedError
 
 
@@ -104,5 +116,37 @@ def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
 
 #: groups of the delete-a-group jackknives
 JACKKNIFE_GROUPS = 20
+_Z95 = 1.959963984540054
 
-__all__ = ["Estimate", "Estimator", "JACKKNIFE_GROUPS", "Rows", "StoredRows", "coefficients", "jackknife_variance"]
+
+def distinct_rows(z: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of every distinct row of ``bool[n, m]``, in their original order."""
+    if len(z) == 0:
+        return np.zeros(0, dtype=np.int64)
+    _, first = np.unique(np.packbits(z, axis=1), axis=0, return_index=True)
+    return np.sort(first)
+
+
+def t_factors(dof) -> np.ndarray:
+    """t_{0.975}(dof)/z_{0.975}: the stderr multiplier that makes ±1.96·stderr a Student-t 95% interval."""
+    from scipy.special import stdtrit
+
+    return stdtrit(np.maximum(dof, 1.0), 0.975) / _Z95
+
+
+def t_factor(dof: float) -> float:
+    """:func:`t_factors` for one number of degrees of freedom."""
+    return float(t_factors(dof))
+
+__all__ = [
+    "JACKKNIFE_GROUPS",
+    "Estimate",
+    "Estimator",
+    "Rows",
+    "StoredRows",
+    "coefficients",
+    "distinct_rows",
+    "jackknife_variance",
+    "t_factor",
+    "t_factors",
+]

@@ -16,7 +16,7 @@ from ..backend import make_attribution_game
 from ..checkpoint import Checkpoint
 from ..options import RunOptions
 from ..progress import progress_bar
-from .base import Estimate, Estimator, Rows
+from .base import Estimate, Estimator, Rows, t_factors
 from .evaluator import DEDUPLICATE_MAX_PLAYERS, Evaluator
 from .montecarlo import MonteCarlo
 from .plan import draw_units, make_plan, sizes_rows
@@ -70,8 +70,10 @@ def estimate_meta_attributions(
 
     Returns:
         :class:`Estimate` with ``matrix``, ``first_order`` (φ(x)), ``stderr`` (0: exact; ``inf``: not identified by
-        the calls made), ``n_evaluations`` and ``params`` (estimator, n_evaluations, n_new_evaluations, batches,
-        stopped_early, enumerated sizes, unidentified_entries, stderr_note, ...).
+        the calls made), ``n_evaluations``, ``params`` (estimator, n_evaluations, n_new_evaluations, batches,
+        stopped_early, enumerated sizes, unidentified_entries, stderr_note, ...) and, with ``options.order == 3``,
+        ``extras["tensor"]`` (T[i, j, k], ``[d, d, d]``, i the target; Σ_k T[i, j, k] = matrix[i, j]) and
+        ``extras["tensor_stderr"]``.
     """
     d = int(model.n_players)
     variant, value, budget = options.variant, options.value, options.budget
@@ -90,6 +92,13 @@ def estimate_meta_attributions(
             f"({what}); pass budget >= {minimum}"
         )
     name = resolve_estimator(options.estimator, d, value)
+    if options.order == 3 and (variant != "metagame" or value != "shapley"):
+        raise MetagameError("order=3 is defined for the metagame variant with the Shapley value; drop variant/value")
+    if options.order == 3 and not ESTIMATORS[name].supports_tensor:
+        raise MetagameError(
+            f"order=3 with a budget is estimated by the stratified estimator (Shapley value, d <= "
+            f"{STRATIFIED_MAX_PLAYERS}); estimator={name!r} cannot: pass estimator='stratified' or drop budget"
+        )
     seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
     cls = ESTIMATORS[name]
     plan = make_plan(d, budget, variant, value, share_power=0.0 if name == "stratified" else -1.0)
@@ -183,18 +192,18 @@ def estimate_meta_attributions(
         matrix[idx, idx] = u_empty
         stderr[idx, idx] = 0.0
     off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
-    if plan.sampled:
+    if plan.sampled and not cls.calibrated:
         # few units: scale so that ±1.96·stderr is the Student-t 95% interval with (units − 1) degrees of freedom
-        from scipy.stats import t as student_t
-
         dof = np.maximum(units_per_target - 1.0, 1.0)
-        stderr = stderr * np.where(off, (student_t.ppf(0.975, dof) / 1.959963984540054)[:, None], 1.0)
+        stderr = stderr * np.where(off, t_factors(dof)[:, None], 1.0)
     if value == "shapley":
         # efficiency holds by construction; remove what rounding left (evenly over the estimated entries)
         gap = matrix.sum(axis=1) - (u_full if variant == "metagame" else u_full - u_empty)
         matrix -= np.where(off, (gap / off.sum(axis=1))[:, None], 0.0)
     unidentified = int(np.isinf(stderr[off]).sum())
     extras: dict[str, np.ndarray] = {}
+    if options.order == 3:
+        extras["tensor"], extras["tensor_stderr"] = acc.tensor(u_empty, u_full, matrix, stderr)
     if variant == "serial":
         extras["attribution_at_baseline"] = u_empty.copy()
     params: dict[str, Any] = {

@@ -13,9 +13,14 @@ from math import log
 
 import numpy as np
 
-from .base import JACKKNIFE_GROUPS, StoredRows, jackknife_variance
+from .base import (
+    JACKKNIFE_GROUPS,
+    StoredRows,
+    distinct_rows,
+    jackknife_variance,
+    t_factor,
+)
 from .plan import Plan, log_kernel
-
 
 #: eigenvalues of the normal matrix below this fraction of the largest count as zero (not identified)
 RANK_RCOND = 1e-9
@@ -29,18 +34,18 @@ def contrast_basis(m: int) -> np.ndarray:
 
 def constrained_solve(
     a: np.ndarray, b: np.ndarray, delta: float, basis: np.ndarray, need_identified: bool = False
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[np.ndarray, np.ndarray | None] | tuple[np.ndarray, np.ndarray, int]:
     """argmin β of β^T a β − 2 b^T β subject to 1^T β = δ, minimum-norm deviation from the even split δ/m.
 
     β = δ/m·1 + Qγ (Q: basis of the contrasts); γ solves (QᵀaQ)γ = Qᵀ(b − aδ/m·1) on the eigen-directions whose
     eigenvalue exceeds ``RANK_RCOND`` × the largest, and is 0 on the others (directions the data do not determine
     stay at the even split). Returns β and, when asked, ``identified[j]``: β_j is a function of determined
-    directions only (its row of Q lies in their span).
+    directions only (its row of Q lies in their span), and the number of determined directions (the fit's rank).
     """
     m = len(b)
     beta0 = np.full(m, delta / m)
     if m < 2:
-        return beta0, np.ones(m, dtype=bool)
+        return (beta0, np.ones(m, dtype=bool), 0) if need_identified else (beta0, None)
     ap = basis.T @ a @ basis
     bp = basis.T @ (b - a @ beta0)
     lam, vec = np.linalg.eigh((ap + ap.T) / 2.0)
@@ -55,23 +60,28 @@ def constrained_solve(
     rows = basis @ vk  # projection of each contrast row onto the determined directions
     norm_all = (basis**2).sum(axis=1)
     identified = (rows**2).sum(axis=1) >= (1.0 - 1e-8) * norm_all
-    return beta, identified
+    return beta, identified, int(keep.sum())
 
 
 class Regression(StoredRows):
     """Constrained weighted least squares per target on stored rows (``regression``)."""
 
     name = "regression"
+    calibrated = True
 
     def __init__(self, plan: Plan):
         super().__init__(plan)
         self.log_mu = log_kernel(plan.m)
 
     def _jackknife(self, z, w, y, delta, unit, sampled, a, b) -> np.ndarray:
-        """Grouped (delete-a-group) jackknife variance of the constrained fit over the sampled units."""
-        groups = min(self.k, JACKKNIFE_GROUPS)
-        gid = unit[sampled] % groups
+        """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
+        every copy of a repeated coalition leaves together (a repeated draw is not independent information)."""
         zs, ws, ys = z[sampled], w[sampled], y[sampled]
+        _, coalition = np.unique(np.packbits(zs.astype(bool), axis=1), axis=0, return_inverse=True)
+        coalition = np.asarray(coalition).ravel()
+        groups = min(int(coalition.max()) + 1, JACKKNIFE_GROUPS)
+        gid = coalition % groups
+        others = max(self.k - len(np.unique(unit[sampled])), 0) / groups  # units that never reach this target
         zw_all = zs * ws[:, None]
         a_s, b_s = zw_all.T @ zs, zw_all.T @ ys  # sampled part of the normal equations (weights carry 1/K)
         a_e, b_e = a - a_s, b - b_s  # exact (enumerated) part
@@ -80,8 +90,8 @@ class Regression(StoredRows):
         betas = np.empty((groups, z.shape[1]))
         for g in range(groups):
             pick = gid == g
-            n_g = len(np.unique(us[pick]))
-            scale = self.k / max(self.k - n_g, 1)  # the other units re-weighted to stand for all K
+            n_g = len(np.unique(us[pick])) + others
+            scale = self.k / max(self.k - n_g, 1.0)  # the other units re-weighted to stand for all K
             zw = zw_all[pick]
             betas[g] = constrained_solve(
                 a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, basis
@@ -113,13 +123,18 @@ class Regression(StoredRows):
             delta = u_full[i] - u_empty[i]
             a = (z * wi[:, None]).T @ z
             b = (z * wi[:, None]).T @ y
-            beta, identified = constrained_solve(a, b, delta, basis, need_identified=True)
+            beta, identified, rank = constrained_solve(a, b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
             if plan.sampled:
-                n_units_i = len(np.unique(unit[sel][sampled[sel]]))
-                if n_units_i >= 2:
+                n_coalitions = len(distinct_rows(rows[sel & sampled][:, cols]))
+                # residual degrees of freedom: distinct coalitions in the fit beyond its rank (a repeated draw adds
+                # weight, not information); with none left the fit interpolates and its spread says nothing
+                resid_dof = len(distinct_rows(rows[sel][:, cols])) - rank
+                if n_coalitions >= 2 and resid_dof >= 1:
                     cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
-                else:  # no sampled unit (or a single one) informs this target: no error estimate
+                    groups = min(n_coalitions, JACKKNIFE_GROUPS)
+                    cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2
+                else:  # too few sampled units or distinct coalitions inform this target: no error estimate
                     cov_diag = np.full(len(cols), np.inf)
             cov_diag[~identified] = np.inf
             est[i, cols] = beta

@@ -1,214 +1,287 @@
-"""``stratified`` (Shapley only): the Shapley value written per coalition size, with a fitted pairwise surrogate of
-each target's game as control variate.
+"""``stratified`` (Shapley only): the Shapley value written per coalition size, with a Gaussian-process model of each
+target's game as control variate, and error bars that stay honest from a handful of rows to full enumeration.
 
-φ_j = (u(L) − u(∅))/m + (1/m) Σ_t [mean_{|T|=t, j∈T} u(T) − mean_{|T|=t, j∉T} u(T)]; a surrogate
-g(T) = Σ β_k T_k + Σ γ_kl T_k T_l (one free constant per size; linear while a target has fewer than 1.5 rows per
-parameter) is fitted per target by size-stratified Shapley-kernel least squares; φ = Shapley(g) (exact) + the
-formula applied to r = u − g. stderr: per-size in/out sample variances of 5-fold cross-fitted residuals (with a
-jackknife of the whole estimate when samples are few); the row gap is spread ∝ variance. Memory O(budget·d).
+Per target game u (m players; u(∅), u(N) exact), with Δ_t(u)_j = mean_{|T|=t, j∈T} u(T) − mean_{|T|=t, j∉T} u(T),
+the Shapley value is φ_j = (u(N) − u(∅))/m + (1/m) Σ_{t=1}^{m−1} Δ_t(u)_j, an identity that holds for any u − g.
+g is the posterior mean of a Gaussian process with a prior on the game's interaction orders
+(:mod:`.gaussian_process`; hyperparameters by marginal likelihood pooled over the run's targets), fitted to the
+target's *distinct* coalitions (a repeated draw adds no information), so Shapley(g) is closed form, exact on
+enumerated sizes, and
+
+    φ̂_j = Shapley(g)_j + (1/m) Σ_{covered (t, j)} Δ̂_t(u − g)_j.
+
+A cell (t, j) of a sampled size is *covered* when both of its sides hold ≥ ``MIN_CELL_ROWS`` out-of-fit residuals
+(held-out rows beyond ``MAX_GP_ROWS``, and K-fold residuals of the rows g was fitted on) or no unseen coalition.
+Its estimate is (1 − k/N)·(mean of the residuals) per side (g interpolates the k of N coalitions it was fitted on),
+with design variance (1 − k/N)² s²/n (1 + n/(N − k)): a size that is fully seen contributes no variance, so
+stderr → 0 only as strata are enumerated. The uncovered cells are left to the model. stderr² of an entry:
+
+    v_design (covered cells, Student-t for their Welch–Satterthwaite degrees of freedom)
+    + (uncovered share of the sampled sizes) × ``CALIBRATION`` × v_model,
+
+v_model the posterior variance of φ_j, averaged over the hyperparameter posterior (Σ_k w_k [s²_k v_k + (μ_k − μ)²])
+with each target's leave-one-out scale moderated towards the run's pooled scale by ``PRIOR_DOF`` pseudo-rows
+(Student-t for n + PRIOR_DOF rows) — the bound that holds when rows are too few for any design variance (a few per
+target at budget ≈ 2d). ``CALIBRATION`` inflates it for what the model cannot know about itself (its kernel family;
+set with ``benchmarks/estimators.py --coverage`` on random MLPs and polynomials). A target that no sampled
+coalition reached keeps the even split with stderr = inf. The row gap (rounding) is spread ∝ variance.
+Memory O(budget·d); time O(d·min(n, ``MAX_GP_ROWS``)³) for n distinct rows per target.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import JACKKNIFE_GROUPS, StoredRows, jackknife_variance
+from .base import StoredRows, distinct_rows, t_factor, t_factors
+from .gaussian_process import GameGP, Kernel, fit_prior
+from .plan import lcomb
 
-#: the pairwise surrogate is fitted only when a target has at least this many rows per parameter
-_PAIRWISE_ROWS_PER_PARAM = 1.5
-#: folds of the stratified estimator's cross-fitted residuals (standard errors)
-CROSSFIT_FOLDS = 5
-#: below this many sampled units per surrogate parameter (a target's), the stderr is at least a delete-a-group
-#: jackknife of the whole estimate (the surrogate's own sampling variability)
-_SMALL_SAMPLE_ROWS_PER_PARAM = 4.0
+#: at most this many distinct rows per target enter the Gaussian process (the others get out-of-sample residuals)
+MAX_GP_ROWS = 1200
+#: pseudo-rows of the pooled scale added to each target's own scale (variance moderation)
+PRIOR_DOF = 2.0
+#: relative numerical floor of a standard error where anything was sampled (the linear algebra is not exact)
+NUMERICAL_FLOOR = 1e-8
+#: at most this many rows enter the leave-one-out estimate of a target's scale
+CV_ROWS = 300
+#: inflation of the model's posterior variance (kernel misspecification); see benchmarks/estimators.py --coverage
+CALIBRATION = 1.3
+#: folds of the out-of-fit residuals of the rows the process is fitted on
+FOLDS = 5
+#: residuals needed on each side of a (size, player) cell before its design estimate is used
+MIN_CELL_ROWS = 5
+
+
+class _Target:
+    """One target's distinct rows: coalitions of its game, values relative to u(∅), local sizes, sampled flag."""
+
+    def __init__(self, z: np.ndarray, y: np.ndarray, t: np.ndarray, unit: np.ndarray):
+        keep = distinct_rows(z)
+        self.z, self.y, self.t, self.unit = z[keep], y[keep], t[keep], unit[keep]
+        self.sampled = self.unit >= 0
 
 
 class Stratified(StoredRows):
-    """Stratified Shapley estimator with a fitted surrogate as control variate (``stratified``).
-
-    Per target game u (m players, boundary values u(∅), u(L) exact), with Δ_t(u)_j = mean_{|T|=t, j∈T} u(T) −
-    mean_{|T|=t, j∉T} u(T) the Shapley value is φ_j = (u(L) − u(∅))/m + (1/m) Σ_{t=1}^{m−1} Δ_t(u)_j. A surrogate
-    g(T) = Σ_k β_k T_k + Σ_{k<l} γ_kl T_k T_l (plus a free constant per size) is fitted by least squares with the
-    Shapley kernel weight of each size spread over that size's rows; its Shapley value β_j + ½Σ_l γ_jl is exact,
-    and the residual r = u − g enters through the same formula, exactly on enumerated sizes and by per-size
-    sample means on sampled sizes (independent samples within a size: one per unit and target).
-    """
+    """Stratified Shapley estimator with a Gaussian-process control variate (``stratified``); see the module text."""
 
     name = "stratified"
+    calibrated = True
+    supports_tensor = True
 
-    @staticmethod
-    def _design(z: np.ndarray, pairwise: bool) -> np.ndarray:
-        x = z.astype(np.float64)
-        if not pairwise:
-            return x
-        iu = np.triu_indices(z.shape[1], 1)
-        return np.concatenate([x, x[:, iu[0]] * x[:, iu[1]]], axis=1)
+    def __init__(self, plan):
+        super().__init__(plan)
+        self.prior = None
+        self.targets: list[_Target] = []
+        self.gps: list[GameGP | None] = []
+        self.train: list[np.ndarray] = []
 
-    @staticmethod
-    def _fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, t: np.ndarray) -> np.ndarray:
-        """Weighted least squares of y on x with one free intercept per size t (centering within sizes)."""
-        xc, yc = x.copy(), y.copy()
-        for s in np.unique(t):
-            k = t == s
-            xc[k] -= x[k].mean(axis=0)
-            yc[k] -= y[k].mean()
-        xw = xc * w[:, None]
-        a = xw.T @ xc
-        a[np.diag_indices_from(a)] += 1e-10 * max(np.trace(a) / len(a), 1e-300)
-        try:
-            return np.linalg.solve(a, xw.T @ yc)
-        except np.linalg.LinAlgError:
-            return np.linalg.lstsq(a, xw.T @ yc, rcond=None)[0]
-
-    @staticmethod
-    def _shapley_of(coef: np.ndarray, m: int, pairwise: bool) -> tuple[np.ndarray, float]:
-        """Shapley values of the surrogate and its value g(L) on the full coalition."""
-        sh = coef[:m].copy()
-        total = float(coef.sum())
-        if pairwise:
-            iu = np.triu_indices(m, 1)
-            g = np.zeros((m, m))
-            g[iu] = coef[m:]
-            sh += (g + g.T).sum(axis=1) / 2.0
-        return sh, total
-
-    @staticmethod
-    def _deltas(
-        r: np.ndarray, z: np.ndarray, t: np.ndarray, var: bool, sizes: list[int] | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Σ_t Δ_t(r) over the sizes present, and the sampling variance of that sum (per-size sample means).
-
-        With ``var``, every size in ``sizes`` (the sampled sizes) counts: where a size has fewer than 2 rows with
-        j ∈ T or with j ∉ T (or none at all), the unseen Δ_t(r)_j is bounded by 2 s², s² the pooled within-size
-        variance of the residuals (conservative: Δ_t(r) is a difference of means, not of single residuals).
-        """
-        m = z.shape[1]
-        tot = np.zeros(m)
-        v = np.zeros(m)
-        present = np.unique(t)
-        s2 = 0.0
-        if var:
-            ss, dof = 0.0, 0
-            for s_ in present:
-                k = t == s_
-                if k.sum() >= 2:
-                    ss += float(((r[k] - r[k].mean()) ** 2).sum())
-                    dof += int(k.sum()) - 1
-            if dof > 0:
-                s2 = ss / dof
-            elif len(r) >= 2:  # one row per size: the spread across sizes (levels included) bounds it
-                s2 = float(np.var(r, ddof=1))
+    # ------------------------------------------------------------------ data
+    def _targets(self, u_empty: np.ndarray) -> list[_Target]:
+        plan = self.plan
+        d = plan.d
+        rows, phi, t_all, _, unit = self.stacked()
+        out = []
+        for i in range(d):
+            if plan.variant == "metagame":
+                sel = rows[:, i] & (t_all >= 1)
+                cols = np.flatnonzero(np.arange(d) != i)
             else:
-                s2 = float(np.mean(r**2)) if len(r) else 0.0
-        for s in present:
-            k = t == s
-            rk = r[k] - r[k].mean()
-            zk = z[k]
+                sel = t_all >= 1
+                cols = np.arange(d)
+            out.append(_Target(rows[sel][:, cols], phi[sel, i] - u_empty[i], t_all[sel], unit[sel]))
+        return out
+
+    # ------------------------------------------------------------------ per-size residual means
+    def _correction(self, tg: _Target, exact: np.ndarray, proxy: np.ndarray, trained: np.ndarray,
+                    sampled_t: list[int], enumerated_t: list[int]):
+        """Σ_t Δ_t(u − g) per entry j: exact where every coalition of a size (side) is a row, else estimated.
+
+        ``exact`` holds u − g at every row (≈ 0 on the rows g interpolates); ``proxy`` holds, for sampled rows, an
+        out-of-fit residual (NaN elsewhere): a draw of g's error at a coalition it was not fitted on. On a sampled
+        size the in-side mean of u − g is (1 − k_in/N_in) × the mean over the coalitions g was not fitted on
+        (k_in of N_in were), estimated by the mean of n proxies with variance s²/n·(1 + n/(N − k)) (their mean and
+        the unseen coalitions' mean both vary). A (t, j) cell counts where each side is complete or has
+        ``MIN_CELL_ROWS`` proxies. Returns ``corr``, its design variance ``var``, Welch–Satterthwaite ``dof`` and
+        ``uncovered`` (the fraction of sampled sizes whose cell does not count).
+        """
+        m = self.plan.m
+        corr = np.zeros(m)
+        var = np.zeros(m)
+        wsum = np.zeros(m)
+        missing = np.zeros(m)
+        for s in enumerated_t:  # every coalition of this size is a row: the exact contrast
+            k = tg.t == s
+            zk, rk = tg.z[k], exact[k]
             n_in = zk.sum(axis=0)
             n_out = len(rk) - n_in
             s_in = rk @ zk
-            m_in = np.where(n_in > 0, s_in / np.maximum(n_in, 1), 0.0)
-            m_out = np.where(n_out > 0, -s_in / np.maximum(n_out, 1), 0.0)  # rk sums to zero within the size
-            tot += m_in - m_out
-            if var:
-                dev_in = ((rk[:, None] - m_in[None, :]) ** 2 * zk).sum(axis=0)
-                dev_out = ((rk[:, None] - m_out[None, :]) ** 2 * ~zk).sum(axis=0)
-                v += dev_in / np.maximum(n_in - 1, 1) / np.maximum(n_in, 1)
-                v += dev_out / np.maximum(n_out - 1, 1) / np.maximum(n_out, 1)
-                v += np.where((n_in < 2) | (n_out < 2), 2.0 * s2, 0.0)  # too few rows: be conservative
-        if var and sizes is not None:
-            missing = len(set(int(a) for a in sizes) - set(int(a) for a in present))
-            v += missing * 2.0 * s2  # sampled sizes that no row of this target reached
-        return tot, v
+            corr += s_in / np.maximum(n_in, 1) - (rk.sum() - s_in) / np.maximum(n_out, 1)
+        has_proxy = ~np.isnan(proxy)
+        for s in sampled_t:
+            at = tg.t == s
+            z_all, r_all = tg.z[at], exact[at]
+            zp, rp = tg.z[at & has_proxy], proxy[at & has_proxy]
+            z_tr = tg.z[at & trained]
+            cell = np.zeros(m)
+            covered = np.ones(m, dtype=bool)
+            v_cell = np.zeros(m)
+            w_cell = np.zeros(m)
+            for side_all, side_p, side_tr, big, sign in (
+                (z_all, zp, z_tr, np.exp(lcomb(m - 1, s - 1)), 1.0),
+                (~z_all, ~zp, ~z_tr, np.exp(lcomb(m - 1, s)), -1.0),
+            ):
+                n_obs = side_all.sum(axis=0)
+                complete = n_obs >= big - 0.5
+                n_p = side_p.sum(axis=0)
+                k_fit = side_tr.sum(axis=0)
+                share = np.clip(1.0 - k_fit / big, 0.0, 1.0)
+                mean_p = (rp @ side_p) / np.maximum(n_p, 1)
+                mean_exact = (r_all @ side_all) / np.maximum(n_obs, 1)
+                cell += sign * np.where(complete, mean_exact, share * mean_p)
+                covered &= complete | (n_p >= MIN_CELL_ROWS)
+                dev = ((rp[:, None] - mean_p[None, :]) ** 2 * side_p).sum(axis=0)
+                # the proxies' mean stands for the mean error over the N − k coalitions g was not fitted on
+                spread = 1.0 + n_p / np.maximum(big - k_fit, 1.0)
+                v_k = np.where(complete, 0.0, share**2 * dev / np.maximum(n_p - 1, 1) / np.maximum(n_p, 1) * spread)
+                v_cell += v_k
+                w_cell += v_k**2 / np.maximum(n_p - 1, 1)
+            corr += np.where(covered, cell, 0.0)
+            var += np.where(covered, v_cell, 0.0)
+            wsum += np.where(covered, w_cell, 0.0)
+            missing += ~covered
+        with np.errstate(divide="ignore", invalid="ignore"):
+            dof = np.where(wsum > 0, var**2 / wsum, np.inf)
+        uncovered = missing / len(sampled_t) if sampled_t else np.zeros(m)
+        return corr, var, dof, uncovered
 
-    def _row(self, x, y, z, t, pairwise: bool, delta: float) -> np.ndarray:
-        """The row estimate (before the gap is spread) from the given rows, gap spread evenly."""
-        m = z.shape[1]
-        cnt = np.bincount(t, minlength=m + 1).astype(np.float64)
-        coef = self._fit(x, y, 1.0 / (t * (m - t) * cnt[t]), t)
-        sh, g_full = self._shapley_of(coef, m, pairwise)
-        corr, _ = self._deltas(y - x @ coef, z, t, var=False)
-        row = sh + (delta - g_full) / m + corr / m
-        return row - (row.sum() - delta) / m
+    # ------------------------------------------------------------------ the model
+    def _fit(self, u_empty: np.ndarray) -> None:
+        """Distinct rows per target, the pooled prior and one Gaussian process per target (kept for the tensor)."""
+        m = self.plan.m
+        self.targets = self._targets(u_empty)
+        self.prior, self.posterior = fit_prior([(tg.z, tg.y) for tg in self.targets], m)
+        self._fits = None
+        kernel = Kernel(m, self.prior)
+        self.gps, self.train = [], []
+        for tg in self.targets:
+            n = len(tg.y)
+            train = np.arange(n)
+            if n > MAX_GP_ROWS:  # N (so that g(N) = u(N)), then rows evenly over the rest, up to the cap
+                full = np.flatnonzero(tg.t == m)[:1]
+                rest = np.setdiff1d(np.arange(n), full)
+                pick = rest[np.linspace(0, len(rest) - 1, MAX_GP_ROWS - len(full)).round().astype(int)]
+                train = np.sort(np.concatenate([full, pick]))
+            self.train.append(train)
+            self.gps.append(GameGP(tg.z[train], tg.y[train], kernel) if n else None)
 
-    def _jackknife(self, x, y, z, t, un, sampled, pairwise: bool, delta: float) -> np.ndarray:
-        """Delete-a-group jackknife variance of the row estimate over the sampled units (≤ 20 groups)."""
-        units = np.unique(un[sampled])
-        groups = min(len(units), JACKKNIFE_GROUPS)
-        gid = np.searchsorted(units, un) % groups
-        reps = np.stack([self._row(x[keep], y[keep], z[keep], t[keep], pairwise, delta)
-                         for keep in (~(sampled & (gid == g)) for g in range(groups))])
-        return jackknife_variance(reps)
+    def _scales(self, gps: list[GameGP | None]) -> np.ndarray:
+        """Each target's scale s² (leave-one-out, on at most ``CV_ROWS`` rows), moderated towards the run's pooled
+        scale (geometric mean) by ``PRIOR_DOF`` pseudo-rows."""
+        raw = np.zeros(len(gps))
+        for i, (gp, tg, train) in enumerate(zip(gps, self.targets, self.train)):
+            if gp is None:
+                continue
+            if gp.n < 3:
+                raw[i] = gp.s2
+                continue
+            small = gp
+            if gp.n > CV_ROWS:
+                pick = train[np.linspace(0, gp.n - 1, CV_ROWS).round().astype(int)]
+                small = GameGP(tg.z[pick], tg.y[pick], gp.kernel)
+            raw[i] = small.cv_scale()
+        ok = raw > 0
+        pooled = float(np.exp(np.mean(np.log(raw[ok])))) if ok.any() else 0.0
+        n = np.array([0.0 if gp is None else gp.n for gp in gps])
+        return (n * raw + PRIOR_DOF * pooled) / np.maximum(n + PRIOR_DOF, 1e-300)
 
+    def _posterior_fits(self) -> list[tuple[float, list[GameGP | None], np.ndarray]]:
+        """(weight, one process per target, moderated scales) for every point of the hyperparameter posterior
+        (computed once; the mode reuses the main fits)."""
+        if getattr(self, "_fits", None) is None:
+            m = self.plan.m
+            self._fits = []
+            for prior, weight in self.posterior:
+                kernel = Kernel(m, prior)
+                gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel))
+                       for gp in self.gps]
+                self._fits.append((weight, gps, self._scales(gps)))
+        return self._fits
+
+    def _model_variances(self, means: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Posterior variance of every target's Shapley values around ``means``, averaged over the hyperparameter
+        posterior: Σ_k w_k [s²_k v_k + (μ_k − mean)²] (hyperparameters integrated over, not plugged in), s²_k the
+        target's moderated leave-one-out scale under grid point k."""
+        m = self.plan.m
+        out: list[np.ndarray | None] = [None if mu is None else np.zeros(m) for mu in means]
+        for weight, gps, scales in self._posterior_fits():
+            for i, (gp, mu) in enumerate(zip(gps, means)):
+                if gp is None or mu is None:
+                    continue
+                mean_k, var_k = gp.shapley()
+                out[i] += weight * (var_k * scales[i] + (mean_k - mu) ** 2)
+        return out
+
+    # ------------------------------------------------------------------ the estimate
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         plan = self.plan
         d, m = plan.d, plan.m
-        rows, phi, t_all, _, unit = self.stacked()
-        inner = (t_all >= 1) & (t_all <= m - 1)
         sampled_t = [a - plan.offset for a in plan.sampled if 1 <= a - plan.offset <= m - 1]
+        enumerated_t = [t for t in range(1, m) if t not in sampled_t]
         est = np.zeros((d, d))
         se = np.zeros((d, d))
-        for i in range(d):
-            if plan.variant == "metagame":
-                sel = rows[:, i] & inner
-                cols = np.flatnonzero(np.arange(d) != i)
-            else:
-                sel = inner
-                cols = np.arange(d)
-            z = rows[sel][:, cols]
-            y = phi[sel, i]
-            t = t_all[sel]
-            un = unit[sel]
-            delta = u_full[i] - u_empty[i]
-            if len(y) == 0:  # no inner coalition: the even split, unknown error unless nothing was sampled
-                est[i, cols] = delta / m
-                se[i, cols] = np.inf if sampled_t else 0.0
+        cols_of = [np.flatnonzero(np.arange(d) != i) if plan.variant == "metagame" else np.arange(d) for i in range(d)]
+        delta = u_full - u_empty
+        if not sampled_t:  # every coalition seen: the size formula is exact with no surrogate
+            for i, tg in enumerate(self._targets(u_empty)):
+                none = np.zeros(len(tg.y), dtype=bool)
+                corr = self._correction(tg, tg.y, none, none, [], enumerated_t)[0]
+                est[i, cols_of[i]] = delta[i] / m + corr / m
+            return est, se
+        self._fit(u_empty)
+        reached = [gp is not None and tg.sampled.any() for gp, tg in zip(self.gps, self.targets)]
+        means = [gp.shapley()[0] if ok else None for gp, ok in zip(self.gps, reached)]
+        model_var = self._model_variances(means)
+        self.model_var = np.zeros((d, d))
+        for i, (tg, gp, train) in enumerate(zip(self.targets, self.gps, self.train)):
+            cols = cols_of[i]
+            if not reached[i]:  # no sampled coalition reached this target
+                est[i, cols] = delta[i] / m
+                se[i, cols] = np.inf
+                self.model_var[i, cols] = np.inf
                 continue
-            n_params = m + m * (m - 1) // 2
-            pairwise = len(y) >= _PAIRWISE_ROWS_PER_PARAM * n_params
-            x = self._design(z, pairwise)
-            cnt = np.bincount(t, minlength=m + 1).astype(np.float64)
-            w = 1.0 / (t * (m - t) * cnt[t])
-            coef = self._fit(x, y, w, t)
-            sh, g_full = self._shapley_of(coef, m, pairwise)
-            r = y - x @ coef
-            corr, _ = self._deltas(r, z, t, var=False)
-            row = sh + (u_full[i] - g_full - u_empty[i]) / m + corr / m
-            var = np.zeros(m)
-            sampled = un >= 0
-            if sampled_t and len(np.unique(un[sampled])) < 2:
-                var = np.full(m, np.inf)  # fewer than 2 sampled units reached this target: no error estimate
-            elif sampled.any():
-                # honest residuals: each sampled row's residual from a surrogate fitted without its fold
-                folds = min(CROSSFIT_FOLDS, self.k)
-                fid = un % folds
-                r_oof = np.empty(int(sampled.sum()))
-                idx_s = np.flatnonzero(sampled)
-                for f_ in range(folds):
-                    out = sampled & (fid == f_)
-                    if not out.any():
-                        continue
-                    keep = ~out
-                    cnt_k = np.bincount(t[keep], minlength=m + 1).astype(np.float64)
-                    w_k = 1.0 / (t[keep] * (m - t[keep]) * np.maximum(cnt_k[t[keep]], 1.0))
-                    c_k = self._fit(x[keep], y[keep], w_k, t[keep])
-                    r_oof[np.searchsorted(idx_s, np.flatnonzero(out))] = (y[out] - x[out] @ c_k)
-                _, var = self._deltas(r_oof, z[sampled], t[sampled], var=True, sizes=sampled_t)
-                var /= m**2
-                n_units_i = len(np.unique(un[sampled]))
-                if n_units_i < _SMALL_SAMPLE_ROWS_PER_PARAM * (x.shape[1] + len(sampled_t)):
-                    # few rows per surrogate parameter: the surrogate itself varies with the sample, which the
-                    # residual variance above ignores; a delete-a-group jackknife of the whole estimate sees it
-                    var = np.maximum(var, self._jackknife(x, y, z, t, un, sampled, pairwise, u_full[i] - u_empty[i]))
-            # exact row sums: spread the gap in proportion to each entry's variance (evenly over unknown ones)
-            gap = row.sum() - delta
-            if np.isinf(var).any():
-                row = row - np.where(np.isinf(var), gap / np.isinf(var).sum(), 0.0)
-            else:
-                row = row - (gap * var / var.sum() if var.sum() > 0 else gap / m)
-            est[i, cols] = row
+            mean = means[i]
+            trained = np.zeros(len(tg.y), dtype=bool)
+            trained[train] = True
+            exact = np.empty(len(tg.y))
+            exact[train] = gp.jitter * gp.alpha  # y − g on the rows g interpolates
+            exact[~trained] = tg.y[~trained] - gp.predict(tg.z[~trained])
+            proxy = np.where(tg.sampled & ~trained, exact, np.nan)
+            # sampled rows g was fitted on: residuals of the same fit without their fold (folds of units)
+            samp = np.flatnonzero(tg.sampled[train])
+            if len(samp) >= 2:
+                k_folds = min(FOLDS, len(samp))
+                fold_of = tg.unit[train][samp] % k_folds
+                proxy[train[samp]] = gp.fold_residuals([samp[fold_of == f] for f in range(k_folds)])[samp]
+            full = tg.t == m
+            boundary = float(exact[full][0]) if full.any() else 0.0  # u(N) − g(N) (≈ 0: N is a row)
+            corr, v_design, dof, uncovered = self._correction(tg, exact, proxy, trained, sampled_t, enumerated_t)
+            v_design = v_design * t_factors(dof) ** 2 / m**2
+            v_model = CALIBRATION * model_var[i] * t_factor(gp.n + PRIOR_DOF) ** 2
+            self.model_var[i, cols] = v_model
+            row = mean + (boundary + corr) / m
+            var = v_design + uncovered * v_model
+            var = var + (NUMERICAL_FLOOR * max(float(np.abs(tg.y).max()), abs(delta[i]), 1e-300)) ** 2
+            gap = row.sum() - delta[i]  # exact row sums: spread the gap in proportion to each entry's variance
+            est[i, cols] = row - gap * var / var.sum()
             se[i, cols] = np.sqrt(var)
         return est, se
 
 
-__all__ = ["Stratified"]
+    def tensor(self, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray):
+        """T[i, j, k] and its standard errors from each target's process (:mod:`.tensor`)."""
+        from .tensor import sampled_tensor
+
+        return sampled_tensor(self, u_empty, u_full, matrix, stderr)
+
+
+__all__ = ["MAX_GP_ROWS", "Stratified"]
