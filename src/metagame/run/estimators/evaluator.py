@@ -7,7 +7,7 @@ import numpy as np
 
 from ...errors import MetagameError
 from ...games.masked import AttributionGame
-from ...players.coalitions import coalition_keys
+from ...players.coalitions import CoalitionCache
 
 #: largest d for which repeated coalitions are looked up instead of paid again (beyond, duplicates are negligible
 #: and the per-row key costs more than it saves)
@@ -27,7 +27,7 @@ class Evaluator:
         self.budget = budget
         self.d = d
         self.used = 0
-        self.paid: set[bytes] | None = set() if d <= DEDUPLICATE_MAX_PLAYERS else None
+        self.paid = CoalitionCache() if d <= DEDUPLICATE_MAX_PLAYERS else None  # keys only: what this run paid for
 
     @property
     def remaining(self) -> int:
@@ -35,15 +35,7 @@ class Evaluator:
 
     def fresh(self, rows: np.ndarray) -> np.ndarray:
         """``bool[m]``: rows this run has not paid for yet (first occurrence within the batch)."""
-        if self.paid is None:
-            return np.ones(len(rows), dtype=bool)
-        out = np.zeros(len(rows), dtype=bool)
-        seen: set[bytes] = set()
-        for r, key in enumerate(coalition_keys(rows)):
-            if key not in self.paid and key not in seen:
-                out[r] = True
-                seen.add(key)
-        return out
+        return np.ones(len(rows), dtype=bool) if self.paid is None else self.paid.fresh(rows)
 
     def cost(self, rows: np.ndarray) -> np.ndarray:
         """Cumulative number of calls needed to evaluate ``rows[:r+1]``."""
@@ -58,7 +50,7 @@ class Evaluator:
         out = self.game(rows)
         self.used += n_new
         if self.paid is not None:
-            self.paid.update(k for k, f in zip(coalition_keys(rows), fresh) if f)
+            self.paid.put(rows[fresh], np.zeros(int(n_new)))
         return out[:, : self.d]
 
 
