@@ -118,11 +118,21 @@ class TwoTowerModel(ModelAdapter):
             return np.concatenate(parts)
 
         if halves.shape[1] == 0:  # the key of the one (empty) half: a single False column
-            return self._half_values[side].fill(np.zeros((len(halves), 1), dtype=bool),
-                                                lambda rows: compute(np.zeros((len(rows), 0), dtype=bool)))
-        return self._half_values[side].fill(halves, compute)
+            one = self._half_values[side].fill(np.zeros((1, 1), dtype=bool),
+                                               lambda rows: compute(np.zeros((len(rows), 0), dtype=bool)))
+            return np.repeat(one, len(halves), axis=0)
+        uniq, inv = np.unique(halves, axis=0, return_inverse=True)  # look up each distinct half once
+        return self._half_values[side].fill(uniq, compute)[inv.reshape(-1)]
 
     # ------------------------------------------------------------------ values
+    def _values_batched(self, coalitions: np.ndarray) -> torch.Tensor:
+        """By halves, all coalitions at once: the distinct halves are found over the whole request and embedded in
+        ``_TOWER_BATCH``-row tower calls (chunking the coalitions would split one side's halves across calls)."""
+        if not self.halves:
+            return super()._values_batched(coalitions)
+        with torch.no_grad():
+            return self._values(coalitions).detach()
+
     def _values(self, coalitions: np.ndarray) -> torch.Tensor:
         """f(x_S) with each distinct half (S ∩ A, S ∩ B) embedded once; 0 where a side is empty (``"zero"``)."""
         coalitions = np.asarray(coalitions, dtype=bool)
