@@ -9,6 +9,7 @@ from .coalitions import (
     coalition_bits,
     coalition_index,
     coalition_keys,
+    coalitions_from_index,
     format_coalition,
     sizes_of_all,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "coalition_bits",
     "coalition_index",
     "coalition_keys",
+    "coalitions_from_index",
     "format_coalition",
     "sizes_of_all",
     "to_tensor",

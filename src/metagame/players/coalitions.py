@@ -26,10 +26,15 @@ def check_exact_size(d: int, limit: int = EXACT_MAX_PLAYERS, what: str = "exact 
         )
 
 
+def coalitions_from_index(indices: np.ndarray, d: int) -> np.ndarray:
+    """The coalitions with the given bitmask indices as ``bool[len(indices), d]`` (inverse of :func:`coalition_index`)."""
+    idx = np.asarray(indices, dtype=np.int64)
+    return ((idx[:, None] >> np.arange(d, dtype=np.int64)) & 1).astype(bool)
+
+
 def coalition_bits(start: int, stop: int, d: int) -> np.ndarray:
     """Coalitions with bitmask indices ``start .. stop-1`` as ``bool[stop-start, d]``."""
-    idx = np.arange(start, stop, dtype=np.int64)
-    return ((idx[:, None] >> np.arange(d, dtype=np.int64)) & 1).astype(bool)
+    return coalitions_from_index(np.arange(start, stop, dtype=np.int64), d)
 
 
 def all_coalitions(d: int) -> np.ndarray:

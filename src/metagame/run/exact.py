@@ -23,7 +23,7 @@ import torch
 
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
-from ..players.coalitions import chunks_of_all, coalition_index, sizes_of_all
+from ..players.coalitions import chunks_of_all, coalition_index, coalitions_from_index, sizes_of_all
 from ..solvers.exact import restricted_attributions, shapley_values
 from .backend import make_attribution_game, make_value_game
 from .checkpoint import Checkpoint
@@ -181,7 +181,7 @@ def _restricted_with_method(v: np.ndarray, model: ModelAdapter, method: Attribut
     if limit is not None and limit < d:
         big = np.flatnonzero(sizes_of_all(d) > limit)
         view = _TableView(model, v)
-        rows = ((big[:, None] >> np.arange(d)) & 1).astype(bool)
+        rows = coalitions_from_index(big, d)
         for start in range(0, len(big), 256):
             sel = slice(start, start + 256)
             phi[big[sel]] = method.attribute(view, rows[sel]).detach().cpu().double().numpy()

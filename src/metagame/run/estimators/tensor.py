@@ -17,20 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...solvers.exact import moebius
-
-
-def pair_indices_exact(values: np.ndarray, m: int) -> np.ndarray:
-    """``[m, m]``: c({j}) on the diagonal and Σ_{B⊇{j,k}} c(B)/(|B|(|B|−1)) off it, from a full table v(T) − v(∅)
-    (bitmask order over m players)."""
-    c = moebius(values)
-    idx = np.arange(2**m)
-    z = ((idx[:, None] >> np.arange(m)) & 1).astype(np.float64)
-    size = z.sum(axis=1)
-    scaled = np.where(size >= 2, c / np.maximum(size * (size - 1), 1), 0.0)
-    out = z.T @ (z * scaled[:, None])
-    np.fill_diagonal(out, c[1 << np.arange(m)])
-    return out
+from ...players.coalitions import coalition_index
+from ..tables import meta_shapley_from_values
 
 
 def symmetric_adjustment(values: np.ndarray, var: np.ndarray, gap: np.ndarray) -> np.ndarray:
@@ -73,8 +61,8 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
         for i, tg in enumerate(est._targets(u_empty)):
             cols = np.flatnonzero(np.arange(d) != i)
             table = np.zeros(2**m)
-            table[tg.z.astype(np.int64) @ (1 << np.arange(m))] = tg.y
-            block = pair_indices_exact(table, m)
+            table[coalition_index(tg.z)] = tg.y
+            block = meta_shapley_from_values(table)  # Meta-SV of u_i: the pair indices of the module docstring
             tensor[i][np.ix_(cols, cols)] = symmetric_adjustment(block, np.zeros((m, m)), matrix[i, cols] - block.sum(1))
         return tensor, tstd
     fits = est._posterior_fits()
@@ -111,4 +99,4 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
     return tensor, tstd
 
 
-__all__ = ["pair_indices_exact", "sampled_tensor", "symmetric_adjustment"]
+__all__ = ["sampled_tensor", "symmetric_adjustment"]
