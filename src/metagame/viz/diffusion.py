@@ -15,8 +15,8 @@ import numpy as np
 
 from ..errors import MetagameError
 from ..results.result import MetaAttribution
-from .images import input_image
-from .style import CMAP, absmax as _absmax, finish as _finish, new_figure as _new_fig, short as _short
+from .images import input_image, overlay_map
+from .style import CMAP, absmax as _absmax, finish as _finish, new_figure as _new_fig, player_index, short as _short
 
 MAP_CMAP = "inferno"
 
@@ -32,15 +32,8 @@ def _maps(result: MetaAttribution) -> tuple[np.ndarray, np.ndarray]:
 def _overlay(ax, grid: np.ndarray, img: np.ndarray | None, *, cmap: str, vmin: float, vmax: float, alpha: float):
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
-    gh, gw = grid.shape
     norm = TwoSlopeNorm(0.0, vmin, vmax) if vmin < 0 < vmax else Normalize(vmin, vmax)
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if img is not None:
-        gray = 0.25 + 0.6 * img.mean(axis=2)
-        ax.imshow(gray, cmap="gray", vmin=0, vmax=1, extent=(0, gw, gh, 0), interpolation="bilinear")
-        return ax.imshow(grid, cmap=cmap, norm=norm, alpha=alpha, extent=(0, gw, gh, 0), interpolation="nearest")
-    return ax.imshow(grid, cmap=cmap, norm=norm, extent=(0, gw, gh, 0), interpolation="nearest")
+    return overlay_map(ax, grid, img, cmap=cmap, norm=norm, alpha=alpha)
 
 
 def _map_range(maps: np.ndarray) -> tuple[float, float]:
@@ -54,15 +47,7 @@ def _map_range(maps: np.ndarray) -> tuple[float, float]:
 def _select(result: MetaAttribution, players: Sequence[int | str] | None, limit: int) -> list[int]:
     if players is None:
         return list(range(min(limit, result.n_players)))
-    out = []
-    for p in players:
-        if isinstance(p, str):
-            if p not in result.players:
-                raise MetagameError(f"no player labelled {p!r}; choose from {result.players}")
-            out.append(result.players.index(p))
-        else:
-            out.append(int(p) % result.n_players)
-    return out
+    return [player_index(result, p) for p in players]
 
 
 def concept_maps_figure(

@@ -78,6 +78,19 @@ def input_image(result: MetaAttribution) -> np.ndarray | None:
     return None
 
 
+def overlay_map(ax, grid: np.ndarray, img: np.ndarray | None, *, cmap: str, norm, alpha: float):
+    """Draw ``grid`` [rows, cols] over a muted grey copy of ``img`` (alone without one); returns the map's artist."""
+    gh, gw = grid.shape
+    ax.set_xticks([])
+    ax.set_yticks([])
+    grid = np.ma.masked_invalid(grid)
+    if img is None:
+        return ax.imshow(grid, cmap=cmap, norm=norm, extent=(0, gw, gh, 0), interpolation="nearest")
+    gray = 0.25 + 0.6 * img.mean(axis=2)
+    ax.imshow(gray, cmap="gray", vmin=0, vmax=1, extent=(0, gw, gh, 0), interpolation="bilinear")
+    return ax.imshow(grid, cmap=cmap, norm=norm, alpha=alpha, extent=(0, gw, gh, 0), interpolation="nearest")
+
+
 def _grid_map(values: np.ndarray, rows: int, cols: int, cells: list[tuple[int, int]]) -> np.ndarray:
     g = np.full((rows, cols), np.nan)
     for v, (r, c) in zip(values, cells):
@@ -145,7 +158,6 @@ def image_overlay(
     maps_only = [p[1] for p in panels if p[1] is not None]
     vmax_first = absmax(maps_only[0])
     vmax_rest = absmax(*maps_only[1:]) if len(maps_only) > 1 else vmax_first
-    gray = None if img is None else 0.25 + 0.6 * img.mean(axis=2)  # muted grey image under the colour map
     im = None
     for k, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -159,17 +171,10 @@ def image_overlay(
             ax.imshow(img, interpolation="bilinear")
             continue
         vmax = vmax_first if (grid is maps_only[0] and maps is None) else vmax_rest
-        gh, gw = grid.shape
-        if gray is not None:
-            ax.imshow(gray, cmap="gray", vmin=0, vmax=1, extent=(0, gw, gh, 0), interpolation="bilinear")
-            im = ax.imshow(np.ma.masked_invalid(grid), cmap=CMAP, norm=TwoSlopeNorm(0.0, -vmax, vmax), alpha=alpha,
-                           extent=(0, gw, gh, 0), interpolation="nearest")
-        else:
-            im = ax.imshow(np.ma.masked_invalid(grid), cmap=CMAP, norm=TwoSlopeNorm(0.0, -vmax, vmax),
-                           extent=(0, gw, gh, 0), interpolation="nearest")
+        im = overlay_map(ax, grid, img, cmap=CMAP, norm=TwoSlopeNorm(0.0, -vmax, vmax), alpha=alpha)
     if im is not None:
         fig.colorbar(im, ax=axes, shrink=0.7, label="attribution (red + / blue −)")
     return finish(fig, save)
 
 
-__all__ = ["image_overlay", "input_image", "patch_layout"]
+__all__ = ["image_overlay", "input_image", "overlay_map", "patch_layout"]
