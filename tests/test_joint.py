@@ -26,7 +26,7 @@ from metagame.methods import GradientXInput
 from metagame.models.components import ComponentModel
 from metagame.models.data import KNNDataModel
 from metagame.models.feature_data import FeatureDataModel
-from metagame.models.joint import JointModel, cross_blocks, joint
+from metagame.models.joint import cross_blocks, joint
 from metagame.models.language import CausalLM
 from metagame.players import all_coalitions
 

@@ -106,7 +106,7 @@ def test_text_report_loads_hovers_and_never_runs_injected_script(browser, tmp_pa
         assert page.evaluate("window.__pwned") is None
         body = page.inner_text("body")
         assert EVIL in body  # the prompt shows as text
-        assert page.locator(f'.player[data-i="2"]').inner_text() == EVIL_LABEL
+        assert page.locator('.player[data-i="2"]').inner_text() == EVIL_LABEL
         before = _state(page)
         page.hover('.player[data-i="1"]')
         after = _state(page)

@@ -1,14 +1,11 @@
 """Third order (SPEC "Third order"): T[i, j, k] = Shapley value of k in w_ij(R) = M[i, j](f, x_{R∪{i,j}}).
 
-The brute force below follows the definition literally: for every coalition S it builds the masked input x_S
-(players outside S at the baseline), computes the whole metagame matrix there by brute force (nested Shapley
-values of each target's game), and then takes Shapley values of the pair games w_ij.
+The brute force (tests/brute_third_order.py) follows the definition literally: for every coalition S it builds
+the masked input x_S (players outside S at the baseline), computes the whole metagame matrix there by brute force
+(nested Shapley values of each target's game), and then takes Shapley values of the pair games w_ij.
 """
 
 from __future__ import annotations
-
-from itertools import combinations
-from math import factorial
 
 import numpy as np
 import pytest
@@ -17,6 +14,8 @@ import torch
 import metagame
 from metagame.methods.registry import get_method
 from metagame.models.tensor import TensorModel
+
+from brute_third_order import third_order_brute_force
 
 METHODS = ["saliency", "gradient_x_input", "integrated_gradients", "smoothgrad", "occlusion", "shapley", "banzhaf",
            "kernel_shap", "lime"]
@@ -31,21 +30,6 @@ def _model(d: int, seed: int):
     return lambda z: torch.tanh(z @ w1) @ w2 + z[:, 0] * z[:, 1] * z[:, -1]
 
 
-def _shapley(game, players: list[int]) -> dict[int, float]:
-    """Shapley values of a set function ``game(frozenset)`` over ``players``, by the subset formula."""
-    n = len(players)
-    out = {}
-    for p in players:
-        rest = [q for q in players if q != p]
-        total = 0.0
-        for size in range(n):
-            w = factorial(size) * factorial(n - size - 1) / factorial(n)
-            for t in combinations(rest, size):
-                total += w * (game(frozenset(t) | {p}) - game(frozenset(t)))
-        out[p] = total
-    return out
-
-
 def _attribution(f, x, b, method, coalition: frozenset, d: int) -> np.ndarray:
     """φ(f, x_S) by calling the method on the single masked coalition (an independent path from the engine)."""
     adapter = TensorModel(f, x, b)
@@ -56,45 +40,7 @@ def _attribution(f, x, b, method, coalition: frozenset, d: int) -> np.ndarray:
 
 def brute_force_tensor(f, x, b, method) -> np.ndarray:
     d = len(x)
-    cache: dict[frozenset, np.ndarray] = {}
-
-    def phi(S: frozenset) -> np.ndarray:
-        if S not in cache:
-            cache[S] = _attribution(f, x, b, method, S, d)
-        return cache[S]
-
-    def meta(S: frozenset) -> np.ndarray:
-        """The metagame matrix at the masked input x_S: players outside S stay at the baseline (null players)."""
-        m = np.zeros((d, d))
-        for i in range(d):
-            game = lambda T, i=i: phi(frozenset((T | {i}) & S))[i]  # u_i at input x_S
-            others = [j for j in range(d) if j != i]
-            sv = _shapley(game, others)
-            for j in others:
-                m[i, j] = sv[j]
-            m[i, i] = phi(frozenset({i} & S))[i]
-        return m
-
-    metas: dict[frozenset, np.ndarray] = {}
-
-    def M(S: frozenset) -> np.ndarray:
-        if S not in metas:
-            metas[S] = meta(S)
-        return metas[S]
-
-    T = np.zeros((d, d, d))
-    for i in range(d):
-        T[i, i, i] = M(frozenset(range(d)))[i, i]
-        for j in range(d):
-            if j == i:
-                continue
-            w = lambda R, i=i, j=j: M(R | {i, j})[i, j]
-            rest = [k for k in range(d) if k not in (i, j)]
-            sv = _shapley(w, rest)
-            for k in rest:
-                T[i, j, k] = sv[k]
-            T[i, j, j] = w(frozenset())
-    return T
+    return third_order_brute_force(lambda s: _attribution(f, x, b, method, s, d), d)[1]
 
 
 @pytest.mark.parametrize("method", METHODS)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import combinations
-from math import factorial
-
 import numpy as np
 import pytest
 import torch
@@ -16,47 +13,12 @@ from metagame.players.coalitions import coalition_index
 from metagame.run import RunOptions
 from metagame.run.estimators import estimate_meta_attributions
 
-
-def _shapley(players: list[int], v) -> dict[int, float]:
-    """Shapley values of ``v`` (a function of frozensets) over ``players``, by the permutation-weight formula."""
-    n = len(players)
-    out = {}
-    for p in players:
-        rest = [q for q in players if q != p]
-        total = 0.0
-        for k in range(n):
-            w = factorial(k) * factorial(n - k - 1) / factorial(n)
-            for t in combinations(rest, k):
-                t = frozenset(t)
-                total += w * (v(t | {p}) - v(t))
-        out[p] = total
-    return out
+from brute_third_order import third_order_brute_force
 
 
 def brute_force_tensor(phi: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
     """(M, T) from an attribution table ``phi[2**d, d]`` (bitmask order), nested metagames at every masked input."""
-
-    def attr(s: frozenset, i: int) -> float:
-        return phi[sum(1 << p for p in s), i]
-
-    def meta(s: frozenset, i: int, j: int) -> float:  # M[i, j](f, x_S): players outside S sit at the baseline
-        return _shapley([p for p in range(d) if p != i], lambda t: attr((t | {i}) & s, i))[j]
-
-    m = np.zeros((d, d))
-    t3 = np.zeros((d, d, d))
-    for i in range(d):
-        m[i, i] = attr(frozenset({i}), i)
-        t3[i, i, i] = m[i, i]
-        for j in range(d):
-            if j == i:
-                continue
-            m[i, j] = meta(frozenset(range(d)), i, j)
-            others = [k for k in range(d) if k not in (i, j)]
-            w = lambda r, i=i, j=j: meta(r | {i, j}, i, j)
-            t3[i, j, j] = w(frozenset())
-            for k, value in _shapley(others, w).items():
-                t3[i, j, k] = value
-    return m, t3
+    return third_order_brute_force(lambda s: phi[sum(1 << p for p in s)], d)
 
 
 def _case(d: int, seed: int):

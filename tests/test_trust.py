@@ -14,9 +14,9 @@ import metagame
 from metagame.cli import main
 from metagame.errors import MetagameError
 from metagame.methods.data import KNNShapley
-from metagame.methods.perturbation import Shapley
 from metagame.models.data import DataModel, KNNDataModel
-from metagame.models.tensor import TensorModel
+
+from test_metagame import _ShapleyWithoutTable  # the method with its table shortcut switched off
 
 
 # ---------------------------------------------------------------- item 3: no cache keyed by id()
@@ -43,14 +43,6 @@ def test_one_knn_method_object_on_many_data_sets():
 
 
 # ---------------------------------------------------------------- item 4: the exact route honours method options
-class _NoTable(Shapley):
-    """The same method without the value-table shortcut: every coalition attributed by the method itself."""
-
-    @property
-    def table_rule(self):
-        return None
-
-
 def test_exact_route_computes_what_the_method_with_its_options_computes():
     d = 6
     w = torch.randn(d, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -60,7 +52,7 @@ def test_exact_route_computes_what_the_method_with_its_options_computes():
     res = metagame.meta_attributions(f, x, method="shapley", method_kwargs=kw)
     first = metagame.attribute(f, x, method="shapley", method_kwargs=kw)
     np.testing.assert_allclose(res.first_order, first, atol=1e-12)  # 0.1: exact Shapley, not the sampled one
-    generic = metagame.meta_attributions(f, x, method=_NoTable(**kw))
+    generic = metagame.meta_attributions(f, x, method=_ShapleyWithoutTable(**kw))
     np.testing.assert_allclose(res.matrix, generic.matrix, atol=1e-12)
     assert res.metadata["parameters"]["method_params"] == {"exact_limit": 2, "n_samples": 3, "seed": 0}
 

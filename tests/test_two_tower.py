@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import metagame
 from metagame.applications.encoders import text_pair_adapter, vision_adapter
