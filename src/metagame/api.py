@@ -15,6 +15,7 @@ from .applications.common import build_adapter, explain_application
 from .games.masked import AttributionGame
 from .methods.base import AttributionMethod
 from .methods.registry import MethodName, get_method
+from .models.state import kept_as_given
 from .models.tensor import TensorModel
 from .players.coalitions import check_exact_size
 from .results.interaction import InteractionResult
@@ -76,9 +77,10 @@ def attribute(
     Example:
         >>> attribute(lambda x: x[:, 0] * x[:, 1], torch.tensor([2.0, 3.0]), method="shapley")   # [3, 3]
     """
-    adapter = build_adapter(TensorModel, "attribute", model, inputs, baselines, **adapter_options)
-    game = AttributionGame(adapter, get_method(method, method_kwargs))
-    return game(np.ones((1, adapter.n_players), dtype=bool))[0]
+    with kept_as_given(model, method):
+        adapter = build_adapter(TensorModel, "attribute", model, inputs, baselines, **adapter_options)
+        game = AttributionGame(adapter, get_method(method, method_kwargs))
+        return game(np.ones((1, adapter.n_players), dtype=bool))[0]
 
 
 def shapley_taylor(
@@ -93,10 +95,11 @@ def shapley_taylor(
     Example:
         >>> shapley_taylor(lambda x: x[:, 0] * x[:, 1], torch.ones(2))[0, 1]   # 1.0
     """
-    adapter = build_adapter(TensorModel, "shapley_taylor", model, inputs, baselines, **adapter_options)
-    check_exact_size(adapter.n_players, what="the exact Shapley-Taylor index")
-    rows_before = adapter.n_model_rows
-    v = value_table(adapter, progress)
+    with kept_as_given(model):
+        adapter = build_adapter(TensorModel, "shapley_taylor", model, inputs, baselines, **adapter_options)
+        check_exact_size(adapter.n_players, what="the exact Shapley-Taylor index")
+        rows_before = adapter.n_model_rows
+        v = value_table(adapter, progress)
     return InteractionResult(
         matrix=_stii_table(v),
         players=list(adapter.players),

@@ -8,6 +8,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import MetagameError
 from ..models.base import ModelAdapter
+from ..models.state import kept_as_given
 from ..results.result import MetaAttribution
 from ..run.backend import set_recipe
 from ..run.explain import explain
@@ -61,6 +62,11 @@ def explain_application(
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
+    with kept_as_given(*args, method, *kwargs.values()):  # every module the entry point was given is left exactly as given (models/state.py)
+        return _build_and_explain(factory, entry, args, method, method_kwargs, opts, rest, extension)
+
+
+def _build_and_explain(factory, entry, args, method, method_kwargs, opts, rest, extension) -> MetaAttribution:
     limit = rest.pop("exact_max_players", None)
     names, extend = extension if extension is not None else ((), None)
     extra = {k: rest.pop(k) for k in names if k in rest}

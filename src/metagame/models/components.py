@@ -35,6 +35,7 @@ from ..errors import MetagameError
 from .base import ModelAdapter
 from .component_hooks import GateHooks, Site
 from .component_registry import ARCHITECTURES, MODEL_TYPES, Architecture, detect_architecture, num_heads
+from .state import keeps_models
 
 Ablation = Literal["zero", "mean", "patch"]
 ComponentKind = Literal["heads", "neurons", "layers"]
@@ -72,6 +73,7 @@ class ComponentModel(GateHooks, ModelAdapter):
         batch_size: coalitions (rows) per forward pass.
     """
 
+    @keeps_models
     def __init__(
         self,
         model: torch.nn.Module,
@@ -97,7 +99,7 @@ class ComponentModel(GateHooks, ModelAdapter):
             raise MetagameError("ablation='mean' needs reference=... (a batch of inputs to average activations over)")
         if ablation == "patch" and corrupted is None:
             raise MetagameError("ablation='patch' needs corrupted=... (an input of the same shape to patch activations from)")
-        self.model = model.eval()
+        self.model = model  # in eval mode while metagame runs it, then left as given (models/state.py)
         self.inputs = self._batch1(inputs, "inputs")
         self.ablation = ablation
         if isinstance(output, (int, np.integer)) and not isinstance(output, bool):

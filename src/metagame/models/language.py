@@ -37,6 +37,7 @@ from ..players.text import Grouping, Word, group_words, token_player_map, unique
 from .base import ModelAdapter
 from .lm_prompt import PromptSetup
 from .hf_loading import check_causal, check_device, context_length, load_causal_lm, resolve_dtype
+from .state import keeps_models
 
 MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
 PaddingSide = Literal["left", "right"]
@@ -73,6 +74,7 @@ class CausalLM(PromptSetup, ModelAdapter):
     #: the most words explained exactly by default (2^16 coalitions)
     exact_max_players = 16
 
+    @keeps_models
     def __init__(
         self,
         model,
@@ -132,10 +134,7 @@ class CausalLM(PromptSetup, ModelAdapter):
             )
         if not hasattr(model, "get_input_embeddings") or not hasattr(model, "config"):
             raise MetagameError(f"{type(model).__name__} is not a Hugging Face model (no get_input_embeddings/config)")
-        model.eval()
-        for p in model.parameters():
-            p.requires_grad_(False)
-        self.model = model
+        self.model = model  # in eval mode while metagame runs it, then left as given (models/state.py)
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         self.embedding = model.get_input_embeddings()

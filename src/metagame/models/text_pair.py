@@ -21,6 +21,7 @@ from ..errors import MetagameError
 from ..players.text import Word, unique_labels
 from .two_tower import EmptySide, TwoTowerModel
 from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
+from .state import keeps_models
 
 TextMasking = Literal["attention", "mask_token"]
 PoolingMode = Literal["mean", "cls", "max"]
@@ -159,6 +160,7 @@ class TextPairModel(TwoTowerModel):
     #: the most words explained exactly by default (2^16 coalitions)
     exact_max_players = 16
 
+    @keeps_models
     def __init__(
         self,
         model: torch.nn.Module,

@@ -21,6 +21,7 @@ from ..players.image import gaussian_blur, grid_shape, load_image
 from .base import ModelAdapter
 from .two_tower import EmptySide, TwoTowerModel
 from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
+from .state import keeps_models
 
 PatchMasking = Literal["mean", "blur", "zero"]
 #: ``config.model_type`` values this adapter understands
@@ -91,6 +92,7 @@ class VisionLanguageModel(TwoTowerModel):
     #: the most players (patches + words) explained exactly by default
     exact_max_players = 16
 
+    @keeps_models
     def __init__(
         self,
         model: torch.nn.Module,

@@ -16,6 +16,7 @@ from ..errors import MetagameError, NotDifferentiableError
 from ..methods.base import AttributionMethod
 from ..methods.registry import METHODS, MethodName, get_method
 from ..models.base import ModelAdapter
+from ..models.state import kept_as_given
 from ..players.coalitions import check_exact_size
 from ..results.result import MetaAttribution
 from .backend import backend_metadata, backend_session
@@ -81,6 +82,11 @@ def explain(
         >>> res.matrix            # [[0, 1], [1, 0]]
     """
     opts = RunOptions.build(options, **run_options)
+    with kept_as_given(model, method):  # the user's modules run in eval mode and are restored exactly afterwards
+        return _explain(model, method, method_kwargs, opts)
+
+
+def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts: RunOptions) -> MetaAttribution:
     inner = get_method(method, method_kwargs)
     _check_gradients(model, inner)
     _check_size(model, opts)

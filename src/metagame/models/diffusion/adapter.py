@@ -19,6 +19,7 @@ from .inputs import (
 )
 from .masking import masked_text_forward
 from .streams import ConceptStreams, masked_softmax
+from ..state import keeps_models
 
 
 # ------------------------------------------------------------------------------------------------ the adapter
@@ -49,6 +50,7 @@ class DiffusionConceptModel(ModelAdapter):
     exact_max_players: int = 12
     differentiable = False
 
+    @keeps_models
     def __init__(
         self,
         transformer: Any,
