@@ -4,9 +4,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ModelOutputError
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
+from ..players.coalitions import format_coalition
 from .base import Game
+
+
+def checked_attributions(phi: np.ndarray, coalitions: np.ndarray, model: ModelAdapter, method: AttributionMethod) -> np.ndarray:
+    """``phi`` (``float64[m, ...]``, one row per coalition) unchanged, or an error naming the first coalition and
+    player whose attribution is not finite (e.g. a 0/0 gradient of sqrt at a baseline where its argument is 0)."""
+    bad = ~np.isfinite(phi)
+    if bad.any():
+        r, *rest = np.argwhere(bad)[0]
+        col = int(np.ravel_multi_index(rest, phi.shape[1:])) if rest else 0
+        d = model.n_players
+        target = model.players[col] if col < d and not model.attribution_shape else f"output {col}"
+        raise ModelOutputError(
+            f"method '{method.name}' gave a non-finite attribution ({phi[tuple([r, *rest])]}) to {target!r} at coalition "
+            f"S = {format_coalition(coalitions[r], model.players)}: the model's gradient or output is undefined there "
+            f"(e.g. 0/0 in the derivative of sqrt or log at the baseline). Choose baselines where the model is "
+            f"differentiable, make the model safe there (e.g. sqrt(t + eps)), or use a perturbation method"
+        )
+    return phi
 
 
 class MaskedModelGame(Game):
@@ -37,4 +57,5 @@ class AttributionGame(Game):
         self.method = method
 
     def _evaluate(self, coalitions: np.ndarray) -> np.ndarray:
-        return self.model.attribute(self.method, coalitions).detach().cpu().double().numpy()
+        phi = self.model.attribute(self.method, coalitions).detach().cpu().double().numpy()
+        return checked_attributions(phi, coalitions, self.model, self.method)

@@ -50,6 +50,12 @@ class AttributionMethod:
         """Parameters recorded in result metadata."""
         return {}
 
+    def fingerprint_parts(self, model: ModelAdapter, probes: np.ndarray) -> dict[str, Any]:
+        """What determines the method's numbers beyond :meth:`params` (hashed into checkpoint fingerprints), e.g. a
+        Captum object's class, settings and forward function; ``model`` is the adapter it will run on and ``probes``
+        the checkpoint's probe coalitions ``bool[k, d]`` (to catch a changed function by its outputs)."""
+        return {}
+
     @property
     def table_rule(self) -> str | None:
         """Name of a closed-form rule over the full value table (exact perturbation methods), else None."""

@@ -30,6 +30,31 @@ def is_captum_method(obj: Any) -> bool:
     return any(c.__module__.startswith("captum.attr") and c.__name__ == "Attribution" for c in cls.__mro__)
 
 
+#: attributes of Captum objects that are not settings: the forward function (fingerprinted by its weights and its
+#: outputs), Captum's own gradient function and hook handles (run-time state)
+_NOT_SETTINGS = ("forward_func", "model", "gradient_func", "forward_handles", "backward_handles")
+
+
+def captum_settings(obj: Any) -> dict[str, Any]:
+    """A Captum object (or class) as data: its class, its constructor settings and the methods it wraps (recursively,
+    e.g. ``NoiseTunnel(Saliency(f))``); values that are not plain data (a layer, a function) by their type name."""
+    cls = obj if inspect.isclass(obj) else type(obj)
+    out: dict[str, Any] = {"class": f"{cls.__module__}.{cls.__qualname__}"}
+    if inspect.isclass(obj):
+        return out
+    for name, value in sorted(vars(obj).items()):
+        if name in _NOT_SETTINGS or name.startswith("__"):
+            continue
+        key = name.lstrip("_")
+        if is_captum_method(value):
+            out[key] = captum_settings(value)
+        elif isinstance(value, (int, float, str, bool, type(None))):
+            out[key] = value
+        else:
+            out[key] = type(value).__qualname__
+    return out
+
+
 class AdapterModule(torch.nn.Module):
     """``nn.Module`` view of an adapter's differentiable forward: ``forward(z, *extra) -> [n]``."""
 
@@ -48,6 +73,18 @@ class AdapterModule(torch.nn.Module):
         else:
             packed = tuple(extra)
         return self.adapter.forward(z, packed)
+
+
+def _settings_values(obj: Any) -> Any:
+    """Every setting of a Captum object by value (wrapped methods recursively), for fingerprints."""
+    if inspect.isclass(obj):
+        return f"{obj.__module__}.{obj.__qualname__}"
+    out: dict[str, Any] = {"class": f"{type(obj).__module__}.{type(obj).__qualname__}"}
+    for name, value in vars(obj).items():
+        if name in _NOT_SETTINGS or name.startswith("__"):
+            continue
+        out[name] = _settings_values(value) if is_captum_method(value) else value
+    return out
 
 
 class CaptumMethod(AttributionMethod):
@@ -74,7 +111,23 @@ class CaptumMethod(AttributionMethod):
                 )
 
     def params(self):
-        return {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in self.attribute_kwargs.items()}
+        kwargs = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else repr(v)) for k, v in self.attribute_kwargs.items()}
+        return {"captum": captum_settings(self.method), **kwargs}
+
+    def fingerprint_parts(self, model: ModelAdapter, probes: np.ndarray) -> dict[str, Any]:
+        """The object's settings and wrapped methods (values, also those that are not plain data, e.g. a layer's
+        weights), the attribute keywords (values), and for an instance its forward function: the weights it reads
+        and its outputs at the checkpoint's probe inputs (behaviour, as for models)."""
+        parts: dict[str, Any] = {"settings": _settings_values(self.method), "attribute_kwargs": self.attribute_kwargs}
+        if not inspect.isclass(self.method):
+            forward = self.method.forward_func
+            parts["forward_func"] = forward
+            if model.native_input:
+                z, _, _ = model.embed(probes)
+                with torch.no_grad():
+                    out = forward(z)
+                parts["forward_probes"] = out[0] if isinstance(out, tuple) else out
+        return parts
 
     def _instance(self, model: ModelAdapter):
         """The Captum object for this adapter: the user's instance (on their own forward), or the class built on the

@@ -35,7 +35,8 @@ def probe_coalitions(d: int) -> np.ndarray:
 
 def run_fingerprint(adapter: Any, method: Any, options: RunOptions, what: str, **extra: Any) -> dict[str, Any]:
     """Everything that determines the numbers of one checkpointed piece of work (``what``: the table or estimate)."""
-    probes = adapter.probe_values(probe_coalitions(adapter.n_players))
+    probe_rows = probe_coalitions(adapter.n_players)
+    probes = adapter.probe_values(probe_rows)
     fp = {
         "what": what,
         **fingerprint(adapter),
@@ -50,6 +51,7 @@ def run_fingerprint(adapter: Any, method: Any, options: RunOptions, what: str, *
     if method is not None:
         fp["method"] = method.name
         fp["method_params"] = content_digest(stable_json(method.params()))
+        fp["method_state"] = content_digest(method.fingerprint_parts(adapter, probe_rows))
     return fp
 
 
@@ -94,7 +96,8 @@ class Checkpoint:
             return "the format (written by another version?)"
         keys = sorted(set(stored) | set(self.fingerprint))
         diff = [k for k in keys if stable_json(stored.get(k)) != stable_json(self.fingerprint.get(k))]
-        names = {"probe_values": "model outputs", "model": "model", "inputs": "inputs", "baselines": "baselines"}
+        names = {"probe_values": "model outputs", "model": "model", "inputs": "inputs", "baselines": "baselines",
+                 "method_state": "method (its object, settings or forward function)"}
         return ", ".join(names.get(k, k) for k in diff) or "the fingerprint"
 
     def save(self, **arrays: np.ndarray) -> None:

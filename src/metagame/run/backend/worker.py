@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ...games.masked import checked_attributions
 from ...methods.base import AttributionMethod
 from ...models.base import ModelAdapter
 from .common import COUNTERS
@@ -71,7 +72,8 @@ class _Worker:
     def attribute(self, method: AttributionMethod, coalitions: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
         """φ(f, x_S) of each row, exactly as the local game computes it."""
         rows = np.array(coalitions, dtype=bool)  # a writable copy (Ray hands arrays over read-only)
-        return self._counted(lambda adapter: adapter.attribute(method, rows))
+        phi, counts = self._counted(lambda adapter: adapter.attribute(method, rows))
+        return checked_attributions(phi, rows, self._adapter(), method), counts
 
     def values(self, coalitions: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
         """f(x_S) of each row."""
