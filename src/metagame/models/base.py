@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelOutputError
-from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition, require_unique
 
 
 def repeat_rows(extra: Any, repeats: int) -> Any:
@@ -240,4 +240,4 @@ def player_labels(players: Sequence[str] | None, d: int, prefix: str = "x") -> l
     """Default player labels ``x0 .. x{d-1}``."""
     if players is None:
         return [f"{prefix}{i}" for i in range(d)]
-    return [str(p) for p in players]
+    return require_unique(players)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError, NotDifferentiableError
-from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, require_unique
 from .base import ModelAdapter, player_labels
 from .data import _PROBA_FLOOR, DataModel, EmptyModel, _as_2d, knn_order
 
@@ -99,7 +99,7 @@ class FeatureDataModel(ModelAdapter):
         if len(fnames) != self.n_features or len(dnames) != self.n_train:
             raise MetagameError(f"got {len(fnames)} feature names for {self.n_features} features and {len(dnames)} "
                                 f"training-point labels for {self.n_train} points")
-        self.players = list(fnames) + list(dnames)
+        self.players = require_unique(list(fnames) + list(dnames), "feature_names and players")
         self.player_kinds = ["feature"] * self.n_features + ["data"] * self.n_train
         self.n_players = self.n_features + self.n_train
         self.empty_value = float(empty_value)

@@ -92,6 +92,24 @@ def as_coalitions(coalitions, d: int) -> np.ndarray:
     return arr
 
 
+def require_unique(labels: Sequence[str], option: str = "players") -> list[str]:
+    """``labels`` as strings, or an error naming the repeated ones: tables, reports and ``res["a", "b"]`` look players
+    up by label, so two players may not share one."""
+    from ..errors import MetagameError
+
+    labels = [str(p) for p in labels]
+    seen: dict[str, int] = {}
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+    repeated = [label for label, n in seen.items() if n > 1]
+    if repeated:
+        raise MetagameError(
+            f"{option} repeats the label(s) {repeated}: every player needs its own label; pass distinct labels "
+            f"(e.g. '{repeated[0]}#1', '{repeated[0]}#2')"
+        )
+    return labels
+
+
 def format_coalition(coalition: np.ndarray, players: Sequence[str] | None = None, limit: int = 12) -> str:
     """Human-readable coalition, e.g. ``{0:'not', 2:'bad'}`` for error messages."""
     members = np.flatnonzero(np.asarray(coalition, dtype=bool))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError
+from .coalitions import require_unique
 
 
 def to_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
@@ -113,7 +114,7 @@ class BaselineMasking(Masking):
         self.n_players = int(fm.max().item()) + 1
         if players is None:
             players = [f"x{i}" for i in range(self.n_players)]
-        players = [str(p) for p in players]
+        players = require_unique(players)
         if len(players) != self.n_players:
             raise MetagameError(f"got {len(players)} player labels for {self.n_players} players")
         self.players = players

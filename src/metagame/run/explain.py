@@ -17,7 +17,7 @@ from ..methods.base import AttributionMethod
 from ..methods.registry import METHODS, MethodName, get_method
 from ..models.base import ModelAdapter
 from ..models.state import kept_as_given
-from ..players.coalitions import check_exact_size
+from ..players.coalitions import check_exact_size, require_unique
 from ..results.result import MetaAttribution
 from .backend import backend_metadata, backend_session
 from .checkpoint import Checkpoint, run_fingerprint
@@ -88,6 +88,7 @@ def explain(
 
 def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts: RunOptions) -> MetaAttribution:
     inner = get_method(method, method_kwargs)
+    require_unique(model.players, f"{type(model).__name__}'s players")
     _check_gradients(model, inner)
     _check_size(model, opts)
     if opts.order == 3 and (opts.value != "shapley" or opts.variant != "metagame"):

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
-from ...players.coalitions import as_coalitions
+from ...players.coalitions import as_coalitions, require_unique
 from ...players.image import region_weights
 from ..base import ModelAdapter
 
@@ -76,7 +76,7 @@ class DiffusionConceptModel(ModelAdapter):
         self.steps = list(steps)
         if not self.steps:
             raise MetagameError("no denoising steps to read; pass at least one timestep")
-        self.players = [str(p) for p in players]
+        self.players = require_unique(players, "the concepts")
         self.n_players = len(self.players)
         if self.n_players < 1:
             raise MetagameError("need at least one player (a concept or a prompt word)")
