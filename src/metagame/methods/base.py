@@ -56,6 +56,12 @@ class AttributionMethod:
         the checkpoint's probe coalitions ``bool[k, d]`` (to catch a changed function by its outputs)."""
         return {}
 
+    def reference_value(self, model: ModelAdapter) -> tuple[float, str] | None:
+        """``(f(r), what r is)`` for the point r that the first-order scores are complete against, Σ_i φ_i(f, x) =
+        f(x) − f(r), when r is not the empty coalition (a path method's baseline in the differentiable space, e.g.
+        zero embeddings); None for methods complete against f(∅) (Shapley, occlusion ...) or complete against none."""
+        return None
+
     @property
     def table_rule(self) -> str | None:
         """Name of a closed-form rule over the full value table (exact perturbation methods), else None."""

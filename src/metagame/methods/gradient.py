@@ -148,6 +148,14 @@ class IntegratedGradients(_GradientMethod):
     def path_rule(self) -> PathRule:
         return PathRule(tuple(float(a) for a in self._alphas), tuple(float(w) for w in self._weights), "displacement")
 
+    def reference_value(self, model: ModelAdapter) -> tuple[float, str] | None:
+        """f at the path's start b (the baselines ``zb`` of the full coalition): Σ_i φ_i = f(x) − f(b) (completeness,
+        up to quadrature error)."""
+        z, zb, extra = model.embed(np.ones((1, model.n_players), dtype=bool))
+        with torch.no_grad():
+            value = float(model.forward(zb, extra).reshape(-1)[0])
+        return value, "f at the integration path's start (every player at the method's baseline, in the space gradients are taken in)"
+
     def _rows_per_coalition(self):
         return self.n_steps
 

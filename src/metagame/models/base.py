@@ -196,6 +196,13 @@ class ModelAdapter:
         """Advice added to the error for too many players in an exact run (e.g. 'use a coarser grid')."""
         return ""
 
+    def explained(self) -> dict[str, str]:
+        """What was explained, in words: ``f`` (the scored output, with the exact tokens or classes it reads),
+        ``masking`` (what an absent player becomes) and ``empty`` (the coalition with every player absent). Stored in
+        ``result.metadata["explained"]`` and shown by :meth:`MetaAttribution.describe`, the terminal and the report."""
+        return {"f": f"the scalar output of {type(self).__name__}", "masking": "absent players as this adapter masks them",
+                "empty": "every player absent"}
+
     def describe(self) -> dict:
         """Metadata about the model for result files."""
         return {"adapter": type(self).__name__}

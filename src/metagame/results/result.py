@@ -143,6 +143,49 @@ class MetaAttribution:
             out.append((int(c), int(b), int(a), float(t[a, b, c])))
         return out
 
+    # ------------------------------------------------------------------ what was explained
+    @property
+    def f_description(self) -> str:
+        """f in words, e.g. ``"log p(' Paris' | prompt)"`` or ``"cosine similarity of the two sentence embeddings"``
+        ("" for results written before 0.3)."""
+        return str((self.metadata.get("explained") or {}).get("f", ""))
+
+    def balance(self) -> dict[str, Any]:
+        """What the first-order scores sum to and against which value: ``{"value_full", "value_empty",
+        "first_order_sum", "value_reference", "reference"}`` (reference: the point Σ_i φ_i = f(x) − f(r) holds for
+        when it is not the empty coalition, e.g. Integrated Gradients' baseline; None otherwise)."""
+        ctx = self.context
+        return {
+            "value_full": ctx.get("value_full"), "value_empty": ctx.get("value_empty"),
+            "first_order_sum": float(np.sum(self.first_order)),
+            "value_reference": ctx.get("value_reference"), "reference": ctx.get("reference"),
+        }
+
+    def value_line(self) -> str:
+        """One line with f(x), f(∅) and what the first-order scores sum to, naming the difference when the scores
+        are complete against another point than the empty coalition (or against none)."""
+        b = self.balance()
+        full, empty, total = b["value_full"], b["value_empty"], b["first_order_sum"]
+        if not isinstance(full, (int, float)) or not isinstance(empty, (int, float)):
+            return f"first-order scores sum to {total:.4g}"
+        line = f"f(x) = {full:.4g}, f(∅) = {empty:.4g}; first-order scores sum to {total:.4g}"
+        ref = b["value_reference"]
+        scale = max(1.0, abs(full), abs(empty))
+        if isinstance(ref, (int, float)) and abs(ref - empty) > 1e-6 * scale:
+            return line + f" = f(x) − f(r) with f(r) = {ref:.4g}, r = {b['reference']} (not f(x) − f(∅) = {full - empty:.4g})"
+        if abs(total - (full - empty)) <= 1e-4 * scale:
+            return line + " = f(x) − f(∅)"
+        return line + f" (not f(x) − f(∅) = {full - empty:.4g}: {self.method} is not complete against the empty coalition)"
+
+    def describe(self) -> str:
+        """What was explained, in lines of text: f in words, the masking, the empty coalition, the method, the
+        estimator and :meth:`value_line` (the terminal, the report and the notebook view show these)."""
+        ex = self.metadata.get("explained") or {}
+        labels = (("f", "f"), ("masking", "masking"), ("empty", "empty coalition"), ("method", "method"),
+                  ("estimator", "computed"))
+        lines = [f"{label}: {ex[key]}" for key, label in labels if ex.get(key)]
+        return "\n".join(lines + [self.value_line()])
+
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "estimated"
         return (

@@ -127,6 +127,9 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
     n_rows = model.n_model_rows - rows_before
     if endpoints is None:
         endpoints = model.endpoint_values()  # two forward rows (cached), not counted in n_model_rows
+    reference = inner.reference_value(model)  # one forward row, not counted either
+    if reference is not None:
+        endpoints = {**endpoints, "value_reference": reference[0], "reference": reference[1]}
     if tensor is not None:
         extras["tensor"] = tensor
         if tensor_se is not None:
@@ -148,12 +151,37 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
             "model": model.describe(),
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": backend_metadata(backend),
+            "explained": {**model.explained(), "method": _method_words(inner), "estimator": _estimator_words(opts, params)},
         },
         context={**model.display_context(), **endpoints},
         extras=extras,
     )
     model.finalize(result)
     return result
+
+
+def _method_words(inner: AttributionMethod) -> str:
+    """``name (option=value, ...)`` of the inner method."""
+    params = inner.params()
+    inside = ", ".join(f"{k}={v}" for k, v in params.items() if not isinstance(v, dict))
+    captum = params.get("captum")
+    name = inner.name if not isinstance(captum, dict) else _captum_words(captum)
+    return f"{name} ({inside})" if inside else name
+
+
+def _captum_words(settings: dict) -> str:
+    cls = str(settings.get("class", "")).rsplit(".", 1)[-1]
+    inner = [(_captum_words(v) if isinstance(v, dict) else f"{k}={v}") for k, v in settings.items() if k != "class"]
+    return f"captum {cls}({', '.join(inner)})"
+
+
+def _estimator_words(opts: RunOptions, params: dict[str, Any]) -> str:
+    """How the matrix was computed: exact enumeration, or the estimator with its budget and seed."""
+    order = "" if opts.order == 2 else f"; order {opts.order}"
+    if opts.exact:
+        return f"exact: {opts.variant} game, {opts.value} value over all coalitions (route {params.get('route')}){order}"
+    return (f"estimated by {params.get('estimator', opts.estimator)}: {opts.variant} game, {opts.value} value, budget "
+            f"{opts.budget} attribution calls, seed {opts.seed}{order}")
 
 
 def _checkpoint_factory(model: ModelAdapter, inner: AttributionMethod, opts: RunOptions):

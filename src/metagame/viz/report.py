@@ -283,7 +283,12 @@ def _meta_rows(result: MetaAttribution) -> list[tuple[str, str]]:
     md = result.metadata
     params = md.get("parameters") or {}
     model = md.get("model")
-    rows: list[tuple[str, str]] = []
+    explained = md.get("explained") or {}
+    rows: list[tuple[str, str]] = [
+        (label, str(explained[key])) for key, label in (("f", "f (what was explained)"), ("masking", "masking"),
+                                                        ("empty", "empty coalition"), ("estimator", "computed"))
+        if explained.get(key)
+    ]
     if isinstance(model, dict):
         for k, v in model.items():
             rows.append((f"model.{k}", v if isinstance(v, str) else json.dumps(v, default=str)))
@@ -309,10 +314,14 @@ def _meta_rows(result: MetaAttribution) -> list[tuple[str, str]]:
     rows.append(("attribution calls", str(result.n_evaluations)))
     if result.n_model_rows is not None:
         rows.append(("model rows", str(result.n_model_rows)))
-    for key in ("value_full", "value_empty"):
-        v = result.context.get(key)
-        if isinstance(v, (int, float)):
-            rows.append(("f(x)" if key == "value_full" else "f(baseline)", _fmt(v)))
+    b = result.balance()
+    if isinstance(b["value_full"], (int, float)):
+        rows.append(("f(x)", _fmt(b["value_full"])))
+    if isinstance(b["value_empty"], (int, float)):
+        rows.append(("f(∅) (every player absent)", _fmt(b["value_empty"])))
+    if isinstance(b["value_reference"], (int, float)):
+        rows.append((f"f(r), r = {b['reference']}", _fmt(b["value_reference"])))
+    rows.append(("Σ_i φ_i (first order)", result.value_line()))
     if result.n_players:
         gap = np.nanmax(np.abs(result.row_sums() - result.first_order)) if np.isfinite(result.matrix).any() else math.nan
         rows.append(("max |Σ_j M[i, j] − φ_i|", _fmt(gap)))

@@ -83,6 +83,7 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
         print(header_line(result))
         for src, tgt, v, se, _ in summary_rows(result, n):
             print(f"  {src} → {tgt}: {_fmt(v)}" + ("" if se is None else f" ± {se:.2g}"))
+        print(result.describe())
         return
     console = console or Console()
     table = summary_table(result, n)
@@ -91,6 +92,7 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
 
         console.print(Text(header_line(result)))
         console.print(Text("no off-diagonal meta-attributions (all zero)"))
+        console.print(Text(result.describe(), style="dim"))
         return
     console.print(table)
     triples = result.top_triples(n)
@@ -125,9 +127,6 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
             cross.add_row(str(r), Text(f"{result.players[j]} ({kinds[j]})"), "→", Text(f"{result.players[i]} ({kinds[i]})"),
                           Text(_fmt(v), style="red" if v > 0 else "blue" if v < 0 else ""))
         console.print(cross)
-    ctx = result.context
-    full, empty = ctx.get("value_full"), ctx.get("value_empty")
-    if isinstance(full, (int, float)) and isinstance(empty, (int, float)):
-        from rich.text import Text
+    from rich.text import Text
 
-        console.print(Text(f"f(x) = {full:.4g}, f(baseline) = {empty:.4g}", style="dim"))
+    console.print(Text(result.describe(), style="dim"))  # f in words, masking, empty side, method, estimator, values
