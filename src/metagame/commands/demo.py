@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     ctx = result.context
     print(f"f(x) = {ctx['value_full']:.4f} (the two sentences), f(∅) = {ctx['value_empty']:.4f} (no words)")
     order = np.argsort(-result.first_order)
-    print(f"first-order {result.method} (sums to f(x) − f(∅) = {result.first_order.sum():.4f}):")
+    print(f"first-order {result.method}: {result.value_line()}")
     for k in order:
         print(f"  {result.players[k]:>16s}  {result.first_order[k]:+.4f}")
     finish(result, args)

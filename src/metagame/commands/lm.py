@@ -88,5 +88,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"players: {words.n_players} words + {adapter.n_players - words.n_players} {components} "
               f"(ablation {args.ablation})")
     print(f"model {words.model_name}; answer {words.answer!r}" + (" (generated)" if words.generated else ""))
-    print(f"log p(answer | prompt) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
+    what = "log p(answer) − log p(alternative)" if words.alternative is not None else "log p(answer | prompt)"
+    print(f"f = {what} = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
     return finish(result, args)

@@ -338,6 +338,14 @@ class ComponentModel(GateHooks, ModelAdapter):
             "ablated": [s.ablated for s in self.sites], "has_output": self.has_output,
         }
 
+    def explained(self) -> dict[str, str]:
+        """f = the chosen output of the model at the input; components ablated as chosen."""
+        how = {"zero": "its output set to zero", "mean": "its output replaced by its mean over the reference inputs",
+               "patch": "its output patched in from the corrupted input"}[self.ablation]
+        return {"f": f"{self.output_desc} of {type(self.model).__name__} at the input",
+                "masking": f"an absent component has {how}",
+                "empty": "every component ablated"}
+
     def describe(self) -> dict:
         cfg = getattr(self.model, "config", None)
         return {

@@ -195,6 +195,13 @@ class KNNDataModel(_DataAdapter):
         v = (top * self.match[None]).sum(axis=2) / self.k
         return torch.as_tensor(v.mean(axis=1), dtype=torch.float64)
 
+    def explained(self) -> dict[str, str]:
+        """f = the K-nearest-neighbour utility of the training subset on the test points."""
+        return {"f": f"K-nearest-neighbour utility (k = {self.k}): mean over the {len(self.y_test)} test points of the "
+                     f"share of the k nearest training points in S with the test label",
+                "masking": "an absent training point is left out of the training set",
+                "empty": "no training points (utility 0)"}
+
     def describe(self) -> dict:
         return {"adapter": "KNNDataModel", "k": self.k, "n_train": self.n_players, "n_test": int(len(self.y_test))}
 
@@ -385,6 +392,15 @@ class DataModel(_DataAdapter):
             **super().fingerprint_parts(), "train": self.train, "utility": self.utility, "seed": self.seed,
             "empty_value": self.empty_value,
         }
+
+    def explained(self) -> dict[str, str]:
+        """f = the utility of the model trained on the subset."""
+        name = type(self.train).__name__ if self.backend == "sklearn" else getattr(self.train, "__name__", "train")
+        utility = self.utility if isinstance(self.utility, str) else getattr(self.utility, "__name__", "callable")
+        return {"f": f"{utility} on the {int(_length(self.y_test))} test points of {name} trained on the training "
+                     f"points in S (seed {self.seed})",
+                "masking": "an absent training point is left out of the training set",
+                "empty": f"no training points (utility {self.empty_value:.4g})"}
 
     def describe(self) -> dict:
         name = type(self.train).__name__ if self.backend == "sklearn" else getattr(self.train, "__name__", "train")

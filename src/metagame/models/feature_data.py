@@ -237,6 +237,15 @@ class FeatureDataModel(ModelAdapter):
         result.extras.update(cross_blocks(result))
         result.metadata["n_trainings"] = int(self.n_trainings)
 
+    def explained(self) -> dict[str, str]:
+        """f = the utility of the model trained on the training points of S at the masked test input."""
+        utility = self.utility if isinstance(self.utility, str) else getattr(self.utility, "__name__", "callable")
+        how = f"K-nearest-neighbour (k = {self.k})" if self.data is None else "the model"
+        return {"f": f"{utility} of {how} trained on the training points in S, at the test input with the features "
+                     f"outside S at their baseline",
+                "masking": "an absent feature takes its baseline value; an absent training point is left out of training",
+                "empty": f"no features and no training points (utility {self.empty_value:.4g})"}
+
     def describe(self) -> dict:
         how = "knn" if self.data is None else type(self.train).__name__ if hasattr(self.train, "fit") else "train"
         return {"adapter": "FeatureDataModel", "route": how, "k": self.k, "n_features": self.n_features,

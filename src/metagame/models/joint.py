@@ -316,6 +316,12 @@ class JointModel(ModelAdapter):
         """Adds every cross block ``"{a}_to_{b}"`` (sources of kind a, targets of kind b; see :func:`cross_blocks`)."""
         result.extras.update(cross_blocks(result))
 
+    def explained(self) -> dict[str, str]:
+        """The driver's f; each part's masking."""
+        driver = self.driver.explained()
+        masking = "; ".join(p.explained()["masking"] for p in self.parts)
+        return {"f": driver["f"], "masking": masking, "empty": "; ".join(p.explained()["empty"] for p in self.parts)}
+
     def describe(self) -> dict:
         return {"adapter": "JointModel", "parts": [p.describe() for p in self.parts], "driver": type(self.driver).__name__}
 

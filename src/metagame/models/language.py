@@ -408,6 +408,28 @@ class CausalLM(PromptSetup, ModelAdapter):
             "baseline_token_id": self.baseline_token_id, "prefix_len": self.prefix_len,
         }
 
+    def _token_strings(self, ids: Sequence[int]) -> str:
+        return "[" + ", ".join(repr(self.tokenizer.decode([int(t)])) for t in ids) + "]"
+
+    def explained(self) -> dict[str, str]:
+        """f with the exact answer (and alternative) tokens scored, the masking and the empty prompt."""
+        where = "prompt in the chat template" if self.chat_template_used else "prompt"
+        f = (f"log p({self.answer!r} | {where}) = Σ_k log p(a_k | {where}, a_<k) over the answer tokens "
+             f"{self._token_strings(self.answer_ids)}" + (" (generated greedily)" if self.generated else ""))
+        if self.alternative_ids is not None:
+            f = (f"log p({self.answer!r} | {where}) − log p({self.alternative!r} | {where}); answer tokens "
+                 f"{self._token_strings(self.answer_ids)}, alternative tokens {self._token_strings(self.alternative_ids)}")
+        unit = "word" if self.grouping == "words" else "token"
+        masking = {
+            "attention": f"an absent {unit} is deleted (its tokens leave the attention mask, later tokens move up); "
+                         f"gradient methods start from zero embeddings on player tokens",
+            "mask_token": f"an absent {unit}'s tokens are replaced by {self.tokenizer.decode([self.baseline_token_id])!r}"
+                          if self.baseline_token_id is not None else f"an absent {unit}'s tokens are replaced",
+            "zero_embedding": f"an absent {unit}'s input embeddings are set to zero",
+        }[self.masking]
+        return {"f": f, "masking": masking,
+                "empty": f"every {unit} of the prompt masked (template and special tokens are kept)"}
+
     def describe(self) -> dict:
         return {
             "adapter": "CausalLM",

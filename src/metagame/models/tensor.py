@@ -121,6 +121,13 @@ class TensorModel(ModelAdapter):
     def reduce(self, coordinate_scores: torch.Tensor) -> torch.Tensor:
         return self.masking.reduce(coordinate_scores)
 
+    def explained(self) -> dict[str, str]:
+        """f = the model's output at the masked input; absent features take the baseline."""
+        name = getattr(self.model, "__name__", None) or type(self.model).__name__
+        return {"f": f"{name}(x_S), the model's output (one scalar per input)",
+                "masking": "an absent feature takes its baseline value b (x_S = x on S, b elsewhere)",
+                "empty": "x_∅ = b, every feature at its baseline"}
+
     def describe(self) -> dict:
         name = type(self.model).__name__
         return {"adapter": "TensorModel", "model": name, "input_shape": list(self.inputs.shape), "dtype": str(self.dtype)}

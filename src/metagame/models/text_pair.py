@@ -328,6 +328,16 @@ class TextPairModel(TwoTowerModel):
         out = torch.zeros(m, self.n_players, dtype=coordinate_scores.dtype, device=coordinate_scores.device)
         return add_token_scores(out, tok, self.token_player)
 
+    def explained(self) -> dict[str, str]:
+        """f = the cosine of the two pooled sentence embeddings; masking and the empty side in words."""
+        pooling = "+".join(self.pooling) + " pooling" + (", normalised" if self.normalize else "")
+        masking = ("an absent word's tokens leave the attention mask (and the pooling)" if self.masking == "attention"
+                   else "an absent word's tokens are replaced by the mask token")
+        return {"f": f"cosine similarity of the two sentence embeddings ({pooling}) of A = {self.text_a!r} and "
+                     f"B = {self.text_b!r}",
+                "masking": masking + "; gradient methods start from their baseline embeddings",
+                "empty": self.empty_words("0 (the cosine of a missing embedding)")}
+
     def describe(self) -> dict:
         return {
             "adapter": "TextPairModel",

@@ -89,6 +89,12 @@ class TwoTowerModel(ModelAdapter):
         """f of a coalition with an empty side under ``empty="zero"``: the similarity at cosine 0 (0 for a cosine)."""
         return 0.0
 
+    def empty_words(self, zero: str) -> str:
+        """The empty side in words (``zero``: what f is then under ``empty="zero"``)."""
+        if self.empty == "zero":
+            return f"a coalition without a player of one side scores {zero} (empty='zero')"
+        return "a side without players is embedded as the model embeds an empty input (empty='model')"
+
     # ------------------------------------------------------------------ helpers
     def _split(self, coalitions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return coalitions[:, self.side_players[0]], coalitions[:, self.side_players[1]]

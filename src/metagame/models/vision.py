@@ -323,6 +323,14 @@ class VisionLanguageModel(TwoTowerModel):
         return out
 
     # ---------------------------------------------------------------- description
+    def explained(self) -> dict[str, str]:
+        """f = the image–text logit; patch and word masking and the empty side in words."""
+        bias = " + b" if self.model_type == "siglip" else ""
+        return {"f": f"image–text logit exp(s)·cos(e_image, e_text){bias} of the image and {self.text!r}",
+                "masking": f"an absent patch takes the baseline image ({self.patch_masking}); an absent word's tokens "
+                           f"leave the attention mask",
+                "empty": self.empty_words(f"{self.empty_value():.4g} (the logit at cosine 0)")}
+
     def describe(self) -> dict:
         name = getattr(self.model.config, "_name_or_path", "") or type(self.model).__name__
         return {
@@ -421,6 +429,13 @@ class PatchMapsModel(ModelAdapter):
 
     def display_context(self) -> dict:
         return {**self.inner.display_context(), "mode": "patch_maps"}
+
+    def explained(self) -> dict[str, str]:
+        """The inner model's f, with the patches always present (each patch an attribution target)."""
+        inner = self.inner.explained()
+        return {"f": inner["f"] + "; patch maps: every patch present, each patch's attribution a target",
+                "masking": "an absent word's tokens leave the attention mask; patches are never masked",
+                "empty": "no words of the caption (every patch present)"}
 
     def describe(self) -> dict:
         return {**self.inner.describe(), "mode": "patch_maps"}

@@ -287,6 +287,15 @@ class DiffusionConceptModel(ModelAdapter):
             **self.settings(),
         }
 
+    def explained(self) -> dict[str, str]:
+        """f = each player's ConceptAttention map; the scalar summary is its mean over the patches or region."""
+        where = "over the region" if self.region is not None else "over the image patches"
+        absent = ("an absent concept's stream is left out of the joint attention" if self.mode == "concepts"
+                  else "an absent prompt word is masked out of the joint attention")
+        return {"f": f"ConceptAttention map of each player (the scalar summary: its mean {where}), at timesteps "
+                     f"{[int(s.step) for s in self.steps]}",
+                "masking": absent, "empty": "no concepts / words present"}
+
     def settings(self) -> dict:
         """The settings that define the game (recorded in result metadata)."""
         return {
