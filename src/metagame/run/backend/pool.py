@@ -170,8 +170,12 @@ class WorkerPool:
 
     def _new_slot(self) -> _Slot:
         gpus = self.options.num_gpus_per_worker
+        import torch
+
+        # the workers compute with the driver's intra-op thread count: float32 reductions then round the same way,
+        # so a Ray run equals the local run bit for bit by construction (not only when both happen to use one thread)
         actor = _remote_worker(self.ray).options(num_cpus=1, num_gpus=gpus, max_restarts=0).remote(
-            self._payload, int(self.model.batch_size)
+            self._payload, int(self.model.batch_size), torch.get_num_threads()
         )
         record = {"worker": len(self.workers), "coalitions": 0, "model_rows": 0, "pieces": 0, "lost": None}
         self.workers.append(record)

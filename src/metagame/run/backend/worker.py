@@ -24,8 +24,12 @@ class _Worker:
     """A Ray actor holding one copy of the adapter (built in the constructor; a build error is kept and raised by
     every call, so the driver sees the user's own exception)."""
 
-    def __init__(self, payload: bytes, batch_size: int):
+    def __init__(self, payload: bytes, batch_size: int, torch_threads: int | None = None):
         import ray
+        import torch
+
+        if torch_threads is not None:  # the driver's thread count: the same float32 reduction order as the local run
+            torch.set_num_threads(int(torch_threads))
 
         self.adapter: ModelAdapter | None = None
         self.error: BaseException | None = None
