@@ -62,7 +62,7 @@ def explain_application(
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
-    with kept_as_given(*args, method, *kwargs.values()):  # every module the entry point was given is left exactly as given (models/state.py)
+    with kept_as_given(*args, method):  # every module the entry point was given is left exactly as given (models/state.py)
         return _build_and_explain(factory, entry, args, method, method_kwargs, opts, rest, extension)
 
 
