@@ -16,6 +16,7 @@ from ..games.base import Game
 from ..games.masked import AttributionGame
 from ..models.base import ModelAdapter
 from ..results.result import MetaAttribution
+from ..models.state import keeps_model_argument
 from ._shared import inner_method, label, role, value_game
 from .agreement import Annotations, MapAgreement, RecallCurve, direction_accuracy, load_annotations, map_agreement, pair_scores, recall_at_k
 from .baselines import first_order_baseline, stii_result
@@ -199,6 +200,7 @@ def _as_labelled(results: Mapping[str, MetaAttribution] | Sequence[MetaAttributi
     return out
 
 
+@keeps_model_argument
 def compare(
     results: Mapping[str, MetaAttribution] | Sequence[MetaAttribution],
     model: ModelAdapter | None = None,
@@ -323,6 +325,7 @@ def compare(
     return cmp
 
 
+@keeps_model_argument
 def evaluate_result(result: MetaAttribution, model: ModelAdapter | None = None, **kwargs) -> dict[str, Any]:
     """All metrics of one result as one table row (:func:`compare` with the result alone, no baselines)."""
     kwargs.setdefault("baselines", False)

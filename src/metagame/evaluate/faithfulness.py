@@ -23,6 +23,7 @@ from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
 from ..players.coalitions import all_coalitions, check_exact_size
 from ..results.result import MetaAttribution
+from ..models.state import keeps_model_argument
 from ._shared import attribution_game, inner_method
 
 #: enumerate all coalitions (exact expectation) instead of sampling up to this many players
@@ -126,6 +127,7 @@ def weighted_r2(truth: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> tup
     return overall, per, sse, sst
 
 
+@keeps_model_argument
 def surrogate_r2(
     result: MetaAttribution,
     model: ModelAdapter | Game,

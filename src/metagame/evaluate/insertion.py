@@ -22,6 +22,7 @@ from ..errors import MetagameError
 from ..games.base import Game
 from ..models.base import ModelAdapter
 from ..results.result import MetaAttribution
+from ..models.state import keeps_model_argument
 from ._shared import value_game
 
 PlayerOrder = Literal["meta", "rows", "columns", "pairs", "first_order"]
@@ -125,6 +126,7 @@ def prefix_coalitions(order: np.ndarray, d: int) -> np.ndarray:
     return rank[None, :] < np.arange(d + 1)[:, None]
 
 
+@keeps_model_argument
 def insertion_deletion(model: ModelAdapter | Game, order: np.ndarray) -> InsertionDeletion:
     """Insertion and deletion curves of f for one player order (2(d+1) forward values, one batch).
 
@@ -178,6 +180,7 @@ def _num(v: float):
     return None if not np.isfinite(v) else float(v)
 
 
+@keeps_model_argument
 def pair_insertion(
     result: MetaAttribution,
     model: ModelAdapter | Game,

@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import MetagameError
 from ..models.base import ModelAdapter
 from ..results.result import MetaAttribution
+from ..models.state import keeps_model_argument
 
 #: relative tolerance of the f(x) check after a rebuild
 REBUILD_RTOL = 1e-4
@@ -114,6 +115,7 @@ def rebuild_adapter(
     return adapter
 
 
+@keeps_model_argument
 def verify_adapter(result: MetaAttribution, adapter: ModelAdapter) -> None:
     """Raise unless ``adapter`` has the result's players and reproduces its stored f(x) (relative 1e-4)."""
     if list(adapter.players) != list(result.players):

@@ -150,8 +150,14 @@ class IntegratedGradients(_GradientMethod):
 
     def reference_value(self, model: ModelAdapter) -> tuple[float, str] | None:
         """f at the path's start b (the baselines ``zb`` of the full coalition): Σ_i φ_i = f(x) − f(b) (completeness,
-        up to quadrature error)."""
-        z, zb, extra = model.embed(np.ones((1, model.n_players), dtype=bool))
+        up to quadrature error). None for views that attribute through another adapter (patch maps) or whose
+        attributions are maps, where no single scalar start applies."""
+        if model.side_targets or model.attribution_shape:
+            return None
+        try:
+            z, zb, extra = model.embed(np.ones((1, model.n_players), dtype=bool))
+        except NotImplementedError:
+            return None
         with torch.no_grad():
             value = float(model.forward(zb, extra).reshape(-1)[0])
         return value, "f at the integration path's start (every player at the method's baseline, in the space gradients are taken in)"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import types
 from typing import Any, Iterator
 
@@ -168,6 +169,20 @@ def keeps_models(init: Any) -> Any:
     return wrapper
 
 
+def keeps_model_argument(func: Any) -> Any:
+    """Decorator for a public function taking ``model`` (an adapter or game): the modules it holds run in eval mode
+    and are left as given (:func:`kept_as_given`); signature and docstring kept."""
+    signature = inspect.signature(func)
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind_partial(*args, **kwargs)
+        with kept_as_given(bound.arguments.get("model"), bound.arguments.get("adapter")):
+            return func(*args, **kwargs)
+
+    return wrapper
+
+
 def module_state(module: torch.nn.Module) -> dict[str, Any]:
     """A comparable summary of everything :func:`kept_as_given` keeps: parameters (digest of values, dtype, device,
     requires_grad, grad), buffers (digest, dtype, device), training flags, hook counts and attention implementations."""
@@ -189,4 +204,4 @@ def module_state(module: torch.nn.Module) -> dict[str, Any]:
     }
 
 
-__all__ = ["kept_as_given", "keeps_models", "module_state", "torch_modules"]
+__all__ = ["kept_as_given", "keeps_model_argument", "keeps_models", "module_state", "torch_modules"]
