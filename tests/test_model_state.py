@@ -154,7 +154,7 @@ def test_result_says_what_was_explained_and_what_the_scores_sum_to(tmp_path):
     gxi = metagame.meta_attributions(f, x, b, method="gradient_x_input")
     # gradient×input: Σ_i (x_i − b_i) ∂_i f(x) = 0.5·2 + 2·1 + 2·1 = 5, not f(x) − f(b) = 4
     assert gxi.first_order.sum() == pytest.approx(5.0)
-    assert "not f(x) − f(∅) = 4" in gxi.value_line()
+    assert "(f(x) − f(∅) = 4: gradient_x_input's scores are not complete against ∅)" in gxi.value_line()
     path = res.save(tmp_path / "r.json")
     back = metagame.load(path)
     assert back.describe() == text and back.f_description == res.f_description != ""

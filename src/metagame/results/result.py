@@ -171,11 +171,16 @@ class MetaAttribution:
         line = f"f(x) = {full:.4g}, f(∅) = {empty:.4g}; first-order scores sum to {total:.4g}"
         ref = b["value_reference"]
         scale = max(1.0, abs(full), abs(empty))
-        if isinstance(ref, (int, float)) and abs(ref - empty) > 1e-6 * scale:
-            return line + f" = f(x) − f(r) with f(r) = {ref:.4g}, r = {b['reference']} (not f(x) − f(∅) = {full - empty:.4g})"
-        if abs(total - (full - empty)) <= 1e-4 * scale:
+        if isinstance(ref, (int, float)):  # complete against r up to the method's own numerical error (quadrature)
+            gap = total - (full - ref)
+            error = f" (numerical error {gap:.2g})" if abs(gap) > 1e-5 * scale else ""
+            if abs(ref - empty) <= 1e-6 * scale:
+                return line + f" = f(x) − f(∅){error}"
+            return (line + f" = f(x) − f(r){error} with f(r) = {ref:.4g}, r = {b['reference']} "
+                    f"(not f(x) − f(∅) = {full - empty:.4g})")
+        if abs(total - (full - empty)) <= 1e-5 * scale:
             return line + " = f(x) − f(∅)"
-        return line + f" (not f(x) − f(∅) = {full - empty:.4g}: {self.method} is not complete against the empty coalition)"
+        return line + f" (f(x) − f(∅) = {full - empty:.4g}: {self.method}'s scores are not complete against ∅)"
 
     def describe(self) -> str:
         """What was explained, in lines of text: f in words, the masking, the empty coalition, the method, the
