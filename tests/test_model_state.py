@@ -212,6 +212,11 @@ def test_every_entry_point_leaves_a_real_model_as_given(lm_parts, tmp_path):
         res.f_description
     assert repr(answer).replace('"', "'") in res.f_description and repr(alt).replace('"', "'") in res.f_description
     metagame.explain_lm(lm, "the movie was bad", "paris", tokenizer=tok, components="layers", **ig)
+    from metagame.models.language import CausalLM
+
+    adapter = CausalLM(lm, "the movie was bad", "paris", tokenizer=tok)  # an adapter built by hand, then explained
+    assert module_state(lm) == before
+    metagame.explain(adapter, "occlusion")
     ids = torch.as_tensor([tok("the movie was bad")["input_ids"]])
     metagame.explain_components(lm, {"input_ids": ids}, output=5, components="layers")
     assert module_state(lm) == before

@@ -79,7 +79,8 @@ def test_tower_passes_are_counted(minilm_path):
     r = metagame.explain(ig, "integrated_gradients", method_kwargs={"n_steps": 2})
     # per text: (2^5 − 1) non-empty halves × 2 steps (primal) + Σ_h |h| × 2 (one tangent per present word and step)
     per_side = (2**5 - 1) * 2 + 5 * 2**4 * 2
-    assert r.metadata["tower_rows"] == 2 * per_side + 4  # + f(x) and f(∅): the full and the empty half of each text
+    # + f(x) and f(∅): the full and the empty half of each text; + 2: f at IG's path start (both texts, one joint row)
+    assert r.metadata["tower_rows"] == 2 * per_side + 4 + 2
 
 
 def test_sampled_runs_reuse_halves_across_batches(minilm_path):
