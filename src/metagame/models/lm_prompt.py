@@ -13,7 +13,7 @@ from ..errors import MetagameError
 
 class PromptSetup:
     """Mixin of :class:`~metagame.models.language.CausalLM` (uses its ``tokenizer``, ``model``, ``prompt_ids``,
-    ``vocab_size``, ``limit`` and ``max_new_tokens``)."""
+    ``vocab_size``, ``limit`` and ``max_answer_tokens``)."""
 
     def _encode_prompt(self, prompt: str, chat_template: bool | None, system_prompt: str | None):
         tok = self.tokenizer
@@ -54,7 +54,7 @@ class PromptSetup:
         if self.limit is not None and n > self.limit:
             raise MetagameError(
                 f"{what} needs {n} tokens but the model's context is {self.limit} tokens; shorten the prompt "
-                f"(or the answer / max_new_tokens)"
+                f"(or the answer / max_answer_tokens)"
             )
 
     def _tokenize_answer(self, text: str | Sequence[int], what: str) -> list[int]:
@@ -77,7 +77,7 @@ class PromptSetup:
         eos = tok.eos_token_id if tok.eos_token_id is not None else getattr(self.model.config, "eos_token_id", None)
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos
         cfg = GenerationConfig(
-            max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos
+            max_new_tokens=self.max_answer_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos
         )
         ids = torch.as_tensor([self.prompt_ids], device=self.device)
         with torch.no_grad():
@@ -109,6 +109,21 @@ class PromptSetup:
             "masking='mask_token' needs a replacement token, but this tokenizer has no mask, pad or unk token; "
             "pass baseline_token='...' or use masking='attention'"
         )
+
+    def f_description(self) -> str:
+        """What f scores, in words, token by token (the answer's tokens and, with an alternative, its tokens)."""
+
+        def tokens(ids: list[int]) -> str:
+            return " ".join(repr(self.tokenizer.decode([t])) for t in ids)
+
+        k = len(self.answer_ids)
+        text = (f"f = log p(answer | prompt) = sum of the log-probabilities of the {k} answer token{'s' * (k > 1)} "
+                f"{tokens(self.answer_ids)}" + (" (generated greedily)" if self.generated else "")
+                + ", each given the templated prompt and the answer tokens before it")
+        if self.alternative_ids is not None:
+            j = len(self.alternative_ids)
+            text += f", minus the same for the {j} alternative token{'s' * (j > 1)} {tokens(self.alternative_ids)}"
+        return text
 
 
 __all__ = ["PromptSetup"]
