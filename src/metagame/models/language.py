@@ -42,7 +42,7 @@ MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
 PaddingSide = Literal["left", "right"]
 MASKING_MODES: tuple[str, ...] = ("attention", "mask_token", "zero_embedding")
 #: the generated answer's default length limit: a label or a short answer, not a sentence (each token costs every row)
-DEFAULT_MAX_ANSWER_TOKENS = 4
+DEFAULT_MAX_ANSWER_TOKENS = 8
 
 class CausalLM(PromptSetup, ModelAdapter):
     """A causal LM explained at one prompt; f = Σ_k log p(answer_k | prompt, answer_<k) [− alternative].
@@ -56,8 +56,9 @@ class CausalLM(PromptSetup, ModelAdapter):
         model: a Hugging Face name or local folder, or a loaded ``PreTrainedModel``.
         prompt: the user prompt (its words are the players).
         answer: the explained answer (text, or token ids to skip re-tokenization). None (default) generates it
-            greedily once from the full prompt and fixes it: at most ``max_answer_tokens`` tokens, stopping before
-            end-of-sequence, so f scores a short answer (the label of a classification prompt) rather than a long
+            greedily once from the full prompt and fixes it: its first phrase — stopping before end-of-sequence and
+            before a token that starts with ``. , ; : ! ?`` or a line break — and at most ``max_answer_tokens``
+            tokens, so f scores a label or short answer ("Positive", "The review is positive") rather than a long
             sentence; :meth:`f_description` names the scored tokens.
         tokenizer: required with a loaded model (a fast tokenizer; offsets group subwords into words).
         alternative: optional contrast answer; then f = log p(answer) − log p(alternative).
@@ -66,7 +67,7 @@ class CausalLM(PromptSetup, ModelAdapter):
         baseline_token: the replacement token for ``"mask_token"`` (string or id; default mask, pad, unk).
         chat_template: wrap the prompt in the tokenizer's chat template (None: when it has one).
         system_prompt: optional system message for the template.
-        max_answer_tokens: length limit of the generated answer (default 4; 1 scores only the first answer token).
+        max_answer_tokens: length limit of the generated answer (default 8; 1 scores only the first answer token).
             Every answer token is one more position in every coalition's forward pass.
         device, dtype: where and in which precision to run (``dtype`` also applies to a loaded model).
         trust_remote_code: passed to ``from_pretrained`` (False unless you trust the checkpoint's code).

@@ -10,6 +10,9 @@ import torch
 
 from ..errors import MetagameError
 
+#: a generated answer ends before a token that starts with one of these (the end of its first phrase)
+PHRASE_END = frozenset(".,;:!?\n")
+
 
 class PromptSetup:
     """Mixin of :class:`~metagame.models.language.CausalLM` (uses its ``tokenizer``, ``model``, ``prompt_ids``,
@@ -85,8 +88,9 @@ class PromptSetup:
         new = [int(t) for t in out[0, len(self.prompt_ids) :].tolist()]
         eos_set = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         for k, t in enumerate(new):
-            if t in eos_set:
-                # the answer stops before end-of-sequence; an immediate stop is itself the answer
+            # the answer stops before end-of-sequence and before the punctuation or line break that ends its first
+            # phrase ("Positive: The food ..." -> "Positive"); an immediate stop is itself the answer
+            if t in eos_set or (k > 0 and tok.decode([t]).lstrip(" ")[:1] in PHRASE_END):
                 return new[:k] if k > 0 else new[:1]
         return new
 
@@ -126,4 +130,4 @@ class PromptSetup:
         return text
 
 
-__all__ = ["PromptSetup"]
+__all__ = ["PHRASE_END", "PromptSetup"]
