@@ -5,6 +5,7 @@ causality check (a bidirectional encoder is refused)."""
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
 import torch
@@ -50,7 +51,7 @@ def load_causal_lm(
     else:
         try:
             config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, **gguf)
-        except (OSError, ValueError, KeyError, EOFError, IndexError) as e:
+        except (OSError, ValueError, KeyError, EOFError, IndexError, struct.error) as e:
             raise gguf_error(name, gguf_file, e) from None
     if getattr(config, "is_encoder_decoder", False):
         raise MetagameError(
@@ -73,7 +74,7 @@ def load_causal_lm(
             f"could not load weights from {name!r} ({first_line(e)}); metagame loads safetensors or GGUF only — "
             f"convert the checkpoint with save_pretrained(..., safe_serialization=True)"
         ) from None
-    except (KeyError, EOFError, IndexError) as e:  # a GGUF file whose tensors cannot be read
+    except (KeyError, EOFError, IndexError, struct.error) as e:  # a GGUF file whose tensors cannot be read
         raise gguf_error(name, str(gguf_file), e) from None
     try:
         tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **gguf)

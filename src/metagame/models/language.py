@@ -234,6 +234,8 @@ class CausalLM(PromptSetup, ModelAdapter):
         self._alt_t = None if self.alternative_ids is None else torch.as_tensor(self.alternative_ids, device=self.device)
         params = inspect.signature(model.forward).parameters
         self._has_logits_to_keep = "logits_to_keep" in params
+        # transformers >= 5.3 names the key/value cache argument ``cache`` (``past_key_values`` is deprecated)
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._prefix_kv = self._build_prefix_cache() if (prefix_cache and self.z_start > 0) else None
 
     # ------------------------------------------------------------------ setup helpers
@@ -376,7 +378,7 @@ class CausalLM(PromptSetup, ModelAdapter):
             attn = torch.cat([torch.ones(n, self.z_start, dtype=torch.long, device=z.device), attn], dim=1)
         kwargs: dict[str, Any] = {"inputs_embeds": x, "attention_mask": attn, "position_ids": positions}
         if past is not None:
-            kwargs.update(past_key_values=past, use_cache=True)
+            kwargs.update({self._cache_arg: past, "use_cache": True})
         else:
             kwargs["use_cache"] = False
         answer_at_end = inv is None or self.padding_side == "left"
