@@ -72,7 +72,7 @@ class PlainRows:
         self.tail = a.prompt_ids[self.start :]
         with torch.no_grad():
             out = self.model(input_ids=torch.as_tensor([a.prompt_ids[: self.start]]), use_cache=True)
-        self.layers = [(k.detach(), v.detach()) for k, v in out.past_key_values]
+        self.layers = [(layer[0].detach(), layer[1].detach()) for layer in out.past_key_values]
         self.cache = lambda n: DynamicCache(
             ddp_cache_data=[(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in self.layers],
             config=self.model.config)
