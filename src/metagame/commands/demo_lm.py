@@ -22,7 +22,7 @@ from ..models.language import DEFAULT_MAX_ANSWER_TOKENS
 from .common import explain_command, finish
 
 #: a review whose sentiment hinges on "not bad", asked as a question the model answers in a few words
-DEMO_LM_PROMPT = "The food was not bad. Positive or negative?"
+DEMO_LM_PROMPT = "Not bad food. Positive or negative?"
 #: the demo's inner method: AttnLRP (one forward and one backward pass per coalition)
 DEMO_LM_METHOD = "attnlrp"
 #: prompts up to this many words run exactly (2^d coalitions, one AttnLRP forward+backward each, ≈ 0.3–0.5 s on two
@@ -71,15 +71,15 @@ def run_lm(args: argparse.Namespace) -> int:
     folder = smollm2_folder()
     check_gguf_packages()
     prompt = args.prompt if args.prompt is not None else DEMO_LM_PROMPT
-    n_words = {}
 
     def build():
         adapter = CausalLM(folder, prompt, args.answer, alternative=args.alternative, gguf_file=DEMO_LM_FILE,
                            max_answer_tokens=args.max_answer_tokens, batch_size=args.batch_size or 32)
         adapter.model_name = DEMO_LM_NAME
-        n_words["d"] = adapter.n_players
         if args.budget is None and not args.exact and adapter.n_players > DEMO_LM_EXACT_MAX_WORDS:
             args.budget = DEMO_LM_BUDGET
+        if args.budget is not None and args.seed is None:
+            args.seed = 0  # a sampled demo run is reproducible by default
         print(f"metagame demo lm: SmolLM2-135M-Instruct (loaded in {time.perf_counter() - start:.1f} s), "
               f"prompt {prompt!r} in its chat template")
         print(f"answer {adapter.answer!r}" + (" (generated)" if adapter.generated else ""))
@@ -90,14 +90,16 @@ def run_lm(args: argparse.Namespace) -> int:
 
     if args.exact and args.budget is not None:
         raise MetagameError("--exact and --budget contradict each other; pass one of them")
-    if args.budget is None and args.seed is None:
-        args.seed = 0  # a sampled demo run (long prompt) is reproducible by default
     args.ig_steps = None
     _, result = _explain_after_build(args, build)
     ctx = result.context
     print(f"f(x) = {ctx['value_full']:.4f} (the whole prompt), f(∅) = {ctx['value_empty']:.4f} (every word masked)")
     order = np.argsort(-result.first_order)
-    print(f"first-order {result.method} (sums to f(x) − f(∅) = {result.first_order.sum():.4f}):")
+    print(f"first-order {result.method} scores (their sum {result.first_order.sum():.4f}; AttnLRP's rules do not "
+          f"conserve f through the softmaxes, so it need not be f(x) − f(∅) = {ctx['value_full'] - ctx['value_empty']:.4f}):"
+          if args.method == DEMO_LM_METHOD else
+          f"first-order {result.method} scores (their sum {result.first_order.sum():.4f}; f(x) − f(∅) = "
+          f"{ctx['value_full'] - ctx['value_empty']:.4f}):")
     for k in order:
         print(f"  {result.players[k]:>16s}  {result.first_order[k]:+.4f}")
     finish(result, args)
