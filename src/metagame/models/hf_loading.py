@@ -1,14 +1,17 @@
-"""Loading and checking Hugging Face causal LMs: by name or local folder (safetensors only), dtype and device
-resolution with errors that name the fix, and a causality check (a bidirectional encoder is refused)."""
+"""Loading and checking Hugging Face causal LMs: by name or local folder (safetensors, or a GGUF file de-quantized by
+transformers; pickle ``.bin`` weights are refused), dtype and device resolution with errors that name the fix, and a
+causality check (a bidirectional encoder is refused)."""
 
 from __future__ import annotations
 
 import os
+import struct
 from typing import Any
 
 import torch
 
 from ..errors import MetagameError
+from .gguf import gguf_error, resolve_gguf
 from .hf_common import first_line, load_config
 
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
@@ -29,22 +32,33 @@ def load_causal_lm(
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
+    gguf_file: str | None = None,
 ) -> tuple[torch.nn.Module, Any]:
-    """Load ``(model, tokenizer)`` of a causal LM by Hugging Face name or local folder (safetensors only).
+    """Load ``(model, tokenizer)`` of a causal LM by Hugging Face name, local folder or ``.gguf`` path.
+
+    Weights are safetensors, or a GGUF file (``gguf_file`` in the folder; a folder with exactly one ``.gguf`` file
+    and no safetensors uses it; :func:`~metagame.models.gguf.resolve_gguf`), de-quantized to float32 by transformers.
 
     Raises:
         MetagameError: when the checkpoint cannot be loaded or is not a causal (decoder-only) LM.
     """
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    name = str(name_or_path)
-    config = load_config(name, trust_remote_code=trust_remote_code)
+    name, gguf_file = resolve_gguf(name_or_path, gguf_file)
+    gguf = {} if gguf_file is None else {"gguf_file": gguf_file}
+    if gguf_file is None:
+        config = load_config(name, trust_remote_code=trust_remote_code)
+    else:
+        try:
+            config = AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code, **gguf)
+        except (OSError, ValueError, KeyError, EOFError, IndexError, struct.error) as e:
+            raise gguf_error(name, gguf_file, e) from None
     if getattr(config, "is_encoder_decoder", False):
         raise MetagameError(
             f"{name!r} is an encoder-decoder model ({type(config).__name__}); metagame lm explains causal "
             f"(decoder-only) language models such as GPT-2, Llama or Qwen"
         )
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "use_safetensors": True}
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, **(gguf or {"use_safetensors": True})}
     resolved = resolve_dtype(dtype)
     if resolved is not None:
         kwargs["dtype"] = resolved
@@ -57,12 +71,14 @@ def load_causal_lm(
         ) from None
     except OSError as e:
         raise MetagameError(
-            f"could not load weights from {name!r} ({first_line(e)}); metagame loads safetensors only — "
+            f"could not load weights from {name!r} ({first_line(e)}); metagame loads safetensors or GGUF only — "
             f"convert the checkpoint with save_pretrained(..., safe_serialization=True)"
         ) from None
+    except (KeyError, EOFError, IndexError, struct.error) as e:  # a GGUF file whose tensors cannot be read
+        raise gguf_error(name, str(gguf_file), e) from None
     try:
-        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+        tokenizer = AutoTokenizer.from_pretrained(name, trust_remote_code=trust_remote_code, **gguf)
+    except (OSError, ValueError, KeyError) as e:
         raise MetagameError(f"could not load a tokenizer from {name!r} ({first_line(e)}); pass tokenizer=...") from None
     if device is not None:
         model = model.to(device)

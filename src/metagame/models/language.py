@@ -42,6 +42,8 @@ from .state import keeps_models
 MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
 PaddingSide = Literal["left", "right"]
 MASKING_MODES: tuple[str, ...] = ("attention", "mask_token", "zero_embedding")
+#: the generated answer's default length limit: a label or a short answer, not a sentence (each token costs every row)
+DEFAULT_MAX_ANSWER_TOKENS = 8
 
 class CausalLM(PromptSetup, ModelAdapter):
     """A causal LM explained at one prompt; f = Σ_k log p(answer_k | prompt, answer_<k) [− alternative].
@@ -54,8 +56,11 @@ class CausalLM(PromptSetup, ModelAdapter):
     Args:
         model: a Hugging Face name or local folder, or a loaded ``PreTrainedModel``.
         prompt: the user prompt (its words are the players).
-        answer: the explained answer (text, or token ids to skip re-tokenization); None generates it greedily
-            once from the full prompt (``max_new_tokens``) and fixes it.
+        answer: the explained answer (text, or token ids to skip re-tokenization). None (default) generates it
+            greedily once from the full prompt and fixes it: its first phrase — stopping before end-of-sequence and
+            before a token that starts with ``. , ; : ! ?`` or a line break — and at most ``max_answer_tokens``
+            tokens, so f scores a label or short answer ("Positive", "The review is positive") rather than a long
+            sentence; :meth:`f_description` names the scored tokens.
         tokenizer: required with a loaded model (a fast tokenizer; offsets group subwords into words).
         alternative: optional contrast answer; then f = log p(answer) − log p(alternative).
         grouping: ``"words"`` (default) or ``"tokens"``.
@@ -63,9 +68,12 @@ class CausalLM(PromptSetup, ModelAdapter):
         baseline_token: the replacement token for ``"mask_token"`` (string or id; default mask, pad, unk).
         chat_template: wrap the prompt in the tokenizer's chat template (None: when it has one).
         system_prompt: optional system message for the template.
-        max_new_tokens: length limit of the generated answer.
+        max_answer_tokens: length limit of the generated answer (default 8; 1 scores only the first answer token).
+            Every answer token is one more position in every coalition's forward pass.
         device, dtype: where and in which precision to run (``dtype`` also applies to a loaded model).
         trust_remote_code: passed to ``from_pretrained`` (False unless you trust the checkpoint's code).
+        gguf_file: the GGUF file inside the model folder (a folder with exactly one ``.gguf`` file and no
+            safetensors, or a ``.gguf`` path, needs none; :func:`~metagame.models.gguf.resolve_gguf`).
         batch_size: rows per forward pass.
         padding_side: where re-packed rows are padded in ``"attention"`` masking (results do not depend on it).
         prefix_cache: reuse the key/value cache of the template prefix before the first player.
@@ -88,10 +96,11 @@ class CausalLM(PromptSetup, ModelAdapter):
         baseline_token: str | int | None = None,
         chat_template: bool | None = None,
         system_prompt: str | None = None,
-        max_new_tokens: int = 16,
+        max_answer_tokens: int = DEFAULT_MAX_ANSWER_TOKENS,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
         trust_remote_code: bool = False,
+        gguf_file: str | None = None,
         batch_size: int = 32,
         padding_side: PaddingSide = "left",
         prefix_cache: bool = True,
@@ -106,18 +115,21 @@ class CausalLM(PromptSetup, ModelAdapter):
             raise MetagameError(f"unknown padding_side {padding_side!r}; use 'left' or 'right'")
         if not isinstance(prompt, str) or not prompt.strip():
             raise MetagameError("the prompt is empty; pass the text whose words should be explained (prompt='...')")
-        if max_new_tokens < 1:
-            raise MetagameError(f"max_new_tokens must be >= 1; got {max_new_tokens}")
+        if not isinstance(max_answer_tokens, (int, np.integer)) or max_answer_tokens < 1:
+            raise MetagameError(f"max_answer_tokens must be an integer >= 1; got {max_answer_tokens!r}")
         check_device(device)
 
         if isinstance(model, (str, os.PathLike)):
             self.model_name = str(model)
-            model, loaded_tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code)
+            model, loaded_tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                                               gguf_file=gguf_file)
             tokenizer = tokenizer if tokenizer is not None else loaded_tok
         else:
             if not isinstance(model, torch.nn.Module):
                 raise MetagameError(f"model must be a Hugging Face name/path or a loaded PreTrainedModel; got {type(model).__name__}")
             self.model_name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__)
+            if gguf_file is not None:
+                raise MetagameError("gguf_file names a file to load; a loaded model needs none (drop gguf_file)")
             if tokenizer is None:
                 raise MetagameError("a loaded model needs its tokenizer: CausalLM(model, prompt, tokenizer=tokenizer)")
             if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
@@ -145,7 +157,7 @@ class CausalLM(PromptSetup, ModelAdapter):
         self.masking = masking
         self.grouping = grouping
         self.padding_side = padding_side
-        self.max_new_tokens = int(max_new_tokens)
+        self.max_answer_tokens = int(max_answer_tokens)
         self.system_prompt = system_prompt
         self.limit = context_length(model.config)
 
@@ -177,7 +189,7 @@ class CausalLM(PromptSetup, ModelAdapter):
         self.n_players = len(words)
         self.players = unique_labels(words)
         self.player_kinds = ["word" if grouping == "words" else "token"] * self.n_players
-        self._check_length(len(self.prompt_ids) + (0 if answer is not None else self.max_new_tokens), "the prompt")
+        self._check_length(len(self.prompt_ids) + (0 if answer is not None else self.max_answer_tokens), "the prompt")
 
         # ---- the answer (given, or generated once and fixed) and the optional alternative
         self.generated = answer is None
@@ -221,6 +233,8 @@ class CausalLM(PromptSetup, ModelAdapter):
         self._alt_t = None if self.alternative_ids is None else torch.as_tensor(self.alternative_ids, device=self.device)
         params = inspect.signature(model.forward).parameters
         self._has_logits_to_keep = "logits_to_keep" in params
+        # transformers >= 5.3 names the key/value cache argument ``cache`` (``past_key_values`` is deprecated)
+        self._cache_arg = "cache" if "cache" in params else "past_key_values"
         self._prefix_kv = self._build_prefix_cache() if (prefix_cache and self.z_start > 0) else None
 
     # ------------------------------------------------------------------ setup helpers
@@ -363,7 +377,7 @@ class CausalLM(PromptSetup, ModelAdapter):
             attn = torch.cat([torch.ones(n, self.z_start, dtype=torch.long, device=z.device), attn], dim=1)
         kwargs: dict[str, Any] = {"inputs_embeds": x, "attention_mask": attn, "position_ids": positions}
         if past is not None:
-            kwargs.update(past_key_values=past, use_cache=True)
+            kwargs.update({self._cache_arg: past, "use_cache": True})
         else:
             kwargs["use_cache"] = False
         answer_at_end = inv is None or self.padding_side == "left"
@@ -399,6 +413,9 @@ class CausalLM(PromptSetup, ModelAdapter):
             "grouping": self.grouping,
             "word_spans": [[w.start, w.end] for w in self.words],
             "template_text": self.template_text,
+            "answer_tokens": self.tokenizer.convert_ids_to_tokens(self.answer_ids),
+            "alternative_tokens": None if self.alternative_ids is None else self.tokenizer.convert_ids_to_tokens(self.alternative_ids),
+            "f": self.f_description(),
         }
 
     def fingerprint_parts(self) -> dict[str, Any]:
@@ -408,17 +425,9 @@ class CausalLM(PromptSetup, ModelAdapter):
             "baseline_token_id": self.baseline_token_id, "prefix_len": self.prefix_len,
         }
 
-    def _token_strings(self, ids: Sequence[int]) -> str:
-        return "[" + ", ".join(repr(self.tokenizer.decode([int(t)])) for t in ids) + "]"
-
     def explained(self) -> dict[str, str]:
         """f with the exact answer (and alternative) tokens scored, the masking and the empty prompt."""
-        where = "prompt in the chat template" if self.chat_template_used else "prompt"
-        f = (f"log p({self.answer!r} | {where}) = Σ_k log p(a_k | {where}, a_<k) over the answer tokens "
-             f"{self._token_strings(self.answer_ids)}" + (" (generated greedily)" if self.generated else ""))
-        if self.alternative_ids is not None:
-            f = (f"log p({self.answer!r} | {where}) − log p({self.alternative!r} | {where}); answer tokens "
-                 f"{self._token_strings(self.answer_ids)}, alternative tokens {self._token_strings(self.alternative_ids)}")
+        f = self.f_description()
         unit = "word" if self.grouping == "words" else "token"
         masking = {
             "attention": f"an absent {unit} is deleted (its tokens leave the attention mask, later tokens move up); "
@@ -448,4 +457,4 @@ class CausalLM(PromptSetup, ModelAdapter):
         }
 
 
-__all__ = ["MASKING_MODES", "CausalLM", "MaskingMode", "PaddingSide", "check_causal", "context_length", "load_causal_lm"]
+__all__ = ["DEFAULT_MAX_ANSWER_TOKENS", "MASKING_MODES", "CausalLM", "MaskingMode", "PaddingSide", "check_causal", "context_length", "load_causal_lm"]

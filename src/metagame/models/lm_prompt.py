@@ -10,10 +10,13 @@ import torch
 
 from ..errors import MetagameError
 
+#: a generated answer ends before a token that starts with one of these (the end of its first phrase)
+PHRASE_END = frozenset(".,;:!?\n")
+
 
 class PromptSetup:
     """Mixin of :class:`~metagame.models.language.CausalLM` (uses its ``tokenizer``, ``model``, ``prompt_ids``,
-    ``vocab_size``, ``limit`` and ``max_new_tokens``)."""
+    ``vocab_size``, ``limit`` and ``max_answer_tokens``)."""
 
     def _encode_prompt(self, prompt: str, chat_template: bool | None, system_prompt: str | None):
         tok = self.tokenizer
@@ -54,7 +57,7 @@ class PromptSetup:
         if self.limit is not None and n > self.limit:
             raise MetagameError(
                 f"{what} needs {n} tokens but the model's context is {self.limit} tokens; shorten the prompt "
-                f"(or the answer / max_new_tokens)"
+                f"(or the answer / max_answer_tokens)"
             )
 
     def _tokenize_answer(self, text: str | Sequence[int], what: str) -> list[int]:
@@ -77,7 +80,7 @@ class PromptSetup:
         eos = tok.eos_token_id if tok.eos_token_id is not None else getattr(self.model.config, "eos_token_id", None)
         pad = tok.pad_token_id if tok.pad_token_id is not None else eos
         cfg = GenerationConfig(
-            max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos
+            max_new_tokens=self.max_answer_tokens, do_sample=False, num_beams=1, pad_token_id=pad, eos_token_id=eos
         )
         ids = torch.as_tensor([self.prompt_ids], device=self.device)
         with torch.no_grad():
@@ -85,8 +88,9 @@ class PromptSetup:
         new = [int(t) for t in out[0, len(self.prompt_ids) :].tolist()]
         eos_set = set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
         for k, t in enumerate(new):
-            if t in eos_set:
-                # the answer stops before end-of-sequence; an immediate stop is itself the answer
+            # the answer stops before end-of-sequence and before the punctuation or line break that ends its first
+            # phrase ("Positive: The food ..." -> "Positive"); an immediate stop is itself the answer
+            if t in eos_set or (k > 0 and tok.decode([t]).lstrip(" ")[:1] in PHRASE_END):
                 return new[:k] if k > 0 else new[:1]
         return new
 
@@ -110,5 +114,25 @@ class PromptSetup:
             "pass baseline_token='...' or use masking='attention'"
         )
 
+    def f_description(self) -> str:
+        """What f scores, in words, token by token (the answer's tokens and, with an alternative, its tokens)."""
 
-__all__ = ["PromptSetup"]
+        def tokens(ids: list[int]) -> str:
+            return " ".join(repr(self.tokenizer.decode([t])) for t in ids)
+
+        def scored(kind: str, ids: list[int]) -> str:
+            k = len(ids)
+            return f"the {k} {kind} token{'s' * (k > 1)} {tokens(ids)}"
+
+        where = "prompt in the chat template" if self.chat_template_used else "prompt"
+        text = f"log p({self.answer!r} | {where})"
+        if self.alternative_ids is not None:
+            text += f" − log p({self.alternative!r} | {where})"
+        text += (f" = sum of the log-probabilities of {scored('answer', self.answer_ids)}"
+                 + (" (generated greedily)" if self.generated else ""))
+        if self.alternative_ids is not None:
+            text += f", minus the same for {scored('alternative', self.alternative_ids)}"
+        return text + ", each given the prompt and the tokens of its answer before it"
+
+
+__all__ = ["PHRASE_END", "PromptSetup"]
