@@ -47,7 +47,8 @@ class ResultSet(Sequence[MetaAttribution]):
 
     def __getitem__(self, k):  # type: ignore[override]
         if isinstance(k, slice):
-            return ResultSet(self.results[k], self.inputs[k], self.ids[k], self.metadata)
+            meta = {k2: v for k2, v in self.metadata.items() if k2 != "duplicate_of"}
+            return ResultSet(self.results[k], self.inputs[k], self.ids[k], meta)
         return self.results[k]
 
     def __iter__(self) -> Iterator[MetaAttribution]:
@@ -64,9 +65,15 @@ class ResultSet(Sequence[MetaAttribution]):
         ``order=2`` (M[i, j], off-diagonal unless ``diagonal``): ``by="pair"`` (normalised target word, source word),
         ``"target"``, ``"source"``, ``"distance"`` (relative position j − i among players of the same kind) or
         ``"kind"``; ``order=1`` (φ_i): ``"word"``, ``"distance"`` (position), ``"kind"``; ``order=3`` (T[i, j, k]):
-        ``"triple"`` or ``"kind"``. Words are folded by :func:`~metagame.results.aggregate.normalise_label`.
+        ``"triple"`` or ``"kind"``. Words are folded by :func:`~metagame.results.aggregate.normalise_label`. A
+        duplicated input (``metadata["duplicate_of"]``) counts once.
         """
-        return aggregate(self.results, by, order, diagonal=diagonal)
+        return aggregate(self.distinct(), by, order, diagonal=diagonal)
+
+    def distinct(self) -> list[MetaAttribution]:
+        """The results of the distinct inputs (a duplicated input's copies left out)."""
+        dup = set((self.metadata.get("duplicate_of") or {}).keys())
+        return [r for rid, r in zip(self.ids, self.results) if rid not in dup]
 
     def strongest(self, n: int = 10, *, order: int = 2, min_inputs: int = 1) -> list[dict[str, Any]]:
         """The ``n`` strongest aggregated interactions (word pairs for order 2, words for 1, triples for 3)."""
@@ -78,7 +85,10 @@ class ResultSet(Sequence[MetaAttribution]):
     def top_entries(self, n: int = 10) -> list[dict[str, Any]]:
         """The ``n`` largest |M[i, j]| (i ≠ j) over every input, with the input they belong to."""
         rows = []
+        dup = set((self.metadata.get("duplicate_of") or {}).keys())
         for rid, res in zip(self.ids, self.results):
+            if rid in dup:
+                continue
             for i, j, v in res.top_pairs(n):
                 rows.append({"input_id": rid, "target": res.players[i], "source": res.players[j], "value": float(v)})
         rows.sort(key=lambda r: -abs(r["value"]))
