@@ -169,11 +169,29 @@ def explain_vision(
     ``components`` (``"heads"``, ...; CLIP vision tower, scalar mode) adds the components as players of the same game
     (:func:`metagame.joint`; keywords ``layers``, ``ablation`` = ``"zero"`` or ``"mean"`` over ``reference`` inputs,
     ``neuron_groups``); cross blocks in ``extras``, e.g. ``head_to_patch`` and ``word_to_head``.
+
+    A list of ``(image, caption)`` pairs as ``image`` (and no ``text``) returns a :class:`~metagame.ResultSet`, one
+    result per pair equal to the separate call, the model loaded once; ``checkpoint=`` is then a folder.
     """
     from .joint import component_extension, encoder_components
 
+    if is_input_list(image):
+        items = pair_items("explain_vision", image, text, ("image", "caption"), _check_image_or_caption)
+        return explain_inputs(vision_adapter, "explain_vision", model, items, method, method_kwargs, options,
+                              {**kwargs, "components": components},
+                              component_extension(encoder_components, "explain_vision"))
+    if text is None:
+        raise MetagameError("explain_vision needs the caption text (or a list of (image, caption) pairs as image)")
     return explain_application(vision_adapter, "explain_vision", (model, image, text), method, method_kwargs, options,
                                {**kwargs, "components": components}, component_extension(encoder_components, "explain_vision"))
+
+
+def _check_image_or_caption(entry: str, k: int, value: Any, name: str) -> Any:
+    if name != "image":
+        return check_text(entry, k, value, name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise item_error(entry, k, f"has no {name}; give an image (array, PIL image or file path)")
+    return value
 
 
 def pair_items(entry: str, pairs: Sequence[Any], second: Any, names: tuple[str, str], check) -> list[SetItem]:

@@ -198,7 +198,7 @@ class SetCheckpoint:
     def key(adapter: Any, inner: Any, opts: RunOptions) -> str:
         """Digest of what determines one input's numbers."""
         fp = run_fingerprint(adapter, inner, opts, "set-input",
-                             options={k: v for k, v in opts.as_params().items() if k not in _NOT_IN_KEY})
+                             run_options={k: v for k, v in opts.as_params().items() if k not in _NOT_IN_KEY})
         return hashlib.sha256(stable_json(fp).encode()).hexdigest()[:32]
 
     def piece(self, key: str) -> Path:
