@@ -433,3 +433,18 @@ def test_vision_pairs_file_command(tmp_path, capsys):
     rs = metagame.load_set(out)
     single = metagame.explain_vision(clip, str(tmp_path / "b.png"), "a red car", grid=2, method="gradient_x_input")
     np.testing.assert_array_equal(rs[1].matrix, single.matrix)
+
+
+@pytest.mark.slow
+def test_diffusion_prompt_set_equals_separate_calls():
+    from test_diffusion import CONCEPTS, GEN
+    from tiny_diffusion import tiny_flux_pipeline
+
+    pipe = tiny_flux_pipeline()
+    prompts = ["a cat under a tree", "a dog"]
+    rs = metagame.explain_diffusion(pipe, prompts, concepts=CONCEPTS, **GEN)
+    for p, res in zip(prompts, rs):
+        single = metagame.explain_diffusion(pipe, p, concepts=CONCEPTS, **GEN)
+        np.testing.assert_array_equal(res.extras["meta_maps"], single.extras["meta_maps"])
+    with pytest.raises(MetagameError, match="input 1 of the list has an empty prompt"):
+        metagame.explain_diffusion(pipe, ["a cat", ""], concepts=CONCEPTS, **GEN)

@@ -12,7 +12,8 @@ weights, probe outputs —, the method and its parameters, the run options that 
 skips finished inputs, resumes the current one, and recomputes an input that changed (it has another key).
 
 **Ray** (``backend="ray"``): whole inputs are spread over Ray workers (:func:`~metagame.run.backend.inputs.map_inputs`),
-each input explained on one worker exactly as locally; a dead worker's input is run again.
+each input explained on one worker exactly as locally; a dead worker's input is run again. A set of one distinct input
+runs as a single call does (its attribution calls cut into pieces over the workers).
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def explain_inputs(
         first.setdefault(key, k)
     distinct = sorted(set(first.values()))
     began = time.perf_counter()
-    job = _Job(factory, entry, model, rest, extension, inner, opts)
-    if opts.backend == "ray":
+    # Ray: whole inputs over the workers; a set of one input is cut into pieces over them as a single run is
+    job = _Job(factory, entry, model, rest, extension, inner, opts, pieces=opts.backend == "ray" and len(distinct) == 1)
+    if opts.backend == "ray" and not job.pieces:
         from ..run.backend.inputs import map_inputs
 
         computed, seconds = {}, {}
@@ -160,13 +162,16 @@ class _Job:
     extension: Any
     inner: Any
     opts: RunOptions
+    #: True: keep the run's backend for the input (its calls cut into pieces over Ray workers)
+    pieces: bool = False
 
     def run_one(self, payload: tuple[int, SetItem, "SetCheckpoint | None"]) -> tuple[int, MetaAttribution, float]:
         k, item, store = payload
         began = time.perf_counter()
         adapter = build_extended(self.factory, self.entry, (self.model, *item.args), {**self.rest, **item.kwargs},
                                  self.extension)
-        opts = self.opts.replace(backend="local", ray_address=None, num_workers=None, num_gpus_per_worker=0.0)
+        opts = self.opts if self.pieces else self.opts.replace(backend="local", ray_address=None, num_workers=None,
+                                                                   num_gpus_per_worker=0.0)
         if store is None:
             return k, explain(adapter, self.inner, options=opts), time.perf_counter() - began
         key = store.key(adapter, self.inner, self.opts)

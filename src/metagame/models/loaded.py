@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import os
 from typing import Any, Callable, Iterator, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,12 +26,20 @@ def shared_load(loader: F) -> F:
         cache = _PROCESS if cache is None else cache
         if cache is None:
             return loader(*args, **kwargs)
-        key = (loader.__module__, loader.__qualname__, repr(args), repr(sorted(kwargs.items())))
+        key = (loader.__module__, loader.__qualname__, tuple(_part(a) for a in args),
+               tuple((k, _part(v)) for k, v in sorted(kwargs.items())))
         if key not in cache:
             cache[key] = loader(*args, **kwargs)
         return cache[key]
 
     return wrapper  # type: ignore[return-value]
+
+
+def _part(value: Any) -> Any:
+    """A key part: names, paths, numbers and dtypes by value; any other object (a loaded model) by identity."""
+    if value is None or isinstance(value, (str, int, float, bool, os.PathLike)) or type(value).__name__ == "dtype":
+        return ("value", repr(value))
+    return ("object", id(value))
 
 
 @contextlib.contextmanager
