@@ -121,6 +121,17 @@ def test_bad_items_name_their_index_before_any_work(call, match):
         call()
 
 
+def test_data_query_set_equals_separate_calls():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(7, 2)), np.array([0, 1, 0, 1, 1, 0, 1])
+    queries = [(rng.normal(size=(3, 2)), np.array([0, 1, 1])), (rng.normal(size=(2, 2)), np.array([1, 0]))]
+    rs = metagame.explain_data(X, y, queries=queries, k=3)
+    for (xq, yq), res in zip(queries, rs):
+        np.testing.assert_array_equal(res.matrix, metagame.explain_data(X, y, X_test=xq, y_test=yq, k=3).matrix)
+    with pytest.raises(MetagameError, match="either queries"):
+        metagame.explain_data(X, y, queries=queries, X_test=X[:1], y_test=y[:1])
+
+
 # ------------------------------------------------------------------------------------------------ aggregation
 def _res(players, matrix, kinds=None, tensor=None) -> MetaAttribution:
     m = np.asarray(matrix, dtype=float)
@@ -433,6 +444,20 @@ def test_vision_pairs_file_command(tmp_path, capsys):
     rs = metagame.load_set(out)
     single = metagame.explain_vision(clip, str(tmp_path / "b.png"), "a red car", grid=2, method="gradient_x_input")
     np.testing.assert_array_equal(rs[1].matrix, single.matrix)
+
+
+@pytest.mark.slow
+def test_component_input_set_equals_separate_calls(tmp_path):
+    from test_lm import make_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = make_model("gpt2", tmp_path / "gpt2")
+    model, tok = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    inputs = [tok("the movie", return_tensors="pt"), tok("what a film", return_tensors="pt")]
+    kw = dict(output=5, components="layers", method="attribution_patching")
+    rs = metagame.explain_components(model, inputs, **kw)
+    for x, res in zip(inputs, rs):
+        np.testing.assert_array_equal(res.matrix, metagame.explain_components(model, x, **kw).matrix)
 
 
 @pytest.mark.slow
