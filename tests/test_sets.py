@@ -68,13 +68,13 @@ def test_batch_and_list_equal_separate_calls_bitwise():
         np.testing.assert_array_equal(a.matrix, s.matrix)
         np.testing.assert_array_equal(b.matrix, s.matrix)
         np.testing.assert_array_equal(a.first_order, s.first_order)
-    # hand computation for x = (2, 3, 0), IG with zero baseline: x0 + x0 x1² + x1 x2 → M[0, 1] = 2/3·18 ... from the
-    # Meta-SV closed form of IG on monomials: a monomial c·Πx^a splits its value to i in proportion a_i / Σa, and
-    # the metagame moves that share to the other variables of the monomial equally
+    # by hand for x = (2, 3, 0), zero baseline: IG splits a monomial over its variables in proportion to their
+    # exponents (x0·x1² = 18: 1/3 to x0, 2/3 to x1; x1·x2 = 0). u_0(T) = IG_0(x_{T∪{0}}) = 2 + 6·[1 ∈ T], so
+    # M[0, 0] = u_0(∅) = 2 and M[0, 1] = 6; u_1(T) = 12·[0 ∈ T], so M[1, 0] = 12
     m = by_batch[0].matrix
-    assert m[0, 0] == pytest.approx(2.0)                 # x0 alone
-    assert m[0, 1] == pytest.approx(18 / 3)              # x0's third of x0 x1² = 6, all from x1
-    assert m[1, 0] == pytest.approx(2 * 18 / 3)          # x1's two thirds = 12, all from x0
+    assert m[0, 0] == pytest.approx(2.0)
+    assert m[0, 1] == pytest.approx(6.0)
+    assert m[1, 0] == pytest.approx(12.0)
     assert by_batch[0].first_order.sum() == pytest.approx(float(poly(X[:1])[0]))
 
 
@@ -220,6 +220,21 @@ def test_set_save_load_roundtrip_bitwise(tmp_path):
         np.testing.assert_array_equal(a.tensor, b.tensor)
     with pytest.raises(MetagameError, match="no result set"):
         metagame.load_set(tmp_path)
+
+
+def test_set_outputs_index_links_every_input_and_escapes_labels(tmp_path):
+    from metagame.viz.sets import write_set_outputs
+
+    players = ["<script>x</script>", "b", "c"]
+    rs = metagame.meta_attributions(poly, X, batch=True, method="gradient_x_input", players=players)
+    written = write_set_outputs(rs, tmp_path / "out")
+    index = written["report"].read_text()
+    assert "<script>x</script>" not in index and "&lt;script&gt;" in index
+    for rid in rs.ids:
+        assert f'href="inputs/{rid}.html"' in index and (tmp_path / "out" / "inputs" / f"{rid}.html").exists()
+    assert {"positions", "top_pairs"} <= set(written) and written["top_pairs"].stat().st_size > 0
+    back = metagame.load_set(tmp_path / "out")
+    np.testing.assert_array_equal(back[2].matrix, rs[2].matrix)
 
 
 # ------------------------------------------------------------------------------------------------ set checkpoints
