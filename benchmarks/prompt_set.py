@@ -18,7 +18,7 @@ Prints the wall time per input, the ratios, the strongest aggregated pairs and t
 writes the set's pictures (``--figures DIR``: ``prompt_set_positions.png``, ``prompt_set_pairs.png``) and the numbers
 (``--json FILE``).
 
-    python benchmarks/prompt_set.py [--budget 24] [--tiny] [--figures docs/figures] [--json prompt_set.json]
+    python benchmarks/prompt_set.py [--budget 24] [--singles N] [--tiny] [--figures docs/figures] [--json FILE]
 """
 
 from __future__ import annotations
@@ -76,18 +76,34 @@ def timed(fn):
     return out, time.perf_counter() - t0
 
 
-def compare(model, prompts, **kw) -> dict:
-    """The set call and the separate calls on the same prompts; bitwise equality checked."""
+def compare(model, prompts, singles: int | None = None, **kw) -> dict:
+    """The set call, then the separate calls on the first ``singles`` prompts (all by default); bitwise equality
+    checked. ``ratio`` = set ÷ Σ separate calls when every prompt is repeated, else Σ the set's own per-input times
+    of those prompts ÷ Σ their separate calls (the set's per-input times are measured inside the set call)."""
     rs, t_set = timed(lambda: metagame.explain_lm(model, prompts, **kw))
-    singles, times = [], []
-    for p in prompts:
-        r, t = timed(lambda p=p: metagame.explain_lm(model, p, **kw))
-        singles.append(r)
+    per_input = [rs.metadata["seconds"][str(k)] for k in range(len(prompts))]
+    n = len(prompts) if singles is None else min(singles, len(prompts))
+    results, times = [], []
+    for p in prompts[:n]:
+        r, t = timed(lambda p=p: metagame.explain_lm(model, p, **{**kw, "progress": False}))
+        results.append(r)
         times.append(t)
-    equal = all(np.array_equal(a.matrix, b.matrix) and np.array_equal(a.stderr, b.stderr) for a, b in zip(rs, singles))
-    return {"set_s": t_set, "singles_s": float(sum(times)), "ratio": t_set / sum(times), "per_input_s": times,
-            "set_per_input_s": [rs.metadata["seconds"][str(k)] for k in range(len(prompts))], "bitwise_equal": equal,
-            "rs": rs}
+    equal = all(np.array_equal(a.matrix, b.matrix) and np.array_equal(a.stderr, b.stderr) for a, b in zip(rs, results))
+    ratio = t_set / sum(times) if n == len(prompts) else sum(per_input[:n]) / sum(times)
+    return {"set_s": t_set, "singles_s": float(sum(times)), "n_singles": n, "ratio": ratio, "per_input_s": times,
+            "set_per_input_s": per_input, "bitwise_equal": equal, "rs": rs}
+
+
+def by_path(prompts: list[str], kw: dict) -> dict:
+    """Tiny model saved to a folder: the set loads it once, the separate calls load it every time."""
+    from test_lm import make_model
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = make_model("llama", Path(tmp) / "llama", n_positions=128)
+        tiny = compare(path, prompts, **{**kw, "answer": "paris", "alternative": "the"})
+    print(f"by path (tiny Llama, {len(prompts)} prompts): set {tiny['set_s']:.2f} s, separate calls "
+          f"{tiny['singles_s']:.2f} s, ratio {tiny['ratio']:.2f}, bitwise equal: {tiny['bitwise_equal']}")
+    return {k: v for k, v in tiny.items() if k != "rs"}
 
 
 def main(argv=None) -> int:
@@ -96,22 +112,20 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="use the tiny random model even when SmolLM2 is installed")
     ap.add_argument("--figures", default=None, help="folder for the set's pictures")
     ap.add_argument("--json", default=None, help="write the numbers to this file")
+    ap.add_argument("--no-path", action="store_true", help="skip the by-path comparison on the tiny model")
+    ap.add_argument("--singles", type=int, default=None,
+                    help="repeat only the first N prompts of the real model as separate calls (default: all)")
     args = ap.parse_args(argv)
     kw = dict(answer="Yes", alternative="No", method="gradient_x_input", budget=args.budget, seed=0, progress=False)
     out: dict = {"prompts": PROMPTS, "budget": args.budget, "torch_threads": torch.get_num_threads()}
 
-    from test_lm import make_model
+    small = [p.lower().replace("?", "").replace(".", "") for p in PROMPTS]  # the tiny tokenizer's vocabulary
+    if not args.no_path:
+        out["by_path"] = by_path(small, kw)
 
-    with tempfile.TemporaryDirectory() as tmp:  # by path: the set loads once, separate calls load every time
-        path = make_model("llama", Path(tmp) / "llama", n_positions=128)
-        small = [p.lower().replace("?", "").replace(".", "") for p in PROMPTS]  # the tiny tokenizer's vocabulary
-        tiny = compare(path, small, **{**kw, "answer": "paris", "alternative": "the"})
-        out["by_path"] = {k: v for k, v in tiny.items() if k != "rs"}
-        print(f"by path (tiny Llama, {len(small)} prompts): set {tiny['set_s']:.2f} s, separate calls "
-              f"{tiny['singles_s']:.2f} s, ratio {tiny['ratio']:.2f}, bitwise equal: {tiny['bitwise_equal']}")
-
-    real = None if args.tiny else load_real()
+    real, load_s = (None, 0.0) if args.tiny else timed(load_real)
     if real is None:
+        from test_lm import make_model
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -119,19 +133,21 @@ def main(argv=None) -> int:
             (model, tok), load_s = timed(lambda: (AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)))
         prompts, name, kw2 = small, "tiny random Llama", {**kw, "answer": "paris", "alternative": "the"}
     else:
-        (model, tok, name), load_s = timed(lambda: real)
-        _, load_s = timed(load_real)  # the load time of one more load, measured
+        model, tok, name = real
         prompts, kw2 = PROMPTS, kw
-    res = compare(model, prompts, tokenizer=tok, **kw2)
+    res = compare(model, prompts, args.singles, tokenizer=tok, **{**kw2, "progress": True})
     rs = res.pop("rs")
     out["loaded"] = {"model": name, "load_s": load_s, **res}
     n_words = [r.n_players for r in rs]
     print(f"\nloaded model: {name} (one load: {load_s:.1f} s); {len(prompts)} prompts, {min(n_words)}–{max(n_words)} words, "
           f"gradient×input, budget {args.budget}")
-    print(f"  set {res['set_s']:.1f} s ({res['set_s'] / len(prompts):.2f} s per input), separate calls "
-          f"{res['singles_s']:.1f} s: ratio {res['ratio']:.3f} (goal <= 1.0); bitwise equal: {res['bitwise_equal']}")
-    print(f"  with one load per separate call: (load + set) / (separate calls + {len(prompts)} loads) = "
-          f"{(load_s + res['set_s']) / (res['singles_s'] + len(prompts) * load_s):.3f}")
+    n = res["n_singles"]
+    print(f"  set {res['set_s']:.1f} s ({res['set_s'] / len(prompts):.2f} s per input); {n} separate calls "
+          f"{res['singles_s']:.1f} s vs the same {n} inputs inside the set {sum(res['set_per_input_s'][:n]):.1f} s: "
+          f"ratio {res['ratio']:.3f} (goal <= 1.0); bitwise equal: {res['bitwise_equal']}")
+    per_single = res["singles_s"] / n
+    print(f"  with one load per separate call (extrapolated to all {len(prompts)} from the {n} measured): (load + set) / "
+          f"(separate calls + loads) = {(load_s + res['set_s']) / (len(prompts) * (per_single + load_s)):.3f}")
     for k, (p, r) in enumerate(zip(prompts, rs)):
         print(f"  {k:2d} f = {r.context['value_full']:+.3f}  {res['set_per_input_s'][k]:.1f} s  {p}")
     pairs = rs.aggregate("pair").top(10, min_inputs=3)
