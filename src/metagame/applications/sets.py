@@ -13,7 +13,8 @@ skips finished inputs, resumes the current one, and recomputes an input that cha
 
 **Ray** (``backend="ray"``): whole inputs are spread over Ray workers (:func:`~metagame.run.backend.inputs.map_inputs`),
 each input explained on one worker exactly as locally; a dead worker's input is run again. A set of one distinct input
-runs as a single call does (its attribution calls cut into pieces over the workers).
+runs as a single call does (its attribution calls cut into pieces over the workers). With a set checkpoint the
+workers write the finished inputs themselves, so its folder must be one every node can reach (a shared disk).
 """
 
 from __future__ import annotations
