@@ -13,6 +13,7 @@ from .models.joint import JointModel, joint
 from .methods.registry import METHODS, MethodName
 from .results.interaction import InteractionResult
 from .results.result import MetaAttribution, load
+from .results.result_set import ResultSet, load_set
 from .run.options import RunOptions
 
 #: application entry points, imported on first use (they pull in transformers / scikit-learn)
@@ -61,6 +62,7 @@ __all__ = [
     "MethodName",
     "ModelOutputError",
     "NotDifferentiableError",
+    "ResultSet",
     "RunOptions",
     "__version__",
     "attribute",
@@ -68,6 +70,7 @@ __all__ = [
     "explain",
     "joint",
     "load",
+    "load_set",
     "meta_attributions",
     "shapley_taylor",
 ]

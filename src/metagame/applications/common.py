@@ -63,10 +63,17 @@ def explain_application(
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
     with kept_as_given(*args, method):  # every module the entry point was given is left exactly as given (models/state.py)
-        return _build_and_explain(factory, entry, args, method, method_kwargs, opts, rest, extension)
+        adapter = build_extended(factory, entry, args, rest, extension)
+        return explain(adapter, method, method_kwargs=method_kwargs, options=opts)
 
 
-def _build_and_explain(factory, entry, args, method, method_kwargs, opts, rest, extension) -> MetaAttribution:
+def build_extended(
+    factory: Callable[..., ModelAdapter], entry: str, args: tuple, options: dict[str, Any],
+    extension: Extension | None = None,
+) -> ModelAdapter:
+    """The adapter of one input: ``factory(*args, **adapter options)`` with the ``extension``'s keywords (e.g.
+    ``components=``) applied to it; ``options`` holds no run options."""
+    rest = dict(options)
     limit = rest.pop("exact_max_players", None)
     names, extend = extension if extension is not None else ((), None)
     extra = {k: rest.pop(k) for k in names if k in rest}
@@ -78,7 +85,7 @@ def _build_and_explain(factory, entry, args, method, method_kwargs, opts, rest, 
         adapter = extended
     if limit is not None:
         adapter.exact_max_players = int(limit)
-    return explain(adapter, method, method_kwargs=method_kwargs, options=opts)
+    return adapter
 
 
-__all__ = ["Extension", "adapter_options", "build_adapter", "explain_application"]
+__all__ = ["Extension", "build_extended", "adapter_options", "build_adapter", "explain_application"]

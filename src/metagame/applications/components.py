@@ -17,8 +17,10 @@ from ..methods.base import AttributionMethod
 from ..methods.registry import get_method
 from ..models.components import ComponentModel
 from ..results.result import MetaAttribution
+from ..results.result_set import ResultSet
 from ..run.options import RunOptions
 from .common import build_adapter, explain_application
+from .sets import SetItem, explain_inputs, is_input_list, item_error
 
 ComponentMethodName = Literal[
     "ablation", "occlusion", "shapley", "banzhaf", "attribution_patching", "gradient_x_input", "integrated_gradients",
@@ -49,14 +51,24 @@ def explain_components(
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
     **kwargs: Any,
-) -> MetaAttribution:
+) -> MetaAttribution | ResultSet:
     """Component meta-attributions M[i, j] (row = target component, column = source); rows sum to the
     first-order component attribution (ablation effect, Shapley, attribution patching, ...).
 
     ``kwargs``: :class:`~metagame.models.components.ComponentModel`'s options (output, components, ablation,
     reference, corrupted, layers, neuron_groups, architecture, batch_size) and the run options.
+
+    A list of inputs (each a dict of tensors or a tensor, batch size 1) returns a :class:`~metagame.ResultSet`, one
+    result per input equal to the separate call; ``checkpoint=`` is then a folder.
     """
     inner = component_method(method, method_kwargs)
+    if is_input_list(inputs):
+        items = []
+        for k, x in enumerate(inputs):
+            if x is None or (isinstance(x, dict) and not x) or (isinstance(x, torch.Tensor) and x.numel() == 0):
+                raise item_error("explain_components", k, "is empty; give the model inputs (a dict of tensors or a tensor)")
+            items.append(SetItem((x,), describe={"input": k}))
+        return explain_inputs(ComponentModel, "explain_components", model, items, inner, None, options, kwargs)
     return explain_application(ComponentModel, "explain_components", (model, inputs), inner, None, options, kwargs)
 
 

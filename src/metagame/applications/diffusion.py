@@ -35,7 +35,10 @@ from ..models.diffusion import (
     single_row,
     transformer_family,
 )
+from ..models.loaded import shared_load
 from ..players.coalitions import check_exact_size
+from ..results.result_set import ResultSet
+from .sets import SetItem, check_text, explain_inputs, is_input_list
 from ..players.text import group_words, unique_labels
 from ..results.result import MetaAttribution
 from ..run.options import RunOptions, split_run_options
@@ -57,6 +60,7 @@ def _dtype(dtype: Any) -> torch.dtype | None:
     raise MetagameError(f"unknown dtype {dtype!r}; use one of {sorted(DTYPES)}")
 
 
+@shared_load
 def load_diffusion(model: Any, *, device: Any = None, dtype: Any = None) -> tuple[Any, Any, str | None]:
     """``(pipeline or None, transformer, name)`` from a diffusers pipeline / transformer object, a local folder
     (a pipeline with ``model_index.json`` or a transformer with ``config.json``) or a cached hub name.
@@ -275,12 +279,12 @@ def diffusion_adapter(
 
 def explain_diffusion(
     model_or_pipeline: Any,
-    prompt: str | None = None,
+    prompt: str | Sequence[str] | None = None,
     concepts: Sequence[str] | str | None = None,
     *,
     options: RunOptions | Mapping[str, Any] | None = None,
     **kwargs: Any,
-) -> MetaAttribution:
+) -> MetaAttribution | ResultSet:
     """Meta-ConceptAttention of a text-to-image diffusion transformer (diffusers Flux or SD3).
 
     M[i, j, p] = Shapley value of concept j in u_{i,p}(T) = φ_{i,p}(x_{T∪{i}}), φ = the ConceptAttention maps;
@@ -318,6 +322,9 @@ def explain_diffusion(
     Example:
         >>> res = explain_diffusion(pipe, "a cat under a tree", concepts=["cat", "tree", "sky"], steps=4)
         >>> res.extras["meta_maps"].sum(axis=1)  # == res.extras["concept_maps"]
+
+    A list of prompts returns a :class:`~metagame.ResultSet` (the same concepts for each; the pipeline loaded once;
+    ``checkpoint=`` is then a folder).
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
@@ -326,6 +333,11 @@ def explain_diffusion(
     if rest.get("players", "concepts") == "concepts" and opts.budget is None:  # fail before generating the image
         check_exact_size(len([c for c in names if str(c).strip()]), limit=limit,
                          what=f"exact Meta-ConceptAttention over {len(names)} concepts (use fewer concepts)")
+    if is_input_list(prompt):
+        items = [SetItem((check_text("explain_diffusion", k, p, "prompt"), concepts), describe={"prompt": p})
+                 for k, p in enumerate(prompt)]
+        return explain_inputs(diffusion_adapter, "explain_diffusion", model_or_pipeline, items, "concept_attention",
+                              None, options, kwargs)
     return explain_application(diffusion_adapter, "explain_diffusion", (model_or_pipeline, prompt, concepts),
                                "concept_attention", None, opts, rest)
 

@@ -27,8 +27,10 @@ from ..models.two_tower import EmptySide
 from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
 from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
+from ..results.result_set import ResultSet
 from ..run.options import RunOptions
 from .common import explain_application
+from .sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
 ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
@@ -74,15 +76,15 @@ def text_pair_adapter(
 
 def explain_text_pair(
     model,
-    text_a: str,
-    text_b: str,
+    text_a: str | Sequence[tuple[str, str]],
+    text_b: str | None = None,
     *,
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
     components: ComponentKind | Sequence[str] | None = None,
     **kwargs: Any,
-) -> MetaAttribution:
+) -> MetaAttribution | ResultSet:
     """Meta-attributions over the words of two texts; f = cos(e(A), e(B)) of a sentence encoder.
 
     ``kwargs``: :func:`text_pair_adapter`'s options (tokenizer, masking, pooling, normalize, batch_size,
@@ -93,9 +95,19 @@ def explain_text_pair(
     (:func:`metagame.joint`; keywords ``layers``, ``ablation`` = ``"zero"`` or ``"mean"`` over ``reference`` texts,
     ``neuron_groups``, ``architecture``); the cross blocks are then ``extras["{kind}_to_{kind}"]``, e.g.
     ``head_to_word_a``.
+
+    A list of ``(text_a, text_b)`` pairs as ``text_a`` (and no ``text_b``) returns a :class:`~metagame.ResultSet`,
+    one result per pair equal to the separate call, the model loaded once; ``checkpoint=`` is then a folder.
     """
     from .joint import component_extension, encoder_components
 
+    if is_input_list(text_a):
+        items = pair_items("explain_text_pair", text_a, text_b, ("text_a", "text_b"), check_text)
+        return explain_inputs(text_pair_adapter, "explain_text_pair", model, items, method, method_kwargs, options,
+                              {**kwargs, "components": components},
+                              component_extension(encoder_components, "explain_text_pair"))
+    if text_b is None:
+        raise MetagameError("explain_text_pair needs text_b (or a list of (text_a, text_b) pairs as text_a)")
     return explain_application(text_pair_adapter, "explain_text_pair", (model, text_a, text_b), method, method_kwargs,
                                options, {**kwargs, "components": components},
                                component_extension(encoder_components, "explain_text_pair"))
@@ -140,14 +152,14 @@ def vision_adapter(
 def explain_vision(
     model,
     image,
-    text: str,
+    text: str | None = None,
     *,
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
     components: ComponentKind | Sequence[str] | None = None,
     **kwargs: Any,
-) -> MetaAttribution:
+) -> MetaAttribution | ResultSet:
     """Meta-attributions of a CLIP/SigLIP image–text logit.
 
     ``mode="scalar"`` (default): players = patches (model grid, or G×G groups with ``grid=G``) and words.
@@ -157,15 +169,49 @@ def explain_vision(
     ``components`` (``"heads"``, ...; CLIP vision tower, scalar mode) adds the components as players of the same game
     (:func:`metagame.joint`; keywords ``layers``, ``ablation`` = ``"zero"`` or ``"mean"`` over ``reference`` inputs,
     ``neuron_groups``); cross blocks in ``extras``, e.g. ``head_to_patch`` and ``word_to_head``.
+
+    A list of ``(image, caption)`` pairs as ``image`` (and no ``text``) returns a :class:`~metagame.ResultSet`, one
+    result per pair equal to the separate call, the model loaded once; ``checkpoint=`` is then a folder.
     """
     from .joint import component_extension, encoder_components
 
+    if is_input_list(image):
+        items = pair_items("explain_vision", image, text, ("image", "caption"), _check_image_or_caption)
+        return explain_inputs(vision_adapter, "explain_vision", model, items, method, method_kwargs, options,
+                              {**kwargs, "components": components},
+                              component_extension(encoder_components, "explain_vision"))
+    if text is None:
+        raise MetagameError("explain_vision needs the caption text (or a list of (image, caption) pairs as image)")
     return explain_application(vision_adapter, "explain_vision", (model, image, text), method, method_kwargs, options,
                                {**kwargs, "components": components}, component_extension(encoder_components, "explain_vision"))
 
 
+def _check_image_or_caption(entry: str, k: int, value: Any, name: str) -> Any:
+    if name != "image":
+        return check_text(entry, k, value, name)
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise item_error(entry, k, f"has no {name}; give an image (array, PIL image or file path)")
+    return value
+
+
+def pair_items(entry: str, pairs: Sequence[Any], second: Any, names: tuple[str, str], check) -> list[SetItem]:
+    """The items of a set of pairs, checked before any work (an error names the bad item's index)."""
+    if second is not None:
+        raise MetagameError(f"{entry}: with a list of ({names[0]}, {names[1]}) pairs leave the second argument out "
+                            f"(each pair holds its own {names[1]})")
+    items = []
+    for k, pair in enumerate(pairs):
+        a, b = check_pair(entry, k, pair, names)
+        check(entry, k, a, names[0])
+        check(entry, k, b, names[1])
+        items.append(SetItem((a, b), describe={names[0]: a if isinstance(a, str) else f"<{type(a).__name__}>",
+                                               names[1]: b}))
+    return items
+
+
 __all__ = [
     "ENCODER_EXACT_MAX_PLAYERS",
+    "pair_items",
     "VisionMode",
     "cross_blocks",
     "explain_text_pair",

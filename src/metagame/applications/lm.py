@@ -17,9 +17,12 @@ from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
 from ..models.components import ComponentKind
 from ..models.language import CausalLM
+from ..errors import MetagameError
 from ..results.result import MetaAttribution
+from ..results.result_set import ResultSet
 from ..run.options import RunOptions
 from .common import build_adapter, explain_application
+from .sets import SetItem, check_text, explain_inputs, is_input_list, item_error
 
 #: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
 LM_EXACT_MAX_PLAYERS = CausalLM.exact_max_players
@@ -32,7 +35,7 @@ def lm_adapter(model, prompt: str, answer: str | Sequence[int] | None = None, **
 
 def explain_lm(
     model,
-    prompt: str,
+    prompt: str | Sequence[str | Mapping[str, Any]],
     answer: str | Sequence[int] | None = None,
     *,
     method: MethodName | AttributionMethod | Any = "integrated_gradients",
@@ -40,7 +43,7 @@ def explain_lm(
     options: RunOptions | Mapping[str, Any] | None = None,
     components: ComponentKind | Sequence[str] | None = None,
     **kwargs: Any,
-) -> MetaAttribution:
+) -> MetaAttribution | ResultSet:
     """Meta-attributions over the words of ``prompt``; f = Σ_k log p(answer_k | prompt, answer_<k).
 
     ``kwargs`` are :class:`~metagame.models.language.CausalLM`'s options (tokenizer, alternative, grouping,
@@ -52,11 +55,47 @@ def explain_lm(
     keywords ``layers``, ``ablation`` (``"zero"``, ``"mean"`` over ``reference`` texts, ``"patch"`` from a
     ``corrupted`` prompt), ``neuron_groups`` and ``architecture``; ``extras["head_to_word"]`` [words, heads] and
     ``extras["word_to_head"]`` [heads, words] hold the cross blocks.
+
+    A list of prompts (strings, or dicts with ``prompt`` and optional ``answer`` / ``alternative``) returns a
+    :class:`~metagame.ResultSet`, one result per prompt equal to the separate call, the model loaded once;
+    ``answer`` is then shared by every prompt (or a list, one per prompt) and ``checkpoint=`` is a folder.
     """
     from .joint import component_extension, lm_components
 
+    if is_input_list(prompt):
+        items = lm_items(prompt, answer, kwargs.get("alternative"))
+        kwargs = {k: v for k, v in kwargs.items() if k != "alternative"}
+        return explain_inputs(CausalLM, "explain_lm", model, items, method, method_kwargs, options,
+                              {**kwargs, "components": components}, component_extension(lm_components, "explain_lm"))
     return explain_application(CausalLM, "explain_lm", (model, prompt, answer), method, method_kwargs, options,
                                {**kwargs, "components": components}, component_extension(lm_components, "explain_lm"))
 
 
-__all__ = ["LM_EXACT_MAX_PLAYERS", "explain_lm", "lm_adapter"]
+def lm_items(prompts: Sequence[Any], answer: Any, alternative: Any) -> list[SetItem]:
+    """The items of a prompt set, checked before any work (an error names the bad item's index)."""
+    entry = "explain_lm"
+    if is_input_list(answer) and answer and isinstance(answer[0], str):
+        if len(answer) != len(prompts):
+            raise MetagameError(f"{entry}: {len(prompts)} prompts but {len(answer)} answers; pass one answer for all or one per prompt")
+        answers = list(answer)
+    else:
+        answers = [answer] * len(prompts)
+    items = []
+    for k, p in enumerate(prompts):
+        ans, alt = answers[k], alternative
+        if isinstance(p, Mapping):
+            unknown = sorted(set(p) - {"prompt", "answer", "alternative"})
+            if unknown:
+                raise item_error(entry, k, f"has unknown field(s) {unknown}; use prompt, answer, alternative")
+            ans, alt = p.get("answer", ans), p.get("alternative", alt)
+            p = p.get("prompt")
+        check_text(entry, k, p, "prompt")
+        for name, value in (("answer", ans), ("alternative", alt)):
+            if value is not None and isinstance(value, str) and not value:
+                raise item_error(entry, k, f"has an empty {name}; drop it or give the text")
+        extra = {} if alt is None else {"alternative": alt}
+        items.append(SetItem((p, ans), extra, {"prompt": p, "answer": ans, "alternative": alt}))
+    return items
+
+
+__all__ = ["LM_EXACT_MAX_PLAYERS", "explain_lm", "lm_adapter", "lm_items"]

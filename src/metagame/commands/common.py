@@ -67,7 +67,7 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
     g.add_argument("--tol", type=float, default=None, help="stop a sampled run once every standard error is below TOL")
     g.add_argument("--order", type=int, default=d.order, choices=(2, 3),
                    help="3 also computes the meta-meta-attributions T[i, j, k] (default 2)")
-    g.add_argument("--checkpoint", default=None, metavar="PATH", help="save finished work to PATH (.npz) and resume from it")
+    g.add_argument("--checkpoint", default=None, metavar="PATH", help="save finished work to PATH (.npz; a folder with --prompts-file / --pairs-file) and resume from it")
     g.add_argument("--checkpoint-mode", default=d.checkpoint_mode, choices=("resume", "overwrite"),
                    help=f"what to do with a checkpoint of another run (default {d.checkpoint_mode}: refuse it)")
     g.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every, metavar="SECONDS",

@@ -30,7 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       device=True)
     p.add_argument("--gguf-file", default=None, metavar="FILE",
                    help="the GGUF file inside the --model folder (needs pip install 'metagame[gguf]')")
-    p.add_argument("--prompt", required=True, help="the user prompt; its words are the players")
+    p.add_argument("--prompt", default=None, help="the user prompt; its words are the players")
+    p.add_argument("--prompts-file", default=None, metavar="FILE",
+                   help="a set of prompts: one per line, or JSON Lines with prompt/answer/alternative (instead of --prompt)")
     p.add_argument("--answer", default=None,
                    help="the explained answer (default: generated greedily once, at most --max-answer-tokens tokens)")
     p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
@@ -72,6 +74,23 @@ def run(args: argparse.Namespace) -> int:
                  if value is not None] + (["--ablation"] if args.ablation != "zero" else [])
         if stray:
             raise MetagameError(f"{', '.join(stray)} only apply with --components heads (or neurons, layers)")
+
+    if (args.prompt is None) == (args.prompts_file is None):
+        raise MetagameError("pass --prompt TEXT or --prompts-file FILE (one of them)")
+    if args.prompts_file is not None:
+        from ..applications.lm import explain_lm
+        from .sets import read_prompts_file, run_set_command
+
+        prompts = read_prompts_file(args.prompts_file)
+        extra = {} if components is None else dict(
+            components=components, layers=args.layers, ablation=args.ablation, neuron_groups=args.neuron_groups,
+            reference=args.reference, corrupted=args.corrupted)
+        return run_set_command(args, lambda **kw: explain_lm(
+            args.model, prompts, args.answer, alternative=args.alternative,
+            grouping="tokens" if args.tokens else "words", masking=args.masking,
+            chat_template=False if args.no_chat_template else None, system_prompt=args.system,
+            max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size, **extra, **kw))
 
     def build():
         words = CausalLM(

@@ -21,8 +21,10 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``similarity`` command's arguments."""
     add_model_options(p, "sentence-embedding model: Hugging Face name (cached) or local folder", 256)
-    p.add_argument("--text-a", required=True, help="first text")
-    p.add_argument("--text-b", required=True, help="second text")
+    p.add_argument("--text-a", default=None, help="first text")
+    p.add_argument("--text-b", default=None, help="second text")
+    p.add_argument("--pairs-file", default=None, metavar="FILE",
+                   help="a set of pairs: TSV (text_a<TAB>text_b per line) or JSON Lines with text_a/text_b")
     p.add_argument("--masking", default="attention", choices=("attention", "mask_token"), help="how absent words are masked (default attention)")
     p.add_argument("--pooling", default="auto", choices=("auto", "mean", "cls", "max"), help="default: from the sentence-transformers files")
     add_run_options(p, default_method="integrated_gradients")
@@ -30,8 +32,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame similarity``; returns the exit code."""
-    from ..applications.encoders import text_pair_adapter
+    from ..applications.encoders import explain_text_pair, text_pair_adapter
+    from ..errors import MetagameError
 
+    if args.pairs_file is not None:
+        if args.text_a is not None or args.text_b is not None:
+            raise MetagameError("pass --text-a/--text-b or --pairs-file, not both")
+        from .sets import read_pairs_file, run_set_command
+
+        pairs = read_pairs_file(args.pairs_file, ("text_a", "text_b"))
+        return run_set_command(args, lambda **kw: explain_text_pair(
+            args.model, pairs, masking=args.masking, pooling=args.pooling, batch_size=args.batch_size,
+            trust_remote_code=args.trust_remote_code, **kw))
+    if args.text_a is None or args.text_b is None:
+        raise MetagameError("pass --text-a TEXT and --text-b TEXT (or --pairs-file FILE)")
     _, result = explain_command(args, lambda: text_pair_adapter(
         args.model, args.text_a, args.text_b, masking=args.masking, pooling=args.pooling,
         batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,

@@ -22,8 +22,11 @@ DESCRIPTION = (
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``vision`` command's arguments."""
     add_model_options(p, "CLIP or SigLIP model: Hugging Face name (cached) or local folder", 32)
-    p.add_argument("--image", required=True, help="image file (PNG, JPEG, ...)")
-    p.add_argument("--text", required=True, help="the caption")
+    p.add_argument("--image", default=None, help="image file (PNG, JPEG, ...)")
+    p.add_argument("--text", default=None, help="the caption")
+    p.add_argument("--pairs-file", default=None, metavar="FILE",
+                   help="a set of (image, caption) pairs: TSV (image path<TAB>caption) or JSON Lines with image/caption; "
+                        "paths relative to the file")
     p.add_argument("--grid", type=int, default=None, help="G×G groups of patches (default: the model's patch grid)")
     p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
     p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
@@ -32,8 +35,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame vision``; returns the exit code."""
-    from ..applications.encoders import vision_adapter
+    from ..applications.encoders import explain_vision, vision_adapter
+    from ..errors import MetagameError
 
+    if args.pairs_file is not None:
+        if args.image is not None or args.text is not None:
+            raise MetagameError("pass --image/--text or --pairs-file, not both")
+        from .sets import read_pairs_file, run_set_command
+
+        pairs = read_pairs_file(args.pairs_file, ("image", "caption"), paths_first=True)
+        return run_set_command(args, lambda **kw: explain_vision(
+            args.model, pairs, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
+            batch_size=args.batch_size, trust_remote_code=args.trust_remote_code, **kw))
+    if args.image is None or args.text is None:
+        raise MetagameError("pass --image FILE and --text CAPTION (or --pairs-file FILE)")
     _, result = explain_command(args, lambda: vision_adapter(
         args.model, args.image, args.text, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
         batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,

@@ -12,6 +12,7 @@ import torch
 
 from ..errors import MetagameError
 from .gguf import gguf_error, resolve_gguf
+from .loaded import shared_load
 from .hf_common import first_line, load_config
 
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
@@ -26,6 +27,7 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str | None:
     return value
 
 
+@shared_load
 def load_causal_lm(
     name_or_path: str | os.PathLike,
     *,

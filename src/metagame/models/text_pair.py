@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError
+from .loaded import shared_load
 from ..players.text import Word, unique_labels
 from .two_tower import EmptySide, TwoTowerModel
 from .hf_common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
@@ -83,6 +84,7 @@ def sentence_transformers_pooling(name_or_path: str) -> tuple[list[PoolingMode],
     return modes, normalize
 
 
+@shared_load
 def load_sentence_encoder(
     name_or_path: str, trust_remote_code: bool = False
 ) -> tuple[torch.nn.Module, Any, list[PoolingMode], bool]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError
+from .loaded import shared_load
 from ..players.text import Word, unique_labels
 from ..players.image import gaussian_blur, grid_shape, load_image
 from .base import ModelAdapter
@@ -38,6 +39,7 @@ def check_model_type(model_type: str | None, name: str = "the model") -> str:
     return model_type
 
 
+@shared_load
 def load_vision_language(name_or_path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any, Any]:
     """``(model, image_processor, tokenizer)`` of a CLIP or SigLIP checkpoint (name or local path)."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer

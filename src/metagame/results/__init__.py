@@ -1,6 +1,9 @@
 """Result objects and their JSON save/load (one codec: :mod:`metagame.results.codec`)."""
 
 from .interaction import InteractionResult
+from .aggregate import Aggregate, aggregate, normalise_label
 from .result import MetaAttribution, load
+from .result_set import ResultSet, load_set
 
-__all__ = ["InteractionResult", "MetaAttribution", "load"]
+__all__ = ["Aggregate", "InteractionResult", "MetaAttribution", "ResultSet", "aggregate", "load", "load_set",
+           "normalise_label"]

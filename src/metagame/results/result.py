@@ -244,6 +244,13 @@ class MetaAttribution:
         parts.append("</div>")
         return "".join(parts)
 
+    def to_dataframe(self, input_id: str | None = None):
+        """The entries in long format (pandas): one row per (target i, source j) with labels, kinds, value = M[i, j],
+        stderr (0 when exact) and the first-order attribution of each; ``input_id`` adds that column."""
+        from .aggregate import long_records, records_dataframe
+
+        return records_dataframe(long_records(self, input_id))
+
     # ------------------------------------------------------------------ save / load
     def to_dict(self) -> dict:
         """JSON-ready dictionary (arrays as nested lists; NaN/inf as strings)."""
