@@ -58,7 +58,7 @@ def arc_diagram(
                 rotation=0 if d <= 16 else 90, bbox=dict(boxstyle="round,pad=0.25", fc=face, ec="#555", lw=0.6), zorder=3)
     vmax = absmax(np.array([abs(v) for _, _, v in pairs])) if pairs else 1.0
     span = max(1.0, xs[-1] - xs[0]) if d else 1.0
-    for j, i, v in pairs:
+    for i, j, v in pairs:
         if not np.isfinite(v):
             continue
         rightward = xs[i] > xs[j]
