@@ -236,12 +236,20 @@ class CausalLM(PromptSetup, ModelAdapter):
             ids = torch.as_tensor([self.prompt_ids[: self.z_start]], device=self.device)
             with torch.no_grad():
                 out = self.model(input_ids=ids, use_cache=True)
-            cache = out.past_key_values
+            cache = out["cache"] if "cache" in out else out["past_key_values"]  # transformers ≥ 5.x names it cache
             layers = [(layer[0].detach(), layer[1].detach()) for layer in cache]
             DynamicCache(ddp_cache_data=layers, config=self.model.config)  # the model's cache layout accepts it
             return layers
         except Exception:  # models with non-standard caches: run the prefix every time instead
             return None
+
+    @property
+    def _cache_keyword(self) -> str:
+        """The forward keyword of a key/value cache: ``cache`` in recent transformers (where ``past_key_values``
+        prints a deprecation notice on every call), ``past_key_values`` before."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
 
     def _prefix_cache_for(self, n: int):
         from transformers import DynamicCache
@@ -364,7 +372,7 @@ class CausalLM(PromptSetup, ModelAdapter):
             attn = torch.cat([torch.ones(n, self.z_start, dtype=torch.long, device=z.device), attn], dim=1)
         kwargs: dict[str, Any] = {"inputs_embeds": x, "attention_mask": attn, "position_ids": positions}
         if past is not None:
-            kwargs.update(past_key_values=past, use_cache=True)
+            kwargs.update({self._cache_keyword: past, "use_cache": True})
         else:
             kwargs["use_cache"] = False
         answer_at_end = inv is None or self.padding_side == "left"
