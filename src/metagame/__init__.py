@@ -6,6 +6,8 @@
     >>> res.matrix[i, j]          # φ_{j→i}: row = target, column = source
 """
 
+import logging as _logging
+
 from ._version import __version__
 from .api import attribute, explain, meta_attributions, shapley_taylor
 from .errors import MetagameError, ModelOutputError, NotDifferentiableError
@@ -30,6 +32,16 @@ _APPLICATIONS = {
 
 #: subpackages reachable as attributes of ``metagame`` without an explicit import
 _SUBMODULES = {"evaluate": "metagame.evaluate"}
+
+
+# what a run decided (route, estimator, budget, cache hits) is logged at INFO under "metagame"; silent unless the
+# application configures logging, e.g. logging.basicConfig(level=logging.INFO)
+_logging.getLogger("metagame").addHandler(_logging.NullHandler())
+
+
+def __dir__() -> list[str]:
+    """The module's names including the lazily imported ``explain_*`` entry points (for tab completion)."""
+    return sorted(set(globals()) | set(_APPLICATIONS) | set(_SUBMODULES))
 
 
 def __getattr__(name: str):
