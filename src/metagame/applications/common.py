@@ -7,6 +7,7 @@ import inspect
 from typing import Any, Callable, Mapping
 
 from ..errors import MetagameError
+from ..methods.registry import check_method_for
 from ..models.base import ModelAdapter
 from ..results.result import MetaAttribution
 from ..run.backend import set_recipe
@@ -44,6 +45,14 @@ def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: An
 Extension = tuple[tuple[str, ...], Callable[[ModelAdapter, dict], ModelAdapter]]
 
 
+def application_of(entry: str, factory: Callable[..., ModelAdapter]) -> str:
+    """The application an entry point serves (``explain_lm`` → ``"lm"``; ``meta_attributions`` → ``"tensor"``, or
+    ``"set_function"`` for a set-function model), the key of the methods' ``applications``."""
+    if entry == "meta_attributions":
+        return "tensor" if getattr(factory, "differentiable", True) else "set_function"
+    return entry.removeprefix("explain_")
+
+
 def explain_application(
     factory: Callable[..., ModelAdapter],
     entry: str,
@@ -61,6 +70,8 @@ def explain_application(
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
+    check_method_for(method, method_kwargs, application_of(entry, factory),
+                     differentiable=getattr(factory, "differentiable", True))
     limit = rest.pop("exact_max_players", None)
     names, extend = extension if extension is not None else ((), None)
     extra = {k: rest.pop(k) for k in names if k in rest}
