@@ -30,7 +30,7 @@ def test_methods_and_texts_refused_before_the_model_loads(capsys):
     missing = "/no/such/model/folder"  # loading it would fail: the checks below must come first
     with pytest.raises(MetagameError, match="did you mean 'shapley'"):
         metagame.explain_text_pair(missing, "a b", "c d", method="shapely")
-    with pytest.raises(MetagameError, match="made for lm") as err:
+    with pytest.raises(MetagameError, match="made for language models") as err:
         metagame.explain_text_pair(missing, "a b", "c d", method="attnlrp")
     assert "grad_eclip" not in str(err.value) and "shapley" in str(err.value)
     with pytest.raises(MetagameError, match="text_b is empty"):

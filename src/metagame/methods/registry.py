@@ -100,6 +100,14 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     return f" (did you mean {pool[close[0]]!r}?)" if close else ""
 
 
+#: how errors name the applications of :attr:`AttributionMethod.applications`
+APPLICATION_NAMES = {
+    "tensor": "tensor models", "set_function": "set functions", "lm": "language models", "text_pair": "text pairs",
+    "vision": "CLIP/SigLIP", "diffusion": "diffusion transformers", "data": "training points",
+    "components": "model components", "joint": "joint games", "feature_data": "features and training points",
+}
+
+
 def fitting_methods(application: str | None, differentiable: bool = True) -> list[str]:
     """The method names that apply to an application (``"lm"``, ``"vision"``, ``"tensor"``, ...): those made for
     it or for any model, without the gradient methods when the model is not differentiable."""
@@ -117,15 +125,17 @@ def check_method_for(method: Any, method_kwargs: dict | None, application: str |
         return
     fit = fitting_methods(application, differentiable)
     key = ALIASES.get(method.lower(), method.lower())
-    where = f" for {application}" if application else ""
+    where = f"for {APPLICATION_NAMES.get(application, application)}; " if application else ""
     if key not in METHODS:
-        raise MetagameError(f"unknown method {method!r}{did_you_mean(method, fit)}; the methods{where} are: "
-                            f"{', '.join(fit)} (or a Captum attribution object)")
+        raise MetagameError(f"unknown method {method!r}{did_you_mean(method, fit)}; valid methods: "
+                            f"{', '.join(fit)} ({where}or a Captum attribution object)")
     if key not in fit:
         cls = METHODS[key]
-        why = (f"it is made for {', '.join(cls.applications)}" if cls.applications and application not in cls.applications
+        why = (f"it is made for {', '.join(APPLICATION_NAMES.get(a, a) for a in cls.applications)}"
+               if cls.applications and application not in cls.applications
                else "it needs gradients and this model has none")
-        raise MetagameError(f"method {method!r} does not apply here ({why}); the methods{where} are: {', '.join(fit)}")
+        raise MetagameError(f"method {method!r} does not apply here ({why}); valid methods: {', '.join(fit)}"
+                            + (f" ({where.rstrip('; ')})" if where else ""))
     get_method(method, method_kwargs)
 
 
