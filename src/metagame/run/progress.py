@@ -13,11 +13,26 @@ def in_notebook() -> bool:
     return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
 
 
-def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "coalition"):
-    """A tqdm bar (tqdm.auto: a widget in Jupyter, text on a terminal): always with ``progress=True``, never with
-    False; with None only on a terminal or in a notebook, and only once the work has run for more than 2 seconds."""
-    from tqdm.auto import tqdm
+def _tqdm_class():
+    """tqdm's notebook widget inside Jupyter when ipywidgets is installed, else the text bar (tqdm.auto would warn
+    that IProgress is missing and fall back to text anyway)."""
+    if in_notebook():
+        try:
+            import ipywidgets  # noqa: F401
+            from tqdm.notebook import tqdm
 
+            return tqdm
+        except ImportError:
+            pass
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
+def progress_bar(total: int, desc: str, progress: bool | None, unit: str = "coalition"):
+    """A tqdm bar (a widget in Jupyter, text on a terminal): always with ``progress=True``, never with
+    False; with None only on a terminal or in a notebook, and only once the work has run for more than 2 seconds."""
+    tqdm = _tqdm_class()
     show = progress if progress is not None else (sys.stderr.isatty() or in_notebook())
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, delay=0 if progress else 2.0, leave=False)
 
