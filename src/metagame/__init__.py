@@ -1,5 +1,5 @@
 """metagame: second-order explanations. For any attribution method φ, the meta-attribution
-φ_{j→i} says how much player j moves the attribution of player i (SPEC.md).
+φ_{j→i} says how much player j moves the attribution of player i (docs/mathematics.md).
 
     >>> import metagame
     >>> res = metagame.meta_attributions(model, x, method="integrated_gradients")

@@ -90,7 +90,7 @@ def explain(
     if opts.order == 3 and (opts.value != "shapley" or opts.variant != "metagame"):
         raise MetagameError(
             "order=3 (meta-meta-attributions) is defined for the metagame variant with the Shapley value "
-            "(docs/third_order.md); drop variant/value or use order=2"
+            "(docs/mathematics.md, Third order); drop variant/value or use order=2"
         )
     checkpoint_for = _checkpoint_factory(model, inner, opts)  # probes the model before the run's rows are counted
     rows_before = model.n_model_rows
