@@ -67,3 +67,10 @@ def test_hub_name_reuse_sentence_transformer_and_dtype():
     e = st.encode([a, b], convert_to_numpy=True)
     cos = float(e[0] @ e[1] / np.linalg.norm(e[0]) / np.linalg.norm(e[1]))
     assert via_st.context["value_full"] == pytest.approx(cos, abs=1e-5)
+
+
+def test_lm_prompt_and_method_refused_before_loading():
+    with pytest.raises(MetagameError, match="prompt is empty"):
+        metagame.explain_lm("/no/such/model/folder", "   ")
+    with pytest.raises(MetagameError, match="did you mean 'attnlrp'"):
+        metagame.explain_lm("/no/such/model/folder", "the movie was good", method="atnlrp")

@@ -45,6 +45,15 @@ def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: An
 Extension = tuple[tuple[str, ...], Callable[[ModelAdapter, dict], ModelAdapter]]
 
 
+def check_texts(**texts: Any) -> None:
+    """Refuse empty or non-string texts before any model loads."""
+    for key, text in texts.items():
+        if not isinstance(text, str):
+            raise MetagameError(f"{key} must be a string; got {type(text).__name__}")
+        if not text.strip():
+            raise MetagameError(f"{key} is empty; pass a text with at least one word")
+
+
 def application_of(entry: str, factory: Callable[..., ModelAdapter]) -> str:
     """The application an entry point serves (``explain_lm`` → ``"lm"``; ``meta_attributions`` → ``"tensor"``, or
     ``"set_function"`` for a set-function model), the key of the methods' ``applications``."""
@@ -86,4 +95,4 @@ def explain_application(
     return explain(adapter, method, method_kwargs=method_kwargs, options=opts)
 
 
-__all__ = ["Extension", "adapter_options", "build_adapter", "explain_application"]
+__all__ = ["Extension", "adapter_options", "application_of", "build_adapter", "check_texts", "explain_application"]

@@ -32,21 +32,12 @@ from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks
 from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
 from ..run.options import RunOptions
-from .common import explain_application
+from .common import check_texts, explain_application
 from .defaults import TEXT_PAIR_DEFAULT_METHOD
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
 ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
 VisionMode = Literal["scalar", "patch_maps"]
-
-
-def check_texts(**texts: Any) -> None:
-    """Refuse empty or non-string texts before any model loads."""
-    for key, text in texts.items():
-        if not isinstance(text, str):
-            raise MetagameError(f"{key} must be a string; got {type(text).__name__}")
-        if not text.strip():
-            raise MetagameError(f"{key} is empty; pass a text with at least one word")
 
 
 def _placed(loaded: tuple, device: str | torch.device | None) -> tuple:

@@ -19,7 +19,7 @@ from ..models.components import ComponentKind
 from ..models.language import CausalLM
 from ..results.result import MetaAttribution
 from ..run.options import RunOptions
-from .common import build_adapter, explain_application
+from .common import build_adapter, check_texts, explain_application
 
 #: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
 LM_EXACT_MAX_PLAYERS = CausalLM.exact_max_players
@@ -55,6 +55,7 @@ def explain_lm(
     """
     from .joint import component_extension, lm_components
 
+    check_texts(prompt=prompt)  # before the model loads
     return explain_application(CausalLM, "explain_lm", (model, prompt, answer), method, method_kwargs, options,
                                {**kwargs, "components": components}, component_extension(lm_components, "explain_lm"))
 
