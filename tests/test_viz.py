@@ -336,5 +336,5 @@ def test_print_summary(capsys):
     assert "integrated_gradients" in out and "estimated" in out
     assert out.count("→") >= 5 and "±" in out
     assert "[bold]L0.H2[/bold]" in out  # labels are shown literally, not as markup
-    j, i, v = res.top_pairs(1)[0]
+    i, j, v = res.top_pairs(1)[0]
     assert f"{v:+.4g}" in out

@@ -1,10 +1,12 @@
 """metagame: second-order explanations. For any attribution method φ, the meta-attribution
-φ_{j→i} says how much player j moves the attribution of player i (SPEC.md).
+φ_{j→i} says how much player j moves the attribution of player i (docs/mathematics.md).
 
     >>> import metagame
     >>> res = metagame.meta_attributions(model, x, method="integrated_gradients")
     >>> res.matrix[i, j]          # φ_{j→i}: row = target, column = source
 """
+
+import logging as _logging
 
 from ._version import __version__
 from .api import attribute, explain, meta_attributions, shapley_taylor
@@ -31,6 +33,16 @@ _APPLICATIONS = {
 
 #: subpackages reachable as attributes of ``metagame`` without an explicit import
 _SUBMODULES = {"evaluate": "metagame.evaluate"}
+
+
+# what a run decided (route, estimator, budget, cache hits) is logged at INFO under "metagame"; silent unless the
+# application configures logging, e.g. logging.basicConfig(level=logging.INFO)
+_logging.getLogger("metagame").addHandler(_logging.NullHandler())
+
+
+def __dir__() -> list[str]:
+    """The module's names including the lazily imported ``explain_*`` entry points (for tab completion)."""
+    return sorted(set(globals()) | set(_APPLICATIONS) | set(_SUBMODULES))
 
 
 def __getattr__(name: str):

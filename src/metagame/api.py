@@ -19,6 +19,7 @@ from .errors import MetagameError
 from .games.masked import AttributionGame
 from .methods.base import AttributionMethod
 from .methods.registry import MethodName, get_method
+from .models.set_function import SetFunctionModel, is_set_function
 from .models.state import kept_as_given
 from .models.tensor import TensorModel
 from .players.coalitions import check_exact_size
@@ -33,26 +34,29 @@ from .solvers.exact import shapley_taylor as _stii_table
 
 def meta_attributions(
     model: Callable,
-    inputs,
+    inputs=None,
     baselines=None,
-    method: MethodName | AttributionMethod | Any = "integrated_gradients",
+    method: MethodName | AttributionMethod | Any = None,
     *,
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
     batch: bool = False,
     **kwargs: Any,
 ) -> MetaAttribution | ResultSet:
-    """Meta-attributions of a tensor model ``model(x[n, *shape]) -> [n]`` at ``inputs``.
+    """Meta-attributions of a tensor model ``model(x[n, *shape]) -> [n]`` at ``inputs``, or of a set function.
 
     M[i, j] = Shapley value of j in u_i(T) = φ_i(f, x_{T∪{i}}), M[i, i] = φ_i(f, x_{{i}}); Σ_j M[i, j] = φ_i(f, x).
 
     Args:
-        model: callable on float tensors, one scalar per row (a ``torch.nn.Module`` gets inputs in its dtype).
+        model: callable on float tensors, one scalar per row (a ``torch.nn.Module`` gets inputs in its dtype); or,
+            with ``inputs=None``, a set function such as a shapiq ``Game`` (called on ``bool[m, d]`` coalitions,
+            with an integer ``n_players``; only value methods apply, :class:`~metagame.models.SetFunctionModel`).
         inputs: the explained input x (``(d,)`` or any shape with ``feature_mask``), without a batch dimension; or a
             list of such inputs (a :class:`~metagame.ResultSet` comes back, one result per input).
         baselines: baseline b (default zeros) used both for masking and by the inner method; with a list of inputs
             one baseline for all or a list with one per input.
-        method: inner method name, an :class:`~metagame.methods.AttributionMethod`, or a Captum object/class.
+        method: inner method name, an :class:`~metagame.methods.AttributionMethod`, or a Captum object/class
+            (default: ``"integrated_gradients"`` for tensor models, ``"shapley"`` for set functions).
         method_kwargs: options of a named inner method, e.g. ``{"n_steps": 64}``.
         options, **kwargs: the adapter's options (:class:`~metagame.models.TensorModel`: ``feature_mask`` — player
             id per input coordinate, ``players`` — labels, ``batch_size`` — rows per model call) and the run options
@@ -68,6 +72,16 @@ def meta_attributions(
         >>> f = lambda x: x[:, 0] + x[:, 0] * x[:, 1] ** 2
         >>> meta_attributions(f, torch.tensor([2.0, 3.0], dtype=torch.float64)).matrix   # [[2, 6], [12, 0]]
     """
+    if inputs is None and is_set_function(model):
+        if baselines is not None:
+            raise MetagameError("a set function has no baselines: its value at the empty coalition plays that role")
+        return explain_application(SetFunctionModel, "meta_attributions", (model,), method or "shapley",
+                                   method_kwargs, options, kwargs)
+    if inputs is None:
+        raise MetagameError(
+            "meta_attributions needs the explained input: meta_attributions(model, x). (A set function such as a "
+            "shapiq Game is explained without inputs, but it must have an integer n_players.)")
+    method = method or "integrated_gradients"
     if batch or _is_tensor_list(inputs):
         items = tensor_items(inputs, baselines, batch)
         return explain_inputs(TensorModel, "meta_attributions", model, items, method, method_kwargs, options, kwargs)

@@ -7,6 +7,7 @@ import inspect
 from typing import Any, Callable, Mapping
 
 from ..errors import MetagameError
+from ..methods.registry import check_method_for
 from ..models.base import ModelAdapter
 from ..models.state import kept_as_given
 from ..results.result import MetaAttribution
@@ -45,6 +46,23 @@ def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: An
 Extension = tuple[tuple[str, ...], Callable[[ModelAdapter, dict], ModelAdapter]]
 
 
+def check_texts(**texts: Any) -> None:
+    """Refuse empty or non-string texts before any model loads."""
+    for key, text in texts.items():
+        if not isinstance(text, str):
+            raise MetagameError(f"{key} must be a string; got {type(text).__name__}")
+        if not text.strip():
+            raise MetagameError(f"{key} is empty; pass a text with at least one word")
+
+
+def application_of(entry: str, factory: Callable[..., ModelAdapter]) -> str:
+    """The application an entry point serves (``explain_lm`` → ``"lm"``; ``meta_attributions`` → ``"tensor"``, or
+    ``"set_function"`` for a set-function model), the key of the methods' ``applications``."""
+    if entry == "meta_attributions":
+        return "tensor" if getattr(factory, "differentiable", True) else "set_function"
+    return entry.removeprefix("explain_")
+
+
 def explain_application(
     factory: Callable[..., ModelAdapter],
     entry: str,
@@ -62,6 +80,8 @@ def explain_application(
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
+    check_method_for(method, method_kwargs, application_of(entry, factory),
+                     differentiable=getattr(factory, "differentiable", True))
     with kept_as_given(*args, method):  # every module the entry point was given is left exactly as given (models/state.py)
         adapter = build_extended(factory, entry, args, rest, extension)
         return explain(adapter, method, method_kwargs=method_kwargs, options=opts)
@@ -88,4 +108,5 @@ def build_extended(
     return adapter
 
 
-__all__ = ["Extension", "build_extended", "adapter_options", "build_adapter", "explain_application"]
+__all__ = ["Extension", "adapter_options", "application_of", "build_adapter", "build_extended", "check_texts",
+           "explain_application"]

@@ -19,22 +19,34 @@ from __future__ import annotations
 import os
 from typing import Any, Literal, Mapping, Sequence
 
+import torch
+
 from ..errors import MetagameError
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
 from ..models.components import ComponentKind
+from ..models.hf_loading import check_device, resolve_dtype
+from ..models.hf_sources import cached_load, is_sentence_transformer, resolve_source, unpack_sentence_transformer
 from ..models.two_tower import EmptySide
 from ..models.text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
 from ..models.vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
 from ..results.result import MetaAttribution
 from ..results.result_set import ResultSet
 from ..run.options import RunOptions
-from .common import explain_application
+from .common import check_texts, explain_application
+from .defaults import TEXT_PAIR_DEFAULT_METHOD
 from .sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
 
 #: the most players explained exactly by default (2^16 coalitions, each one attribution call)
 ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
 VisionMode = Literal["scalar", "patch_maps"]
+
+
+def _placed(loaded: tuple, device: str | torch.device | None) -> tuple:
+    """A loader's tuple with its model (first item) moved to ``device`` (None: where it loaded)."""
+    if device is None:
+        return loaded
+    return (loaded[0].to(device), *loaded[1:])
 
 
 # ------------------------------------------------------------------------------------------------ text pairs
@@ -50,14 +62,28 @@ def text_pair_adapter(
     empty: EmptySide = "zero",
     halves: bool = True,
     batch_size: int = 256,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
 ) -> TextPairModel:
-    """Build a :class:`TextPairModel` from a model name/path (pooling read from its sentence-transformers files)
-    or from a loaded ``(model, tokenizer)``."""
+    """Build a :class:`TextPairModel` from a model name/path (pooling read from its sentence-transformers files;
+    loaded once and reused by later calls with the same path, device and dtype), a loaded ``SentenceTransformer``,
+    or a loaded ``(model, tokenizer)``. ``device`` / ``dtype`` apply to a model loaded from a name or path."""
     name = None
-    if isinstance(model, (str, os.PathLike)):
-        model = name = str(model)
-        model, tok, modes, norm = load_sentence_encoder(model, trust_remote_code=trust_remote_code)
+    check_texts(text_a=text_a, text_b=text_b)
+    if is_sentence_transformer(model):
+        name = str(getattr(getattr(model[0], "auto_model", None), "name_or_path", "") or "") or None
+        model, tok, modes, norm = unpack_sentence_transformer(model)
+        name = name or getattr(model.config, "_name_or_path", None)
+        tokenizer = tokenizer or tok
+    elif isinstance(model, (str, os.PathLike)):
+        name = str(model)
+        source = resolve_source(name)
+        check_device(device)
+        dt = resolve_dtype(dtype)
+        model, tok, modes, norm = cached_load(
+            "sentence_encoder", source, lambda: _placed(load_sentence_encoder(source, trust_remote_code, dt), device),
+            trust_remote_code=trust_remote_code, dtype=dt, device=device)
         tokenizer = tokenizer or tok
     else:
         if tokenizer is None:
@@ -79,13 +105,16 @@ def explain_text_pair(
     text_a: str | Sequence[tuple[str, str]],
     text_b: str | None = None,
     *,
-    method: MethodName | AttributionMethod | Any = "integrated_gradients",
+    method: MethodName | AttributionMethod | Any = TEXT_PAIR_DEFAULT_METHOD,
     method_kwargs: dict | None = None,
     options: RunOptions | Mapping[str, Any] | None = None,
     components: ComponentKind | Sequence[str] | None = None,
     **kwargs: Any,
 ) -> MetaAttribution | ResultSet:
     """Meta-attributions over the words of two texts; f = cos(e(A), e(B)) of a sentence encoder.
+
+    The default inner method is the Shapley value (:data:`~metagame.applications.defaults.TEXT_PAIR_DEFAULT_METHOD`:
+    exact Meta-SV from 2^|A| + 2^|B| encodings; the most faithful and best-aligned method on sentence pairs).
 
     ``kwargs``: :func:`text_pair_adapter`'s options (tokenizer, masking, pooling, normalize, batch_size,
     trust_remote_code) and the run options. Rows sum to the first-order attribution φ_i(f, x);
@@ -127,16 +156,25 @@ def vision_adapter(
     empty: EmptySide = "model",
     halves: bool = True,
     batch_size: int = 32,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
     trust_remote_code: bool = False,
 ) -> VisionLanguageModel | PatchMapsModel:
     """Build a :class:`VisionLanguageModel` (``mode="scalar"``: patches and words as players) or its
     :class:`PatchMapsModel` view (``mode="patch_maps"``: words as players, one map per word) from a CLIP/SigLIP
-    name/path or a loaded model + processor parts."""
+    name/path (loaded once and reused by later calls with the same path, device and dtype) or a loaded model +
+    processor parts. ``device`` / ``dtype`` apply to a model loaded from a name or path."""
     if mode not in ("scalar", "patch_maps"):
         raise MetagameError(f"unknown mode {mode!r}; use 'scalar' or 'patch_maps'")
+    check_texts(text=text)
     if isinstance(model, (str, os.PathLike)):
-        model = name = str(model)
-        model, ip, tok = load_vision_language(model, trust_remote_code=trust_remote_code)
+        name = str(model)
+        source = resolve_source(name)
+        check_device(device)
+        dt = resolve_dtype(dtype)
+        model, ip, tok = cached_load(
+            "vision_language", source, lambda: _placed(load_vision_language(source, trust_remote_code, dt), device),
+            trust_remote_code=trust_remote_code, dtype=dt, device=device)
         image_processor = image_processor or ip
         tokenizer = tokenizer or tok
         model.config._name_or_path = model.config._name_or_path or name

@@ -21,7 +21,7 @@ from ..errors import MetagameError
 from ..results.result import MetaAttribution
 from ..results.result_set import ResultSet
 from ..run.options import RunOptions
-from .common import build_adapter, explain_application
+from .common import build_adapter, check_texts, explain_application
 from .sets import SetItem, check_text, explain_inputs, is_input_list, item_error
 
 #: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
@@ -67,6 +67,7 @@ def explain_lm(
         kwargs = {k: v for k, v in kwargs.items() if k != "alternative"}
         return explain_inputs(CausalLM, "explain_lm", model, items, method, method_kwargs, options,
                               {**kwargs, "components": components}, component_extension(lm_components, "explain_lm"))
+    check_texts(prompt=prompt)  # before the model loads
     return explain_application(CausalLM, "explain_lm", (model, prompt, answer), method, method_kwargs, options,
                                {**kwargs, "components": components}, component_extension(lm_components, "explain_lm"))
 

@@ -37,6 +37,10 @@ CLI_SPELLINGS = {
 }
 
 
+#: the application each explaining command serves (the key of the methods' ``applications``)
+COMMAND_APPLICATIONS = {"similarity": "text_pair", "demo": "text_pair"}
+
+
 def cli_spelling(message: str) -> str:
     """An error message with the Python keyword spellings replaced by the command-line flags."""
     for python, cli in CLI_SPELLINGS.items():
@@ -108,8 +112,11 @@ def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple
     from ..run import explain
     from ..run.backend import set_recipe
 
+    from ..methods.registry import check_method_for
+
     check_out_dir(args.out)
     options = run_options(args)
+    check_method_for(args.method, method_kwargs(args), COMMAND_APPLICATIONS.get(args.command, args.command))
     adapter = build()
     if getattr(adapter, "recipe", None) is None:
         set_recipe(adapter, build)  # Ray workers (--backend ray) build their own copy the same way

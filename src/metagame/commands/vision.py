@@ -21,7 +21,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``vision`` command's arguments."""
-    add_model_options(p, "CLIP or SigLIP model: Hugging Face name (cached) or local folder", 32)
+    add_model_options(p, "CLIP or SigLIP model: Hugging Face name (cached) or local folder", 32, device=True)
     p.add_argument("--image", default=None, help="image file (PNG, JPEG, ...)")
     p.add_argument("--text", default=None, help="the caption")
     p.add_argument("--pairs-file", default=None, metavar="FILE",
@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--grid", type=int, default=None, help="G×G groups of patches (default: the model's patch grid)")
     p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
     p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
+    p.add_argument("--empty", default="model", choices=("zero", "model"),
+                   help="an image with every patch masked / an empty caption: embedded by the model (model, default) "
+                        "or f = the logit bias (zero)")
     add_run_options(p, default_method="integrated_gradients")
 
 
@@ -45,12 +48,14 @@ def run(args: argparse.Namespace) -> int:
 
         pairs = read_pairs_file(args.pairs_file, ("image", "caption"), paths_first=True)
         return run_set_command(args, lambda **kw: explain_vision(
-            args.model, pairs, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
-            batch_size=args.batch_size, trust_remote_code=args.trust_remote_code, **kw))
+            args.model, pairs, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking, empty=args.empty,
+            batch_size=args.batch_size, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+            **kw))
     if args.image is None or args.text is None:
         raise MetagameError("pass --image FILE and --text CAPTION (or --pairs-file FILE)")
     _, result = explain_command(args, lambda: vision_adapter(
         args.model, args.image, args.text, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
-        batch_size=args.batch_size, trust_remote_code=args.trust_remote_code,
+        empty=args.empty, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
     ))
     return finish(result, args)

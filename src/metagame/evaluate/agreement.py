@@ -64,6 +64,7 @@ class Annotations:
         return cls(pairs=pairs, directed=bool(data.get("directed", False)), regions=regions)
 
     def to_dict(self) -> dict:
+        """JSON-ready dictionary (the format :meth:`load_annotations` reads)."""
         return {
             "format": ANNOTATIONS_FORMAT,
             "pairs": [list(p) for p in self.pairs],
@@ -72,6 +73,7 @@ class Annotations:
         }
 
     def save(self, path: str | Path) -> Path:
+        """Write the annotations as JSON to ``path``; returns the path."""
         path = Path(path)
         path.write_text(json.dumps(self.to_dict(), indent=1))
         return path
@@ -146,6 +148,7 @@ class RecallCurve:
         return float(self.recall[k])
 
     def to_dict(self) -> dict:
+        """JSON-ready: k, recall@k, the annotated pairs' ranks, their number and the area under the curve."""
         return {"k": self.k.tolist(), "recall": self.recall.tolist(), "ranks": self.ranks.tolist(),
                 "n_pairs": self.n_pairs, "auc": self.auc}
 
@@ -352,6 +355,8 @@ class MapAgreement:
     ap_first_order: np.ndarray
 
     def summary(self) -> dict[str, float]:
+        """The mean of each agreement metric over its entries (NaN entries left out), with the first-order baselines."""
+
         def mean(a):
             a = np.asarray(a, dtype=np.float64)
             return float(np.nanmean(a)) if np.isfinite(a).any() else float("nan")

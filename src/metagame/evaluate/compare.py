@@ -62,6 +62,7 @@ class Comparison:
         return "\n".join(lines)
 
     def to_csv(self, path: str | Path) -> Path:
+        """Write the table (one row per result, one column per metric) as CSV; returns the path."""
         path = Path(path)
         cols = self.columns()
         with path.open("w", newline="") as fh:

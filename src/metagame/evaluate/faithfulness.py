@@ -7,7 +7,7 @@ For target i the metagame is u_i(T) = φ_i(f, x_{T∪{i}}), T ⊆ N∖{i}. A mat
 (the Shapley value of an additive game reproduces it exactly, so R² = 1 whenever u_i is additive in T). The
 metric draws T with every other player present independently with probability p, evaluates the true
 u_i(T) with the model and the inner method, and reports a weighted R². One attribution call at a coalition
-S gives φ_i(x_S) for every i ∈ S, so one call serves every target it contains (SPEC, "Cost").
+S gives φ_i(x_S) for every i ∈ S, so one call serves every target it contains (docs/mathematics.md, "Cost").
 """
 
 from __future__ import annotations

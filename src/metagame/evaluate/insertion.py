@@ -168,6 +168,7 @@ class InsertionReport:
         return float(self.random_aid.std(ddof=1)) if self.random_aid.size > 1 else float("nan")
 
     def to_dict(self) -> dict:
+        """JSON-ready: the order, its insertion/deletion areas and the random-order comparison."""
         return {
             "order": self.order_name, "aid": self.result.aid, "aid_normalized": _num(self.result.aid_normalized),
             "aid_first_order": self.first_order.aid, "aid_random_mean": self.random_mean,

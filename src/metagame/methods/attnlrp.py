@@ -316,6 +316,7 @@ class AttnLRP(_GradientMethod):
     """
 
     name = "attnlrp"
+    applications = ("lm", "components", "joint")
 
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         module = adapter_module(model)

@@ -41,6 +41,9 @@ class AttributionMethod:
     name: ClassVar[str] = "method"
     family: ClassVar[Family] = "perturbation"
     needs_gradients: ClassVar[bool] = False
+    #: the applications the method is made for (``"lm"``, ``"vision"``, ``"diffusion"``, ``"data"``, ...); None: any
+    #: model it can run on (gradient methods need a differentiable one)
+    applications: ClassVar[tuple[str, ...] | None] = None
 
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:  # pragma: no cover
         """φ(f, x_S) for each coalition row: ``[m, d]``."""

@@ -18,6 +18,7 @@ class ConceptAttention(AttributionMethod):
     settings (route, blocks, timesteps, softmax) live on the adapter."""
 
     name = "concept_attention"
+    applications = ("diffusion",)
     family = "attention"
     needs_gradients = False
 

@@ -67,6 +67,7 @@ class KNNShapley(AttributionMethod):
     """
 
     name = "knn_shapley"
+    applications = ("data", "feature_data")
     family = "perturbation"
 
     def __init__(self, k: int | None = None):
@@ -110,6 +111,7 @@ class GradientInfluence(AttributionMethod):
     """
 
     name = "gradient_influence"
+    applications = ("data",)
     family = "gradient"
     needs_gradients = False  # differentiates model parameters, not the coalition
 

@@ -150,6 +150,7 @@ class GradECLIP(AttributionMethod):
     """
 
     name = "grad_eclip"
+    applications = ("vision",)
     family = "gradient"
     needs_gradients = True
 

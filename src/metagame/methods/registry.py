@@ -86,8 +86,57 @@ def get_method(method: Any, method_kwargs: dict | None = None) -> AttributionMet
         )
     key = ALIASES.get(method.lower(), method.lower())
     if key not in METHODS:
-        raise MetagameError(f"unknown method {method!r}; valid methods: {', '.join(METHODS)} (or a Captum attribution object)")
+        raise MetagameError(f"unknown method {method!r}{did_you_mean(method, list(METHODS))}; valid methods: "
+                            f"{', '.join(METHODS)} (or a Captum attribution object)")
     return build_method(METHODS[key], kwargs, key)
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """`` (did you mean 'shapley'?)`` for the closest of ``choices`` and their aliases, or ``""``."""
+    import difflib
+
+    pool = {c: c for c in choices} | {a: m for a, m in ALIASES.items() if m in choices}
+    close = difflib.get_close_matches(name.lower(), list(pool), n=1, cutoff=0.6)
+    return f" (did you mean {pool[close[0]]!r}?)" if close else ""
+
+
+#: how errors name the applications of :attr:`AttributionMethod.applications`
+APPLICATION_NAMES = {
+    "tensor": "tensor models", "set_function": "set functions", "lm": "language models", "text_pair": "text pairs",
+    "vision": "CLIP/SigLIP", "diffusion": "diffusion transformers", "data": "training points",
+    "components": "model components", "joint": "joint games", "feature_data": "features and training points",
+}
+
+
+def fitting_methods(application: str | None, differentiable: bool = True) -> list[str]:
+    """The method names that apply to an application (``"lm"``, ``"vision"``, ``"tensor"``, ...): those made for
+    it or for any model, without the gradient methods when the model is not differentiable."""
+    return [name for name, cls in METHODS.items()
+            if (cls.applications is None or application in cls.applications)
+            and (differentiable or not cls.needs_gradients)]
+
+
+def check_method_for(method: Any, method_kwargs: dict | None, application: str | None,
+                     differentiable: bool = True) -> None:
+    """Refuse, before any model loads, a method name that does not exist or does not fit the application (the error
+    names the fitting methods and the closest one), and options the method does not take."""
+    if not isinstance(method, str):
+        get_method(method, method_kwargs)
+        return
+    fit = fitting_methods(application, differentiable)
+    key = ALIASES.get(method.lower(), method.lower())
+    where = f"for {APPLICATION_NAMES.get(application, application)}; " if application else ""
+    if key not in METHODS:
+        raise MetagameError(f"unknown method {method!r}{did_you_mean(method, fit)}; valid methods: "
+                            f"{', '.join(fit)} ({where}or a Captum attribution object)")
+    if key not in fit:
+        cls = METHODS[key]
+        why = (f"it is made for {', '.join(APPLICATION_NAMES.get(a, a) for a in cls.applications)}"
+               if cls.applications and application not in cls.applications
+               else "it needs gradients and this model has none")
+        raise MetagameError(f"method {method!r} does not apply here ({why}); valid methods: {', '.join(fit)}"
+                            + (f" ({where.rstrip('; ')})" if where else ""))
+    get_method(method, method_kwargs)
 
 
 def method_options(cls: type) -> list[str]:

@@ -1,6 +1,7 @@
 """Model adapters: a model seen through its players (tensor callables, language models, encoders, ...)."""
 
 from .base import ModelAdapter, player_labels, repeat_rows, take_rows
+from .set_function import SetFunctionModel
 from .tensor import TensorModel
 
-__all__ = ["ModelAdapter", "TensorModel", "player_labels", "repeat_rows", "take_rows"]
+__all__ = ["ModelAdapter", "SetFunctionModel", "TensorModel", "player_labels", "repeat_rows", "take_rows"]

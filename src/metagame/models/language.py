@@ -249,7 +249,7 @@ class CausalLM(PromptSetup, ModelAdapter):
             ids = torch.as_tensor([self.prompt_ids[: self.z_start]], device=self.device)
             with torch.no_grad():
                 out = self.model(input_ids=ids, use_cache=True)
-            cache = out.past_key_values
+            cache = out["cache"] if "cache" in out else out["past_key_values"]  # transformers ≥ 5.x names it cache
             layers = [(layer[0].detach(), layer[1].detach()) for layer in cache]
             DynamicCache(ddp_cache_data=layers, config=self.model.config)  # the model's cache layout accepts it
             return layers

@@ -86,14 +86,20 @@ def sentence_transformers_pooling(name_or_path: str) -> tuple[list[PoolingMode],
 
 @shared_load
 def load_sentence_encoder(
-    name_or_path: str, trust_remote_code: bool = False
+    name_or_path: str, trust_remote_code: bool = False, dtype: Any = None,
 ) -> tuple[torch.nn.Module, Any, list[PoolingMode], bool]:
-    """``(model, tokenizer, pooling_modes, normalize)`` of a sentence-embedding model (name or local path)."""
+    """``(model, tokenizer, pooling_modes, normalize)`` of a sentence-embedding model (name or local path; the
+    bundled all-MiniLM-L6-v2 by its hub name, offline); ``dtype``: the weights' dtype (default: as saved)."""
     from transformers import AutoModel, AutoTokenizer
 
+    from .hf_sources import resolve_source
+
+    name_or_path = resolve_source(name_or_path)
+    extra = {} if dtype is None else {"dtype": dtype}
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True)
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True,
+                                          **extra)
     except (OSError, ValueError) as e:
         raise MetagameError(
             f"cannot load a model and tokenizer from {name_or_path!r} ({first_line(e)}); pass a local "

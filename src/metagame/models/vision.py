@@ -40,14 +40,21 @@ def check_model_type(model_type: str | None, name: str = "the model") -> str:
 
 
 @shared_load
-def load_vision_language(name_or_path: str, trust_remote_code: bool = False) -> tuple[torch.nn.Module, Any, Any]:
-    """``(model, image_processor, tokenizer)`` of a CLIP or SigLIP checkpoint (name or local path)."""
+def load_vision_language(name_or_path: str, trust_remote_code: bool = False, dtype: Any = None
+                         ) -> tuple[torch.nn.Module, Any, Any]:
+    """``(model, image_processor, tokenizer)`` of a CLIP or SigLIP checkpoint (name or local path); ``dtype``: the
+    weights' dtype (default: as saved)."""
     from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
 
+    from .hf_sources import resolve_source
+
+    name_or_path = resolve_source(name_or_path)
+    extra = {} if dtype is None else {"dtype": dtype}
     config = load_config(name_or_path, trust_remote_code=trust_remote_code)
     check_model_type(getattr(config, "model_type", None), repr(name_or_path))
     try:
-        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True)
+        model = AutoModel.from_pretrained(name_or_path, trust_remote_code=trust_remote_code, use_safetensors=True,
+                                          **extra)
         image_processor = AutoImageProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

@@ -138,6 +138,9 @@ class CoalitionCache:
 
     def __init__(self) -> None:
         self._store: dict[bytes, Any] = {}
+        #: rows :meth:`fill` served from the store / computed (logged by :func:`metagame.explain`)
+        self.hits = 0
+        self.misses = 0
 
     def __len__(self) -> int:
         return len(self._store)
@@ -177,6 +180,8 @@ class CoalitionCache:
             if key not in self._store and key not in todo:
                 todo[key] = len(first)
                 first.append(r)
+        self.misses += len(first)
+        self.hits += len(keys) - len(first)
         if first:
             new = np.asarray(compute(coalitions[first]), dtype=np.float64)
             for key, pos in todo.items():

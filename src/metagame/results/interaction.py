@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .pairs import Pair
+
 
 @dataclass
 class InteractionResult:
@@ -47,13 +49,21 @@ class InteractionResult:
     def __len__(self) -> int:
         return len(self.matrix)
 
-    def top_pairs(self, n: int = 10) -> list[tuple[int, int, float]]:
-        """The ``n`` strongest pairs ``(i, j, value)`` with i < j, by absolute value."""
+    def top_pairs(self, n: int = 10) -> list[Pair]:
+        """The ``n`` strongest pairs ``(i, j, value)`` with i < j, by absolute value (the same item
+        :class:`~metagame.results.pairs.Pair` as :meth:`MetaAttribution.top_pairs`; the index is symmetric)."""
         d = len(self.players)
         iu = np.triu_indices(d, 1)
         vals = self.matrix[iu]
-        order = np.argsort(-np.abs(vals))[: max(0, n)]
-        return [(int(iu[0][k]), int(iu[1][k]), float(vals[k])) for k in order]
+        order = np.argsort(-np.abs(vals), kind="stable")[: max(0, n)]
+        return [Pair(int(iu[0][k]), int(iu[1][k]), float(vals[k])) for k in order]
+
+    def to_shapiq(self):
+        """A shapiq ``InteractionValues`` (index ``STII``, order 2): order-1 terms from the diagonal, pairs from
+        the upper triangle, the empty coalition f(∅) (:func:`metagame.results.interop.stii_to_shapiq`)."""
+        from .interop import stii_to_shapiq
+
+        return stii_to_shapiq(self)
 
     def __repr__(self) -> str:
         return f"InteractionResult(index={self.index!r}, d={len(self.players)})"

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import datetime as _dt
-import html
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import MetagameError
+from .pairs import Pair, Triple
 from .codec import array_from_json, array_to_json, decode_float, encode_float, exact_json, from_exact_json, plain_json
 
 #: arrays with more entries than this go to a side-car ``.npz`` next to the JSON file
@@ -111,23 +110,26 @@ class MetaAttribution:
         """Σ_j M[i, j]: equals ``first_order`` for the metagame variant with the Shapley value."""
         return self.matrix.sum(axis=1)
 
-    def top_pairs(self, n: int = 10, include_diagonal: bool = False) -> list[tuple[int, int, float]]:
-        """The ``n`` strongest directed pairs ``(source j, target i, φ_{j→i})`` by absolute value."""
+    def top_pairs(self, n: int = 10, include_diagonal: bool = False) -> list[Pair]:
+        """The ``n`` strongest directed pairs ``(target i, source j, φ_{j→i})`` by absolute value.
+
+        The order of :attr:`matrix`'s indices (``matrix[i, j]``), the same on every result type; each item is a
+        :class:`Pair` named tuple (``.target``, ``.source``, ``.value``)."""
         m = self.matrix.copy()
         if not include_diagonal:
             np.fill_diagonal(m, 0.0)
-        order = np.argsort(-np.abs(m), axis=None)[: max(0, n)]
+        score = np.where(np.isfinite(m), np.abs(m), -1.0)
         out = []
-        for flat in order:
+        for flat in np.argsort(-score, axis=None, kind="stable")[: max(0, n)]:
             i, j = divmod(int(flat), self.n_players)
-            if m[i, j] == 0 and not include_diagonal:
+            if score[i, j] <= 0 and not include_diagonal:
                 continue
-            out.append((j, i, float(self.matrix[i, j])))
+            out.append(Pair(i, j, float(self.matrix[i, j])))
         return out
 
-    def top_triples(self, n: int = 10) -> list[tuple[int, int, int, float]]:
-        """The ``n`` strongest third-order effects ``(mover k, source j, target i, T[i, j, k])`` with i, j, k distinct,
-        by absolute value: how k moves the push of j on i (``order=3`` results; empty otherwise)."""
+    def top_triples(self, n: int = 10) -> list[Triple]:
+        """The ``n`` strongest third-order effects ``(target i, source j, mover k, T[i, j, k])`` with i, j, k
+        distinct, by absolute value: how k moves the push of j on i (``order=3`` results; empty otherwise)."""
         t = self.tensor
         if t is None:
             return []
@@ -140,7 +142,7 @@ class MetaAttribution:
             a, b, c = np.unravel_index(int(flat), t.shape)
             if vals[a, b, c] <= 0:
                 break
-            out.append((int(c), int(b), int(a), float(t[a, b, c])))
+            out.append(Triple(int(a), int(b), int(c), float(t[a, b, c])))
         return out
 
     # ------------------------------------------------------------------ what was explained
@@ -191,6 +193,16 @@ class MetaAttribution:
         lines = [f"{label}: {ex[key]}" for key, label in labels if ex.get(key)]
         return "\n".join(lines + [self.value_line()])
 
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        """``np.asarray(res)`` is the matrix M (row = target, column = source)."""
+        return self.matrix.copy() if dtype is None else self.matrix.astype(dtype)
+
+    def to_shapiq(self):
+        """The result as a shapiq ``InteractionValues`` of order 2 (mapping in :func:`metagame.results.interop.to_shapiq`)."""
+        from .interop import to_shapiq
+
+        return to_shapiq(self)
+
     def __repr__(self) -> str:
         kind = "exact" if self.exact else "estimated"
         return (
@@ -199,50 +211,10 @@ class MetaAttribution:
         )
 
     def _repr_html_(self) -> str:
-        """Compact notebook view: a header, the matrix (d ≤ 12; row = target, column = source) and the strongest pairs."""
-        esc = html.escape
-        finite = self.matrix[np.isfinite(self.matrix)]
-        vmax = float(np.max(np.abs(finite))) if finite.size else 0.0
-        vmax = vmax or 1.0
+        """Notebook view (:func:`metagame.results.html.result_html`): what f is, the matrix or the top pairs."""
+        from .html import result_html
 
-        def cell(v: float, title: str) -> str:
-            if not math.isfinite(v):
-                return f'<td title="{title}" style="color:#999">nan</td>'
-            a = min(1.0, abs(v) / vmax) * 0.8
-            color = f"rgba(214,48,39,{a:.2f})" if v > 0 else f"rgba(38,104,179,{a:.2f})"
-            return f'<td style="background:{color};text-align:right" title="{title}">{v:.3g}</td>'
-
-        def se(i: int, j: int) -> str:
-            return "" if self.stderr is None else f" ± {self.stderr[i, j]:.2g}"
-
-        parts = [f"<div><b>{esc(repr(self))}</b>"]
-        text = self.context.get("prompt") or self.context.get("text")
-        if isinstance(text, str) and text:
-            parts.append(f"<div style='color:#666'>{esc(text[:300])}</div>")
-        if self.n_players <= 12:
-            head = "".join(f"<th>{esc(p)}</th>" for p in self.players)
-            rows = []
-            for i, p in enumerate(self.players):
-                cells = "".join(cell(self.matrix[i, j], f"{esc(self.players[j])} → {esc(p)}{se(i, j)}")
-                                for j in range(self.n_players))
-                rows.append(f"<tr><th>{esc(p)}</th>{cells}<td><b>{self.first_order[i]:.3g}</b></td></tr>")
-            parts.append(
-                "<table><caption style='caption-side:top;text-align:left'>row = target i, column = source j, "
-                f"cell = φ<sub>j→i</sub>; last column = φ<sub>i</sub></caption><tr><th></th>{head}<th>φ</th></tr>"
-                f"{''.join(rows)}</table>"
-            )
-        pairs = self.top_pairs(10)
-        if pairs:
-            body = "".join(
-                f"<tr><td>{esc(self.players[j])}</td><td>→</td><td>{esc(self.players[i])}</td>"
-                f"{cell(v, esc(self.players[j]) + ' → ' + esc(self.players[i]) + se(i, j))}"
-                f"<td>{esc(se(i, j))}</td></tr>"
-                for j, i, v in pairs
-            )
-            parts.append("<table><caption style='caption-side:top;text-align:left'>strongest directed pairs "
-                         f"(source → target, φ<sub>j→i</sub>)</caption>{body}</table>")
-        parts.append("</div>")
-        return "".join(parts)
+        return result_html(self)
 
     def to_dataframe(self, input_id: str | None = None):
         """The entries in long format (pandas): one row per (target i, source j) with labels, kinds, value = M[i, j],

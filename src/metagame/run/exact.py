@@ -194,7 +194,7 @@ def exact_meta_attributions(
     options: RunOptions | None = None,
     checkpoint_for: CheckpointFactory | None = None,
 ) -> ExactOutcome:
-    """Exact meta-attribution matrix of ``method`` on ``model`` (SPEC.md), by the cheapest route that computes what
+    """Exact meta-attribution matrix of ``method`` on ``model`` (docs/mathematics.md), by the cheapest route that computes what
     the method computes (module docstring). Vector-valued adapters (``attribution_shape``) get ``extras["maps"]``
     ``[d, d, *shape]`` with ``matrix`` = its sum over the shape; adapters with ``side_targets`` get
     ``extras["side_matrix"]`` ``[k, d]`` (value of each player for each always-present side target)."""

@@ -9,6 +9,7 @@ adapter's description) and ``context`` (the adapter's display context plus f(x) 
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from typing import Any, Mapping
 
 
@@ -23,6 +24,8 @@ from .backend import backend_metadata, backend_session
 from .checkpoint import Checkpoint, run_fingerprint
 from .exact import exact_meta_attributions
 from .options import RunOptions
+
+log = logging.getLogger(__name__)
 
 
 def _check_gradients(model: ModelAdapter, inner: AttributionMethod) -> None:
@@ -94,10 +97,13 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
     if opts.order == 3 and (opts.value != "shapley" or opts.variant != "metagame"):
         raise MetagameError(
             "order=3 (meta-meta-attributions) is defined for the metagame variant with the Shapley value "
-            "(docs/third_order.md); drop variant/value or use order=2"
+            "(docs/mathematics.md, Third order); drop variant/value or use order=2"
         )
     checkpoint_for = _checkpoint_factory(model, inner, opts)  # probes the model before the run's rows are counted
     rows_before = model.n_model_rows
+    hits_before, misses_before = model.value_cache.hits, model.value_cache.misses
+    log.info("Meta-%s of %d players (%s): %s", inner.name, model.n_players, type(model).__name__,
+             "exact enumeration" if opts.exact else f"estimate with budget {opts.budget} ({opts.estimator} estimator)")
     params: dict[str, Any] = {"method": inner.name, "method_params": inner.params(), **opts.as_params()}
     tensor = tensor_se = None
     with backend_session(model, opts) as backend:  # the workers of backend='ray' live for this block
@@ -125,6 +131,13 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
                 extras.pop("tensor", None), extras.pop("tensor_stderr", None)
             endpoints = None
     n_rows = model.n_model_rows - rows_before
+    if opts.exact:
+        log.info("exact route %r: %d attribution calls", params.get("route"), calls)
+    else:
+        log.info("estimator %r: %d attribution calls (%d resumed from a checkpoint), %d entries not identified",
+                 params.get("estimator"), calls, params.get("resumed_evaluations", 0), params.get("unidentified_entries", 0))
+    log.info("model values: %d computed (%d model rows), %d served from the cache",
+             model.value_cache.misses - misses_before, n_rows, model.value_cache.hits - hits_before)
     if endpoints is None:
         endpoints = model.endpoint_values()  # two forward rows (cached), not counted in n_model_rows
     reference = inner.reference_value(model)  # one forward row, not counted either

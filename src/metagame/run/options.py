@@ -46,7 +46,7 @@ class RunOptions:
     """How a meta-attribution run is carried out (what it explains is the adapter's and the method's business).
 
     Attributes:
-        variant: ``"metagame"`` (target always present; SPEC default) or ``"serial"`` (comparison only).
+        variant: ``"metagame"`` (target always present; the default) or ``"serial"`` (comparison only).
         value: outer value, ``"shapley"`` or ``"banzhaf"`` (Banzhaf rows need not sum to φ_i).
         budget: None for exact enumeration of the 2^d − 1 coalitions; else the number of attribution calls for a
             shared-sample estimator (never exceeded; ``stderr`` then holds a standard error per entry).
@@ -58,7 +58,7 @@ class RunOptions:
         checkpoint_mode: ``"resume"`` (default; a checkpoint of another run is refused) or ``"overwrite"``.
         checkpoint_every: seconds between checkpoint saves (0: after every batch).
         progress: progress bar (None: on a terminal, once work has run for 2 s).
-        order: 2 (the matrix M) or 3 (also the tensor T[i, j, k] of meta-meta-attributions; SPEC "Third order").
+        order: 2 (the matrix M) or 3 (also the tensor T[i, j, k] of meta-meta-attributions; docs/mathematics.md).
         backend: where the attribution calls run: ``"local"`` (this process) or ``"ray"`` (Ray actors on this machine
             or a cluster, each holding a copy of the adapter; the same numbers, see :mod:`metagame.run.backend`).
         ray_address: the Ray cluster to use (``"auto"``: the running one, ``"ray://host:10001"``: a remote one);

@@ -1,4 +1,4 @@
-"""Third order: meta-meta-attributions T[i, j, k] — how player k moves the push of j on i (SPEC "Third order").
+"""Third order: meta-meta-attributions T[i, j, k] — how player k moves the push of j on i (docs/mathematics.md, "Third order").
 
 For i ≠ j, w_ij(R) = M[i, j](f, x_{R∪{i,j}}) over R ⊆ N∖{i, j}; T[i, j, k] = Shapley value of k in w_ij,
 T[i, j, j] = w_ij(∅) = φ_i(x_{{i,j}}) − φ_i(x_{{i}}), T[i, j, i] = 0, T[i, i, i] = M[i, i], T[i, i, k] = 0, so that

@@ -73,9 +73,11 @@ def _label_axes(ax, players: Sequence[str], kinds: Sequence[str] | None, inches:
         for text, k in list(zip(ax.get_xticklabels(), ticks)) * int(x) + list(zip(ax.get_yticklabels(), ticks)) * int(y):
             text.set_color(KIND_COLORS.get(kinds[k], "#333"))
         for k in range(1, d):
-            if kinds[k] != kinds[k - 1]:
-                ax.axhline(k - 0.5, color="#111", lw=1.1)
-                ax.axvline(k - 0.5, color="#111", lw=1.1)
+            if kinds[k] != kinds[k - 1]:  # only on the axes labelled here (a bar chart's value axis keeps its range)
+                if y:
+                    ax.axhline(k - 0.5, color="#111", lw=1.1)
+                if x:
+                    ax.axvline(k - 0.5, color="#111", lw=1.1)
     return indexed
 
 

@@ -246,7 +246,7 @@ def _cross_section(result: MetaAttribution, n: int = 12) -> str:
         f"<tr><td>{_esc(result.players[j])} <span class=\"muted\">({_esc(kinds[j])})</span></td>"
         f"<td>{_esc(result.players[i])} <span class=\"muted\">({_esc(kinds[i])})</span></td>"
         f'<td class="n" data-v="{v!r}">{_fmt(v)}</td></tr>'
-        for j, i, v in cross_kind_pairs(result, n)
+        for i, j, v in cross_kind_pairs(result, n)
     )
     return (
         '<section id="cross"><h2>Across kinds</h2>'
@@ -267,7 +267,7 @@ def _triples_section(result: MetaAttribution, n: int = 50) -> str:
         f"<tr><td>{_esc(result.players[k])}</td><td>{_esc(result.players[j])}</td><td>{_esc(result.players[i])}</td>"
         f'<td class="n" data-v="{v!r}">{_fmt(v)}</td>'
         f'<td class="n">{"" if se is None else _fmt(se[i, j, k])}</td></tr>'
-        for k, j, i, v in triples
+        for i, j, k, v in triples
     )
     return (
         '<section id="triples"><h2>Third order</h2>'

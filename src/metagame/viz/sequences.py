@@ -15,11 +15,16 @@ try:  # matplotlib is the optional ``viz`` extra
     from matplotlib.colors import TwoSlopeNorm
     from matplotlib.figure import Figure
     from matplotlib.patches import FancyArrowPatch
+    from matplotlib.path import Path as MplPath
 except ImportError:  # pragma: no cover - exercised only without matplotlib
     pass
 
 
 # ---------------------------------------------------------------------------------------------- arcs
+#: how far an arc's control point lies from the line, per unit of its chord (its peak is half of it)
+ARC_RISE = 0.6
+
+
 def arc_diagram(
     result: MetaAttribution,
     n: int = 12,
@@ -57,23 +62,28 @@ def arc_diagram(
                 color=ink,
                 rotation=0 if d <= 16 else 90, bbox=dict(boxstyle="round,pad=0.25", fc=face, ec="#555", lw=0.6), zorder=3)
     vmax = absmax(np.array([abs(v) for _, _, v in pairs])) if pairs else 1.0
-    span = max(1.0, xs[-1] - xs[0]) if d else 1.0
-    for j, i, v in pairs:
+    # each arc is a quadratic Bézier in data coordinates (control point ARC_RISE·chord above or below the line), so
+    # its peak, y0 + ARC_RISE·chord / 2, is known and the axes are sized to hold every arc with a margin
+    peak = 0.5
+    for i, j, v in pairs:
         if not np.isfinite(v):
             continue
-        rightward = xs[i] > xs[j]
-        # arc3 with a negative rad bends a rightward arrow upwards and a leftward one downwards
+        sign = 1.0 if xs[i] > xs[j] else -1.0  # rightward arrows above the line, leftward ones below
+        chord = abs(xs[i] - xs[j])
+        y0 = sign * 0.28
+        ctrl = ((xs[i] + xs[j]) / 2, y0 + sign * ARC_RISE * chord)
+        path = MplPath([(xs[j], y0), ctrl, (xs[i], y0)], [MplPath.MOVETO, MplPath.CURVE3, MplPath.CURVE3])
         arrow = FancyArrowPatch(
-            (xs[j], 0.28 if rightward else -0.28), (xs[i], 0.28 if rightward else -0.28),
-            connectionstyle="arc3,rad=-0.55", arrowstyle="-|>", mutation_scale=8 + 6 * abs(v) / vmax,
+            path=path, arrowstyle="-|>", mutation_scale=8 + 6 * abs(v) / vmax,
             lw=0.6 + 4.4 * abs(v) / vmax, color=POS_COLOR if v > 0 else NEG_COLOR, alpha=0.75, zorder=2,
         )
         ax.add_patch(arrow)
-    h = 0.6 * span / 2 + 0.8
+        peak = max(peak, 0.28 + ARC_RISE * chord / 2)
+    h = peak * 1.12 + 0.25  # room for the arrow's width and heads
     ax.set_xlim(xs[0] - 1 if d else -1, xs[-1] + 1 if d else 1)
     ax.set_ylim(-h, h)
     ax.axis("off")
-    ax.text(0.0, -0.02, "above: arrows to the right · below: arrows to the left · red = pushes up, blue = pushes down",
+    ax.text(0.0, -0.04, "above: arrows to the right · below: arrows to the left · red = pushes up, blue = pushes down",
             transform=ax.transAxes, fontsize=7, color="#555")
     return finish(fig, save)
 

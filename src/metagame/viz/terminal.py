@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..results.pairs import Pair
 from ..results.result import MetaAttribution
 
 
@@ -31,14 +32,14 @@ def _fmt(v: float) -> str:
 def summary_rows(result: MetaAttribution, n: int = 10) -> list[tuple[str, str, float, float | None, float]]:
     """The ``n`` strongest directed pairs as ``(source, target, φ_{j→i}, stderr or None, φ_target)``."""
     rows = []
-    for j, i, v in result.top_pairs(n):
+    for i, j, v in result.top_pairs(n):
         se = None if result.stderr is None else float(result.stderr[i, j])
         rows.append((result.players[j], result.players[i], v, se, float(result.first_order[i])))
     return rows
 
 
-def cross_kind_pairs(result: MetaAttribution, n: int = 10) -> list[tuple[int, int, float]]:
-    """The ``n`` strongest pairs whose source and target are of different kinds: ``(j, i, φ_{j→i})``."""
+def cross_kind_pairs(result: MetaAttribution, n: int = 10) -> list[Pair]:
+    """The ``n`` strongest pairs whose source and target are of different kinds: ``(target i, source j, φ_{j→i})``."""
     kinds = result.player_kinds
     if kinds is None or len(set(kinds)) < 2:
         return []
@@ -51,7 +52,7 @@ def cross_kind_pairs(result: MetaAttribution, n: int = 10) -> list[tuple[int, in
         i, j = divmod(int(flat), m.shape[1])
         if score[i, j] < 0:
             break
-        out.append((j, i, float(m[i, j])))
+        out.append(Pair(i, j, float(m[i, j])))
     return out
 
 
@@ -106,7 +107,7 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
                               ("T[i, j, k]", "right")):
             third.add_column(name, justify=justify)
         se = result.tensor_stderr
-        for r, (k, j, i, v) in enumerate(triples, start=1):
+        for r, (i, j, k, v) in enumerate(triples, start=1):
             txt = _fmt(v) + ("" if se is None else f" ± {se[i, j, k]:.2g}")
             third.add_row(str(r), Text(result.players[k]), "moves", Text(f"{result.players[j]} → {result.players[i]}"),
                           Text(txt, style="red" if v > 0 else "blue"))
@@ -123,7 +124,7 @@ def print_summary(result: MetaAttribution, n: int = 10, console: Any | None = No
                               ("φ_{j→i}", "right")):
             cross.add_column(name, justify=justify)
         kinds = result.player_kinds
-        for r, (j, i, v) in enumerate(cross_kind_pairs(result, n), start=1):
+        for r, (i, j, v) in enumerate(cross_kind_pairs(result, n), start=1):
             cross.add_row(str(r), Text(f"{result.players[j]} ({kinds[j]})"), "→", Text(f"{result.players[i]} ({kinds[i]})"),
                           Text(_fmt(v), style="red" if v > 0 else "blue" if v < 0 else ""))
         console.print(cross)
