@@ -210,7 +210,8 @@ def test_every_entry_point_leaves_a_real_model_as_given(lm_parts, tmp_path):
     alt = [tok.decode([t]) for t in tok("what", add_special_tokens=False)["input_ids"]]
     assert "log p('paris is nice' | prompt in the chat template) − log p('what' | prompt in the chat template)" in \
         res.f_description
-    assert repr(answer).replace('"', "'") in res.f_description and repr(alt).replace('"', "'") in res.f_description
+    assert " ".join(map(repr, answer)) in res.f_description and " ".join(map(repr, alt)) in res.f_description
+    assert f"the {len(answer)} answer tokens" in res.f_description
     metagame.explain_lm(lm, "the movie was bad", "paris", tokenizer=tok, components="layers", **ig)
     from metagame.models.language import CausalLM
 
