@@ -268,3 +268,21 @@ def test_printed_reference_is_what_ig_scores_sum_against(lm_parts):
     assert res.context["value_reference"] == pytest.approx(f_r, abs=1e-5)
     assert res.first_order.sum() == pytest.approx(f_x - f_r, abs=1e-4)  # IG's completeness against r, not ∅
     assert f"f(r) = {f_r:.4g}" in res.value_line() and "not f(x) − f(∅)" in res.value_line()
+
+
+@pytest.mark.slow
+def test_explain_diffusion_leaves_the_pipeline_as_given():
+    """The pipeline's transformer and text encoders, in train mode with a frozen layer and a hook, as given after
+    explain_diffusion (a tiny Flux pipeline built from configs)."""
+    pytest.importorskip("diffusers")
+    from tiny_diffusion import tiny_flux_pipeline
+
+    pipe = tiny_flux_pipeline()
+    parts = [user_state(pipe.transformer), user_state(pipe.text_encoder), user_state(pipe.text_encoder_2)]
+    before = [module_state(m) for m in parts]
+    with pytest.raises(MetagameError, match="distinct|repeats"):
+        metagame.explain_diffusion(pipe, "a cat under a tree", concepts=["cat", "cat"], steps=2, height=16, width=16,
+                                   max_sequence_length=12)
+    metagame.explain_diffusion(pipe, "a cat under a tree", concepts=["cat", "tree"], steps=2, height=16, width=16,
+                               max_sequence_length=12)
+    assert [module_state(m) for m in parts] == before
