@@ -160,7 +160,7 @@ class IntegratedGradients(_GradientMethod):
             return None
         with torch.no_grad():
             value = float(model.forward(zb, extra).reshape(-1)[0])
-        return value, "f at the integration path's start (every player at the method's baseline, in the space gradients are taken in)"
+        return value, "the integration path's start (every player at the method's baseline, in the space gradients are taken in)"
 
     def _rows_per_coalition(self):
         return self.n_steps
