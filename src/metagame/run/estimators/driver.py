@@ -5,6 +5,7 @@ Student-t scaling, exact row sums). Estimators are looked up by name; the driver
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -227,6 +228,7 @@ def estimate_meta_attributions(
             "(too few sampled coalitions reach them): their stderr is inf and their value is the row's efficiency "
             "gap shared out (the even split φ_i/… when nothing was sampled); raise the budget"
         )
+        warnings.warn(params["stderr_note"], RuntimeWarning, stacklevel=2)
     return Estimate(matrix, u_full.copy(), stderr, int(ev.used), params, extras)
 
 

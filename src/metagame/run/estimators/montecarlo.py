@@ -98,6 +98,8 @@ class MonteCarlo(Estimator):
         # an entry whose player sits on one side of fewer than MIN_SIDE_ROWS sampled coalitions of the target's game
         # is not pinned down: sd/√K of a handful of skewed Horvitz–Thompson terms can be 0 or tiny by chance
         thin = np.minimum(self.n_in, self.n_rel[:, None] - self.n_in) < MIN_SIDE_ROWS
+        if self.plan.variant == "metagame":  # M[i, i] = u_i(∅) is paid exactly (the driver sets it)
+            np.fill_diagonal(thin, False)
         se[thin] = np.inf
         return mean, se
 
