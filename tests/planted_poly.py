@@ -44,10 +44,14 @@ def planted_poly(d: int, seed: int, pairs: int, triples: int, quads: int = 0):
                 for k in rest:
                     if k != j:
                         t[i, j, k] += cx / ((len(b) - 1) * (len(b) - 2))
-    index = [torch.tensor(list(b)) for b in sets]
-    coef = torch.tensor(list(sets.values()), dtype=torch.float64)
+    groups = {}
+    for b, c in sets.items():
+        groups.setdefault(len(b), ([], []))
+        groups[len(b)][0].append(list(b))
+        groups[len(b)][1].append(c)
+    terms = [(torch.tensor(idx), torch.tensor(coef, dtype=torch.float64)) for idx, coef in groups.values()]
 
     def f(z: torch.Tensor) -> torch.Tensor:
-        return sum(coef[n] * torch.prod(z[:, idx], dim=1) for n, idx in enumerate(index))
+        return sum(torch.prod(z[:, idx], dim=2) @ coef for idx, coef in terms)
 
     return f, torch.tensor(x, dtype=torch.float64), m, t
