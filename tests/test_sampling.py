@@ -133,6 +133,13 @@ def test_tol_stops_early():
     assert p["stopped_early"] and p["n_evaluations"] < 600 and np.all(res.stderr < 1e3)
 
 
+def test_tol_progress_shows_the_worst_stderr(capsys):
+    f, x = _mlp(10)
+    metagame.meta_attributions(f, x, method="gradient_x_input", budget=600, seed=0, estimator="montecarlo",
+                               tol=1e-9, progress=True)
+    assert "worst stderr" in capsys.readouterr().err
+
+
 def test_checkpoint_resume_identical(tmp_path, case7):
     f, x, _ = case7
     path = str(tmp_path / "run.npz")

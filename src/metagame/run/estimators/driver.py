@@ -180,9 +180,12 @@ def estimate_meta_attributions(
             save()
             if last:
                 break
-            if options.tol is not None and np.all(acc.result(u_empty, u_full)[1] < options.tol):
-                stopped_early = True
-                break
+            if options.tol is not None:
+                worst = float(np.max(acc.result(u_empty, u_full)[1]))
+                bar.set_postfix_str(f"worst stderr {worst:.3g} (tol {options.tol:g})")
+                if worst < options.tol:
+                    stopped_early = True
+                    break
     finally:
         bar.close()
         save(force=True)
