@@ -2,7 +2,8 @@
 
 M[i, j] = Σ_T c_j(|T|, j ∈ T) u_i(T) (c: Shapley or Banzhaf weights of the target's game): exact strata plus
 Σ_units c·(u − g)/q with a per-target, per-size control variate g (the running stratum mean, fixed within a
-batch). Every unit gives a complete unbiased estimate Y_k of M, so stderr = sd(Y)/√K. Each sample's weights sum
+batch). Every unit gives a complete unbiased estimate Y_k of M, so stderr = sd(Y)/√K (inf for an entry whose player
+sits on one side of fewer than ``MIN_SIDE_ROWS`` sampled coalitions of the target's game). Each sample's weights sum
 to zero over j, so Shapley rows sum to φ_i(x) exactly. Both outer values, both variants; memory O(batch·d + d²).
 """
 

@@ -4,7 +4,10 @@ For every target, min_β Σ_T μ(|T|) (u_i(T) − u_i(∅) − Σ_{j∈T} β_j)�
 Shapley kernel of the target's m-player game; the sum is exact on enumerated sizes and Horvitz–Thompson on sampled
 ones. The constraint gives exact row sums. stderr: a delete-a-group jackknife over the sampled units (20 groups;
 the enumerated part is exact and kept in every replicate). The fit is solved only on the eigen-directions the data
-determine; entries outside them keep the even split and get stderr = inf. Shapley only; memory O(budget·d).
+determine; entries outside them keep the even split and get stderr = inf, as do entries whose player sits on one side
+of fewer than ``MIN_SIDE_ROWS`` distinct sampled coalitions and targets with fewer than ``MIN_RESIDUAL_DOF`` residual
+degrees of freedom (the jackknife cannot see the error of a fit that rests on a handful of rows). Shapley only;
+memory O(budget·d).
 """
 
 from __future__ import annotations

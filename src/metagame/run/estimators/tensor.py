@@ -7,7 +7,9 @@ both ≠ i); T[i, j, i] = 0, T[i, i, i] = M[i, i], T[i, i, k] = 0; Σ_k T[i, j, 
 Sampled route: the stratified estimator's Gaussian process of u_i gives the posterior mean and variance of every
 c_i({j}) and pair index (linear functionals, :meth:`GameGP.pairs`; c_i({j}) is exact when the coalition {i, j} was
 evaluated). Their variances are the model's, multiplied per target by how much larger the matrix entries' final
-variances are than the model's own (the design evidence the matrix saw; at least ``CALIBRATION``). The estimates
+variances are than the model's own (the design evidence the matrix saw; at least ``CALIBRATION``), by the row-sum
+check :func:`gap_inflation` and by 1 + ``TENSOR_THIN_INFLATION``·m/n; below ``TENSOR_MIN_ROWS_PER_PLAYER`` distinct
+rows per player the prior alone decides the pair indices and every non-exact entry gets stderr = inf. The estimates
 are then moved, by the smallest variance-weighted symmetric change, to sum to the final M[i, j] (rows of the tensor
 sum to the matrix as rows of the matrix sum to φ_i). When every coalition was evaluated, T is computed exactly from
 each target's Möbius transform (O(2^{d−1}·d²) per target).
