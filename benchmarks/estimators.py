@@ -13,10 +13,12 @@ the relative Frobenius error ||M̂ − M||_F / ||M||_F averaged over seeds for
 plus the 95% interval coverage of our estimators (off-diagonal entries) and the error ratio.
 Writes docs/figures/estimators.png. Run: ``python benchmarks/estimators.py`` (a few minutes).
 
-``--coverage`` prints instead the coverage table of issue 10: for d = 10, 12, 14, 16, random MLPs and random
+``--coverage`` prints instead the coverage table of issues 10 and 23: for d = 10, 12, 14, 16, random MLPs and random
 polynomials (pairwise, third- and fourth-order terms), inner gradient×input, Integrated Gradients (16 steps) and
-the Shapley value, budgets 2d, 20d and 200d, the share of off-diagonal entries whose 95% interval ±1.96·stderr
-holds the exact value (about 8 minutes on 2 shared cores; `--seeds 0` halves it).
+the Shapley value, budgets 1.5d, 2d, 5d, 20d and 200d, the share of off-diagonal entries whose 95% interval
+±1.96·stderr holds the exact value, the share with stderr = inf, and how many entries are off by more than 10×
+their stderr (about 10 minutes on 2 shared cores; `--ds 10 12 --seeds 0` for a quick look). ``--order 3`` does the
+same for the tensor T[i, j, k] of the stratified estimator (exact tensor: each target's Meta-SV from the table).
 """
 
 from __future__ import annotations
@@ -95,7 +97,7 @@ def per_target(f, x, method: str, kwargs: dict, budget: int, seed: int, kind: st
 
 # ---------------------------------------------------------------------------------------------------- coverage
 COVERAGE_DS = [10, 12, 14, 16]
-COVERAGE_MULTS = [2, 20, 200]
+COVERAGE_MULTS = [1.5, 2, 5, 20, 200]
 COVERAGE_METHODS = {"gradient_x_input": {}, "integrated_gradients": {"n_steps": 16}, "shapley": {}}
 
 
@@ -147,9 +149,26 @@ def attribution_table_of(f, x, method: str, kwargs: dict) -> np.ndarray:
     return table[:, : len(x)]
 
 
-def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2) -> None:
-    """Print the coverage table: estimator × budget (2d, 20d, 200d) × d."""
-    names = ["stratified", "regression", "montecarlo"]
+def exact_tensor(phi: np.ndarray) -> np.ndarray:
+    """T[i, j, k] from a full attribution table: T[i, ·, ·] is the Meta-SV of u_i(T) = φ_i(x_{T∪i}) (SPEC)."""
+    from metagame.run.tables import meta_shapley_from_values
+
+    d = phi.shape[1]
+    rows = ((np.arange(2**d)[:, None] >> np.arange(d)) & 1).astype(bool)
+    tensor = np.zeros((d, d, d))
+    for i in range(d):
+        tensor[i, i, i] = phi[1 << i, i]
+        cols = np.flatnonzero(np.arange(d) != i)
+        sel = rows[:, i]
+        table = np.zeros(2 ** (d - 1))
+        table[coalition_index(rows[sel][:, cols])] = phi[sel, i] - phi[1 << i, i]
+        tensor[i][np.ix_(cols, cols)] = meta_shapley_from_values(table)
+    return tensor
+
+
+def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2, order: int = 2) -> None:
+    """Print the coverage table: estimator × budget (1.5d … 200d) × d (order 3: the stratified tensor)."""
+    names = ["stratified", "regression", "montecarlo"] if order == 2 else ["stratified"]
     cells: dict[tuple[str, int, int], dict] = {}
     t0 = time.time()
     for d in ds:
@@ -159,29 +178,36 @@ def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2) -> 
                 f, x = random_game(kind, d, 1000 * d + 10 * gi + (kind == "poly"))
                 for method, kwargs in COVERAGE_METHODS.items():
                     phi = attribution_table_of(f, x, method, kwargs)
-                    tables.append((phi, metagame_from_table(phi)))
+                    tables.append((phi, metagame_from_table(phi) if order == 2 else exact_tensor(phi)))
         off = ~np.eye(d, dtype=bool)
+        if order == 3:  # T[i, j, k] with j, k ≠ i (the rest are structural zeros and M[i, i])
+            off = np.ones((d, d, d), dtype=bool)
+            for i in range(d):
+                off[i, i, :] = off[i, :, i] = False
         dummy = TensorModel(lambda z: z.sum(dim=1), torch.zeros(d, dtype=torch.float64))
         for name in names:
             for mult in COVERAGE_MULTS:
                 inside, n_inf, n_exact, n_all, bad_zero, bad_far, errs = [], 0, 0, 0, 0, 0, []
                 for phi, exact in tables:
                     for seed in seeds:
-                        est = estimate_meta_attributions(
-                            dummy, TableLookup(phi), RunOptions(budget=mult * d, seed=seed, estimator=name)
-                        )
-                        err, se = np.abs(est.matrix - exact)[off], est.stderr[off]
+                        opts = RunOptions(budget=int(round(mult * d)), seed=seed, estimator=name, order=order)
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            est = estimate_meta_attributions(dummy, TableLookup(phi), opts)
+                        value, stderr = (est.matrix, est.stderr) if order == 2 else (
+                            est.extras["tensor"], est.extras["tensor_stderr"])
+                        err, se = np.abs(value - exact)[off], stderr[off]
                         finite = np.isfinite(se) & (se > 0)
                         inside.extend(err[finite] <= 1.96 * se[finite])
                         n_inf += int(np.isinf(se).sum())
                         n_exact += int((se == 0).sum())
                         n_all += se.size
                         bad_zero += int(((se == 0) & (err > 1e-9)).sum())
-                        bad_far += int((err > 100 * se + 1e-9).sum())
-                        errs.append(np.linalg.norm(est.matrix - exact) / np.linalg.norm(exact))
+                        bad_far += int((err > 10 * se + 1e-9).sum())
+                        errs.append(np.linalg.norm((value - exact)[off]) / np.linalg.norm(exact[off]))
                 cells[(name, mult, d)] = {
                     "cov": float(np.mean(inside)) if inside else None, "inf": n_inf / n_all, "exact": n_exact / n_all,
-                    "bad_zero": bad_zero, "bad_far": bad_far, "err": float(np.mean(errs)),
+                    "bad_zero": bad_zero, "bad_far": bad_far, "err": float(np.mean(errs)), "n": n_all,
                 }
         print(f"d = {d} done ({time.time() - t0:.0f} s)", flush=True)
 
@@ -189,28 +215,31 @@ def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2) -> 
         if c["cov"] is None or c["inf"] > 0.95:  # (almost) nothing identified: no coverage to speak of
             return "exact" if c["exact"] == 1.0 else f"— ({c['inf']:.1%} inf)"
         note = f" ({c['inf']:.0%} inf)" if c["inf"] >= 0.005 else ""
-        return f"{c['cov']:.3f}{note}"
+        far = f" [{c['bad_far']} > 10σ]" if c["bad_far"] else ""
+        return f"{c['cov']:.3f}{note}{far}"
 
     print()
-    print(f"95% interval coverage of off-diagonal entries (seeds {seeds}; {2 * games_per_kind * len(COVERAGE_METHODS)} "
+    what = "off-diagonal entries of M" if order == 2 else "entries T[i, j, k] (j, k ≠ i) of the order-3 tensor"
+    print(f"95% interval coverage of {what} (seeds {seeds}; {2 * games_per_kind * len(COVERAGE_METHODS)} "
           "games per d: random MLPs and polynomials × gradient×input, IG, Shapley). Coverage counts entries with "
           "0 < stderr < inf; entries with stderr = inf (not identified by the calls) are left out and their share is "
-          "shown; 'exact': every coalition enumerated (stderr 0, exact values).")
+          "shown; 'exact': every coalition enumerated (stderr 0, exact values); [n > 10σ]: entries off by more than 10× "
+          "their stderr.")
     print("| estimator | budget | " + " | ".join(f"d = {d}" for d in ds) + " |")
     print("|---|---|" + "---|" * len(ds))
     for name in names:
         for mult in COVERAGE_MULTS:
-            print(f"| {name} | {mult}d | " + " | ".join(show(cells[(name, mult, d)]) for d in ds) + " |")
+            print(f"| {name} | {mult:g}d | " + " | ".join(show(cells[(name, mult, d)]) for d in ds) + " |")
     print()
     print("relative Frobenius error (mean):")
     print("| estimator | budget | " + " | ".join(f"d = {d}" for d in ds) + " |")
     print("|---|---|" + "---|" * len(ds))
     for name in names:
         for mult in COVERAGE_MULTS:
-            print(f"| {name} | {mult}d | " + " | ".join(f"{cells[(name, mult, d)]['err']:.4f}" for d in ds) + " |")
+            print(f"| {name} | {mult:g}d | " + " | ".join(f"{cells[(name, mult, d)]['err']:.4f}" for d in ds) + " |")
     bad_zero = sum(c["bad_zero"] for c in cells.values())
     bad_far = sum(c["bad_far"] for c in cells.values())
-    print(f"entries with stderr 0 that are not exact: {bad_zero}; entries off by more than 100× their stderr: {bad_far}")
+    print(f"entries with stderr 0 that are not exact: {bad_zero}; entries off by more than 10× their stderr: {bad_far}")
     print(f"total time {time.time() - t0:.0f} s")
 
 
@@ -225,9 +254,13 @@ def main() -> None:
     ap.add_argument("--figure", default=FIGURE, help="where to save the log-log plot ('' for none)")
     ap.add_argument("--coverage", action="store_true", help="print the coverage table (estimator × budget × d) instead")
     ap.add_argument("--ds", type=int, nargs="+", default=COVERAGE_DS, help=f"--coverage: numbers of players (default {COVERAGE_DS})")
+    ap.add_argument("--mults", type=float, nargs="+", default=COVERAGE_MULTS,
+                    help=f"--coverage: budgets as multiples of d (default {COVERAGE_MULTS})")
+    ap.add_argument("--order", type=int, choices=(2, 3), default=2, help="--coverage: 3 for the stratified tensor")
     args = ap.parse_args()
     if args.coverage:
-        coverage_table(args.ds, args.seeds if args.seeds != SEEDS else [0, 1])
+        COVERAGE_MULTS[:] = args.mults
+        coverage_table(args.ds, args.seeds if args.seeds != SEEDS else [0, 1], order=args.order)
         return
     BUDGETS, SEEDS, FIGURE = args.budgets, args.seeds, args.figure
     if args.quick:

@@ -12,6 +12,8 @@ from metagame.run.estimators.base import Rows
 from metagame.run.estimators.driver import ESTIMATORS
 from metagame.run.estimators.plan import draw_units, make_plan
 
+from planted_poly import planted_poly
+
 ESTIMATOR_NAMES = ("stratified", "regression", "montecarlo")
 
 
@@ -23,11 +25,11 @@ def _mlp(d: int, seed: int = 0, hidden: int = 16):
 
 
 def _never_falsely_exact(res, exact: np.ndarray, off: np.ndarray) -> None:
-    """stderr 0 only on exact entries, and no entry off by more than 100× its stderr."""
+    """stderr 0 only on exact entries, and no entry off by more than 10× its stderr (issue 23's bound)."""
     err = np.abs(res.matrix - exact)[off]
     se = res.stderr[off]
     assert np.all(err[se == 0] < 1e-9), err[se == 0].max()
-    assert np.all(err <= 100 * se + 1e-9), np.max(err / np.maximum(se, 1e-300))
+    assert np.all(err <= 10 * se + 1e-9), np.max(err / np.maximum(se, 1e-300))
 
 
 def test_stratified_interaction_example_is_not_claimed_exact():
@@ -45,15 +47,40 @@ def test_stratified_interaction_example_is_not_claimed_exact():
         np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-9)
 
 
+@pytest.mark.parametrize("budget", [12, 20])
 @pytest.mark.parametrize("estimator", ESTIMATOR_NAMES)
-def test_small_budget_no_entry_far_outside_its_interval(estimator):
-    """d = 7, budget 20: the regression jackknife used to give stderr ≈ 1e-16 on entries off by 0.001–0.02."""
-    f, x = _mlp(7)
-    exact = metagame.meta_attributions(f, x, method="gradient_x_input").matrix
+def test_small_budget_no_entry_far_outside_its_interval(estimator, budget):
+    """d = 7, budgets 12 and 20 (issue 23 item 5): the regression jackknife gave stderr 3e-14 on an entry off by 50%
+    and montecarlo at 12 calls an entry off by 2,900× its stderr (sd/√K of a few skewed units that agreed)."""
+    f, x, exact, _ = planted_poly(7, 3, pairs=6, triples=4, quads=2)
     off = ~np.eye(7, dtype=bool)
     for seed in range(6):
-        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=20, seed=seed, estimator=estimator)
+        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=seed, estimator=estimator)
         _never_falsely_exact(res, exact, off)
+    f, x = _mlp(7)
+    exact = metagame.meta_attributions(f, x, method="gradient_x_input").matrix
+    for seed in range(6):
+        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=seed, estimator=estimator)
+        _never_falsely_exact(res, exact, off)
+
+
+def test_order3_small_budget_is_not_overconfident():
+    """Issue 23 item 4: order 3 at budget 2d reported −0.001 ± 0.027 for a truth of −1.077 (|z| up to 39). On a
+    planted polynomial with closed-form T, no tensor entry is off by more than 10× its stderr at 2d or 5d."""
+    d = 9
+    mask = np.ones((d, d, d), dtype=bool)
+    for i in range(d):
+        mask[i, i, :] = mask[i, :, i] = False
+    for gseed in (0, 1):
+        f, x, _, tensor = planted_poly(d, gseed, pairs=8, triples=6, quads=3)
+        for budget in (2 * d, 5 * d):
+            for seed in range(3):
+                res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=seed, order=3,
+                                       estimator="stratified")
+                t, se = res.tensor, res.tensor_stderr
+                err, s = np.abs(t - tensor)[mask], se[mask]
+                assert np.all(err[s == 0] < 1e-9)
+                assert np.all(err <= 10 * s + 1e-9), (budget, np.max(err / np.maximum(s, 1e-300)))
 
 
 def _fed(name: str, plan, base, base_phi, rows, phi, unit, n_units, u_empty, u_full):

@@ -5,6 +5,7 @@ Student-t scaling, exact row sums). Estimators are looked up by name; the driver
 from __future__ import annotations
 
 import time
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -179,9 +180,12 @@ def estimate_meta_attributions(
             save()
             if last:
                 break
-            if options.tol is not None and np.all(acc.result(u_empty, u_full)[1] < options.tol):
-                stopped_early = True
-                break
+            if options.tol is not None:
+                worst = float(np.max(acc.result(u_empty, u_full)[1]))
+                bar.set_postfix_str(f"worst stderr {worst:.3g} (tol {options.tol:g})")
+                if worst < options.tol:
+                    stopped_early = True
+                    break
     finally:
         bar.close()
         save(force=True)
@@ -227,6 +231,7 @@ def estimate_meta_attributions(
             "(too few sampled coalitions reach them): their stderr is inf and their value is the row's efficiency "
             "gap shared out (the even split φ_i/… when nothing was sampled); raise the budget"
         )
+        warnings.warn(params["stderr_note"], RuntimeWarning, stacklevel=2)
     return Estimate(matrix, u_full.copy(), stderr, int(ev.used), params, extras)
 
 

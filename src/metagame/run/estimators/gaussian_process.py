@@ -122,11 +122,13 @@ class GameGP:
     :meth:`loo_residuals`, :meth:`predict`; all variances are per unit scale, multiply by :attr:`s2`.
     """
 
-    def __init__(self, z: np.ndarray, y: np.ndarray, kernel: Kernel):
+    def __init__(self, z: np.ndarray, y: np.ndarray, kernel: Kernel, inter: np.ndarray | None = None):
         self.z, self.y, self.kernel = z, np.asarray(y, dtype=np.float64), kernel
         self.sizes = z.sum(axis=1)
         self.n = len(y)
-        k = kernel.gram(_intersections(z), self.sizes, self.sizes)
+        #: |T_r ∩ T_s| for every pair of rows (pass it to refit the same rows under another prior)
+        self.inter = _intersections(z) if inter is None else inter
+        k = kernel.gram(self.inter, self.sizes, self.sizes)
         #: the jitter added to the diagonal (so y − fitted = jitter·α on the rows themselves)
         self.jitter = JITTER * max(float(np.trace(k)) / max(self.n, 1), 1e-300)
         k[np.diag_indices(self.n)] += self.jitter

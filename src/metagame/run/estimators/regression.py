@@ -4,7 +4,10 @@ For every target, min_β Σ_T μ(|T|) (u_i(T) − u_i(∅) − Σ_{j∈T} β_j)�
 Shapley kernel of the target's m-player game; the sum is exact on enumerated sizes and Horvitz–Thompson on sampled
 ones. The constraint gives exact row sums. stderr: a delete-a-group jackknife over the sampled units (20 groups;
 the enumerated part is exact and kept in every replicate). The fit is solved only on the eigen-directions the data
-determine; entries outside them keep the even split and get stderr = inf. Shapley only; memory O(budget·d).
+determine; entries outside them keep the even split and get stderr = inf, as do entries whose player sits on one side
+of fewer than ``MIN_SIDE_ROWS`` distinct sampled coalitions and targets with fewer than ``MIN_RESIDUAL_DOF`` residual
+degrees of freedom (the jackknife cannot see the error of a fit that rests on a handful of rows). Shapley only;
+memory O(budget·d).
 """
 
 from __future__ import annotations
@@ -24,6 +27,10 @@ from .plan import Plan, log_kernel
 
 #: eigenvalues of the normal matrix below this fraction of the largest count as zero (not identified)
 RANK_RCOND = 1e-9
+#: residual degrees of freedom (distinct coalitions beyond the fit's rank) needed before the jackknife is trusted
+MIN_RESIDUAL_DOF = 2
+#: distinct sampled coalitions needed on each side of an entry (its player in / out) before its stderr is trusted
+MIN_SIDE_ROWS = 5
 
 
 def contrast_basis(m: int) -> np.ndarray:
@@ -126,14 +133,20 @@ class Regression(StoredRows):
             beta, identified, rank = constrained_solve(a, b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
             if plan.sampled:
-                n_coalitions = len(distinct_rows(rows[sel & sampled][:, cols]))
+                z_sampled = rows[sel & sampled][:, cols]
+                z_sampled = z_sampled[distinct_rows(z_sampled)]
+                n_coalitions = len(z_sampled)
+                n_in = z_sampled.sum(axis=0)
                 # residual degrees of freedom: distinct coalitions in the fit beyond its rank (a repeated draw adds
                 # weight, not information); with none left the fit interpolates and its spread says nothing
                 resid_dof = len(distinct_rows(rows[sel][:, cols])) - rank
-                if n_coalitions >= 2 and resid_dof >= 1:
+                if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
                     cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
                     groups = min(n_coalitions, JACKKNIFE_GROUPS)
                     cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2
+                    # a player on one side of only a few distinct sampled coalitions: its coefficient rests on
+                    # them alone and the jackknife cannot see how wrong they are
+                    cov_diag[np.minimum(n_in, n_coalitions - n_in) < MIN_SIDE_ROWS] = np.inf
                 else:  # too few sampled units or distinct coalitions inform this target: no error estimate
                     cov_diag = np.full(len(cols), np.inf)
             cov_diag[~identified] = np.inf

@@ -186,8 +186,8 @@ class Stratified(StoredRows):
                 continue
             small = gp
             if gp.n > CV_ROWS:
-                pick = train[np.linspace(0, gp.n - 1, CV_ROWS).round().astype(int)]
-                small = GameGP(tg.z[pick], tg.y[pick], gp.kernel)
+                pos = np.linspace(0, gp.n - 1, CV_ROWS).round().astype(int)
+                small = GameGP(gp.z[pos], gp.y[pos], gp.kernel, gp.inter[np.ix_(pos, pos)])
             raw[i] = small.cv_scale()
         ok = raw > 0
         pooled = float(np.exp(np.mean(np.log(raw[ok])))) if ok.any() else 0.0
@@ -202,7 +202,7 @@ class Stratified(StoredRows):
             self._fits = []
             for prior, weight in self.posterior:
                 kernel = Kernel(m, prior)
-                gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel))
+                gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel, gp.inter))
                        for gp in self.gps]
                 self._fits.append((weight, gps, self._scales(gps)))
         return self._fits

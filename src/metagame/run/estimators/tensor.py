@@ -7,7 +7,9 @@ both ≠ i); T[i, j, i] = 0, T[i, i, i] = M[i, i], T[i, i, k] = 0; Σ_k T[i, j, 
 Sampled route: the stratified estimator's Gaussian process of u_i gives the posterior mean and variance of every
 c_i({j}) and pair index (linear functionals, :meth:`GameGP.pairs`; c_i({j}) is exact when the coalition {i, j} was
 evaluated). Their variances are the model's, multiplied per target by how much larger the matrix entries' final
-variances are than the model's own (the design evidence the matrix saw; at least ``CALIBRATION``). The estimates
+variances are than the model's own (the design evidence the matrix saw; at least ``CALIBRATION``), by the row-sum
+check :func:`gap_inflation` and by 1 + ``TENSOR_THIN_INFLATION``·m/n; below ``TENSOR_MIN_ROWS_PER_PLAYER`` distinct
+rows per player the prior alone decides the pair indices and every non-exact entry gets stderr = inf. The estimates
 are then moved, by the smallest variance-weighted symmetric change, to sum to the final M[i, j] (rows of the tensor
 sum to the matrix as rows of the matrix sum to φ_i). When every coalition was evaluated, T is computed exactly from
 each target's Möbius transform (O(2^{d−1}·d²) per target).
@@ -43,6 +45,29 @@ def symmetric_adjustment(values: np.ndarray, var: np.ndarray, gap: np.ndarray) -
     if np.any(np.abs(rest) > 1e-12 * max(1.0, float(np.abs(gap).max()))):
         adj += np.diag(rest)  # rows whose entries are all exact: only the diagonal can absorb what is left
     return values + adj
+
+
+#: distinct rows per player a target's game needs before the process's pair indices get finite error bars (below,
+#: about budget 4d, the fitted prior decides them: intervals held 0.84–0.93 with entries off by 200× at 2d)
+TENSOR_MIN_ROWS_PER_PLAYER = 1.5
+#: variance inflation 1 + this × m/n for n distinct rows of an m-player target game (≈ 2 at budget 5d, → 1 as rows
+#: grow; set on benchmarks/estimators.py --coverage --order 3: entries off by 12× their stderr at 5d before)
+TENSOR_THIN_INFLATION = 2.5
+
+
+def gap_inflation(block: np.ndarray, var: np.ndarray, row: np.ndarray, row_se: np.ndarray) -> float:
+    """How much larger the rows' sum gaps g_j = M[i, j] − Σ_k T̂[i, j, k] are than the variances predict.
+
+    Under the model g_j has variance Σ_k var_jk + stderr(M[i, j])²; with few rows the process's prior can shrink
+    the pair indices towards 0 with a small posterior variance while the (better identified) matrix row says
+    their sum is large. Returns max(1, mean_j g_j² / predicted_j) (a posterior-predictive check; 1 when exact).
+    """
+    pred = np.where(np.isfinite(var), var, 0.0).sum(axis=1) + np.where(np.isfinite(row_se), row_se, 0.0) ** 2
+    gap = row - block.sum(axis=1)
+    ok = pred > 0
+    if not ok.any():
+        return 1.0
+    return max(1.0, float(np.mean(gap[ok] ** 2 / pred[ok])))
 
 
 def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray):
@@ -93,10 +118,16 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
         var = var * CALIBRATION * t_factor(gp.n + PRIOR_DOF) ** 2 * inflate
         scale_y = max(float(np.abs(est.targets[i].y).max()), 1e-300)
         var = np.where(var > 0, var + (1e-8 * scale_y) ** 2, 0.0)  # numerical floor, except where exact
+        var = var * gap_inflation(block, var, matrix[i, cols], stderr[i, cols])
+        var = var * (1.0 + TENSOR_THIN_INFLATION * m / gp.n)  # few rows per player: the prior still weighs in
         block = symmetric_adjustment(block, var, matrix[i, cols] - block.sum(axis=1))
         tensor[i][np.ix_(cols, cols)] = block
+        if gp.n < TENSOR_MIN_ROWS_PER_PLAYER * m:
+            # the target's pair indices rest on the prior alone (its m(m+1)/2 second-order terms against a handful
+            # of rows): only the exact entries keep a finite stderr
+            var = np.where(var > 0, np.inf, 0.0)
         tstd[i][np.ix_(cols, cols)] = np.sqrt(var)
     return tensor, tstd
 
 
-__all__ = ["sampled_tensor", "symmetric_adjustment"]
+__all__ = ["TENSOR_MIN_ROWS_PER_PLAYER", "gap_inflation", "sampled_tensor", "symmetric_adjustment"]
