@@ -102,6 +102,7 @@ def test_gguf_extra_is_declared_and_dev_pulls_the_real_model():
 # ---------------------------------------------------------------- slow tier: SmolLM2-135M-Instruct
 
 PROMPT = "The food was not bad"
+SHORT = "The food: not bad"  # 4 words: 16 coalitions
 
 
 @pytest.fixture(scope="module")
@@ -176,31 +177,29 @@ def brute_meta(phi: dict[tuple[bool, ...], np.ndarray], d: int) -> np.ndarray:
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["attnlrp", "gradient_x_input", "shapley"])
 def test_meta_attributions_on_the_real_model(smol, method):
-    """Rows sum to first order; M equals the brute force over φ at every coalition; batch size and padding side
-    do not change the result; the model is exactly as given afterwards."""
+    """M equals the brute force over φ at every coalition and its rows sum to first order; φ does not depend on batch
+    size and padding side; the model is exactly as given afterwards."""
     from metagame import explain
     from metagame.methods.registry import get_method
     from metagame.models.language import CausalLM
 
     model, tok = smol
-    prompt = "The food was not bad"[: 20 if method != "shapley" else 17]  # 5 words; Shapley: 4 (2^4 games inside)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-    runs = []
-    for batch_size, side in ((32, "left"), (5, "right")):
-        a = CausalLM(model, prompt, " Positive", tokenizer=tok, batch_size=batch_size, padding_side=side,
-                     cache_values=False)
-        runs.append((a, explain(a, method, progress=False)))
-    (a, res), (_, other) = runs
+    a = CausalLM(model, SHORT, " Positive", tokenizer=tok, cache_values=False)
     d = a.n_players
-    scale = float(np.abs(res.matrix).max())
-    np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-6 * max(scale, 1))
-    np.testing.assert_allclose(other.matrix, res.matrix, atol=2e-3 * scale)  # float32 model, other batch and padding
+    res = explain(a, method, progress=False)
     coal = np.array(list(itertools.product([False, True], repeat=d)))
     table = get_method(method).attribute(a, coal).detach().numpy()
+    other = CausalLM(model, SHORT, " Positive", tokenizer=tok, batch_size=3, padding_side="right", cache_values=False)
+    scale = float(np.abs(table).max())
+    # φ at every coalition, float32 model: other batch size and padding side change only rounding
+    np.testing.assert_allclose(get_method(method).attribute(other, coal).detach().numpy(), table, atol=2e-3 * scale)
     phi = {tuple(c): table[k] for k, c in enumerate(coal)}
-    np.testing.assert_allclose(res.matrix, brute_meta(phi, d), atol=1e-6 * max(scale, 1))
-    np.testing.assert_allclose(res.first_order, phi[(True,) * d], atol=1e-6 * max(scale, 1))
+    tol = 1e-6 * max(float(np.abs(res.matrix).max()), 1.0)
+    np.testing.assert_allclose(res.matrix, brute_meta(phi, d), atol=tol)
+    np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=tol)
+    np.testing.assert_allclose(res.first_order, phi[(True,) * d], atol=tol)
     if method == "shapley":  # efficiency: the first-order Shapley values sum to f(x) − f(∅)
         assert res.first_order.sum() == pytest.approx(a.value(np.ones(d, bool)) - a.value(np.zeros(d, bool)), abs=1e-4)
     after = model.state_dict()
@@ -226,12 +225,12 @@ def test_demo_lm_end_to_end(smol, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(language, "load_causal_lm", loaded)
     out = tmp_path / "demo"
-    assert main(["demo", "lm", "--prompt", "The food was not bad", "--answer", " Positive", "--out", str(out)]) == 0
+    assert main(["demo", "lm", "--prompt", SHORT, "--answer", " Positive", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert calls == [(SMOL, SMOL_FILE)]
-    assert "answer ' Positive'" in text and "f = log p(' Positive' | prompt in the chat template)" in text and "players: 5 words" in text
+    assert "answer ' Positive'" in text and "f = log p(' Positive' | prompt in the chat template)" in text and "players: 4 words" in text
     saved = json.loads((out / "result.json").read_text())
-    assert saved["method"].lower().startswith("attnlrp") and len(saved["players"]) == 5
+    assert saved["method"].lower().startswith("attnlrp") and len(saved["players"]) == 4
     assert (out / "report.html").is_file()
     M = np.asarray(saved["matrix"])
     np.testing.assert_allclose(M.sum(axis=1), saved["first_order"], atol=1e-6 * max(1.0, np.abs(M).max()))
