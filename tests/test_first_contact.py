@@ -74,3 +74,5 @@ def test_lm_prompt_and_method_refused_before_loading():
         metagame.explain_lm("/no/such/model/folder", "   ")
     with pytest.raises(MetagameError, match="did you mean 'attnlrp'"):
         metagame.explain_lm("/no/such/model/folder", "the movie was good", method="atnlrp")
+    with pytest.raises(MetagameError, match="does not exist"):
+        metagame.explain_lm("./models/my-llm", "the movie was good")

@@ -34,7 +34,10 @@ def test_repr_html_says_what_f_is_and_works_at_any_d():
     assert "row = target i" not in page and "40 players" in page
     i, j, v = big.top_pairs(1)[0]
     assert f"{v:.3g}" in page and f"p&lt;{j}&gt;</td><td>→</td><td>p&lt;{i}&gt;" in page
-    assert metagame.results.html.describe_f(_result(2, f="log p(yes) − log p(no)"))[0] == ("f", "log p(yes) − log p(no)")
+    described = _result(2)
+    described.metadata["explained"] = {"f": "log p(yes) − log p(<no>)"}
+    assert metagame.results.html.describe_f(described)[0] == ("f", "log p(yes) − log p(<no>)")
+    assert "log p(yes) − log p(&lt;no&gt;)" in described._repr_html_()
 
 
 def test_lazy_entry_points_are_listed():

@@ -101,7 +101,7 @@ def test_bad_inputs(minilm, tmp_path):
         pair(minilm, "a cat", "a dog", masking="zeros")
     with pytest.raises(MetagameError, match="tokenizer"):
         text_pair_adapter(minilm[0], "a", "b")
-    with pytest.raises(MetagameError, match="cannot load"):
+    with pytest.raises(MetagameError, match="does not exist"):
         text_pair_adapter(str(tmp_path / "nothing"), "a", "b")
 
 

@@ -36,7 +36,9 @@ def load_config(name_or_path: str | os.PathLike, trust_remote_code: bool = False
     """
     from transformers import AutoConfig
 
-    name = str(name_or_path)
+    from .hf_sources import resolve_source
+
+    name = resolve_source(name_or_path)  # a missing local folder is named as such; bundled models offline
     try:
         return AutoConfig.from_pretrained(name, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as e:

@@ -25,11 +25,11 @@ def _number(v: Any) -> str | None:
 
 def describe_f(result: MetaAttribution) -> list[tuple[str, str]]:
     """What the explained function f is, as (label, text) rows read from the result: the stored description of f
-    when the result holds one (``context["f"]``), the model, the texts/prompt/answer/alternative, f(x) and f(∅)."""
+    (:attr:`MetaAttribution.f_description`), the model, the texts/prompt/answer/alternative, f(x) and f(∅)."""
     ctx = result.context
     rows: list[tuple[str, str]] = []
-    if isinstance(ctx.get("f"), str) and ctx["f"]:
-        rows.append(("f", ctx["f"]))
+    if result.f_description:
+        rows.append(("f", result.f_description))
     model = result.metadata.get("model")
     name = (model.get("name") or model.get("model") or model.get("adapter")) if isinstance(model, dict) else model
     name = ctx.get("model") or name
