@@ -261,18 +261,23 @@ def test_set_checkpoint_skips_finished_and_recomputes_changed_inputs(tmp_path):
 
 _SCRIPT = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, signal, sys
     import torch, metagame
     folder, log, out = sys.argv[1], sys.argv[2], sys.argv[3]
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(9, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Flatten(0)).double()
-    X = torch.linspace(-1, 1, 4 * 9, dtype=torch.float64).reshape(4, 9)
+    # d = 11: 2,047 coalitions per input, attributed in two chunks of 1,024, so an input has a piece checkpoint
+    net = torch.nn.Sequential(torch.nn.Linear(11, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1), torch.nn.Flatten(0)).double()
+    X = torch.linspace(-1, 1, 4 * 11, dtype=torch.float64).reshape(4, 11)
     rows = [0]
     def f(z):
         rows[0] += z.shape[0]
         with open(log, "a") as fh:
             fh.write(f"{rows[0]}\\n")
-        time.sleep(float(os.environ.get("MG_SLEEP", "0")))
+        if os.environ.get("MG_KILL"):  # kill -9 once two inputs are finished and the third has a piece checkpoint
+            done, pieces = os.path.join(folder, "done"), os.path.join(folder, "pieces")
+            if os.path.isdir(done) and len([p for p in os.listdir(done) if not p.startswith(".")]) >= 2 and \
+                    os.path.isdir(pieces) and any(p.endswith(".npz") for p in os.listdir(pieces)):
+                os.kill(os.getpid(), signal.SIGKILL)
         return net(z)
     rs = metagame.meta_attributions(f, X, batch=True, method="gradient_x_input", batch_size=16, checkpoint=folder,
                                     checkpoint_every=0)
@@ -296,17 +301,10 @@ def test_sigkill_mid_set_resumes_bitwise_and_keeps_finished_inputs(tmp_path):
     assert ref.returncode == 0, err
     full_rows = json.loads(out.strip().splitlines()[-1])["rows"]
     folder, log = tmp_path / "ck", tmp_path / "rows.log"
-    proc = _run(script, [folder, log, tmp_path / "set"], env={"MG_SLEEP": "0.02"})
-    deadline = time.time() + 240
-    while time.time() < deadline:  # killed once two inputs are finished and the third has a piece checkpoint
-        done = folder / "done"
-        if done.exists() and len([p for p in done.iterdir() if not p.name.startswith(".")]) >= 2 and \
-                list((folder / "pieces").glob("*.npz")):
-            break
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    proc = _run(script, [folder, log, tmp_path / "set"], env={"MG_KILL": "1"})  # kills itself mid-set (no timing)
+    proc.communicate(timeout=300)
     assert proc.returncode == -signal.SIGKILL
+    assert len(list((folder / "done").iterdir())) >= 2 and list((folder / "pieces").glob("*.npz"))
     log.unlink()
     resumed = _run(script, [folder, log, tmp_path / "set"])
     out, err = resumed.communicate(timeout=300)
