@@ -42,11 +42,34 @@ ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
 VisionMode = Literal["scalar", "patch_maps"]
 
 
-def _placed(loaded: tuple, device: str | torch.device | None) -> tuple:
-    """A loader's tuple with its model (first item) moved to ``device`` (None: where it loaded)."""
-    if device is None:
-        return loaded
-    return (loaded[0].to(device), *loaded[1:])
+def _load_named(kind: str, name: str, loader, trust_remote_code: bool, device, dtype) -> tuple:
+    """``loader(source, trust_remote_code, dtype)`` for a model named by hub name or path, loaded once per (source,
+    options) and reused (:func:`~metagame.models.hf_sources.cached_load`), its model (first item) on ``device``."""
+    source = resolve_source(name)
+    check_device(device)
+    dt = resolve_dtype(dtype)
+
+    def load() -> tuple:
+        loaded = loader(source, trust_remote_code, dt)
+        return loaded if device is None else (loaded[0].to(device), *loaded[1:])
+
+    return cached_load(kind, source, load, trust_remote_code=trust_remote_code, dtype=dt, device=device)
+
+
+def _explain_pair_entry(entry: str, adapter, model, first, second, names: tuple[str, str], check, missing: str,
+                        method, method_kwargs, options, kwargs: dict, components) -> MetaAttribution | ResultSet:
+    """One encoder entry point: a list of pairs as ``first`` (and no ``second``) explained as a set, else one pair."""
+    from .joint import component_extension, encoder_components
+
+    extension = component_extension(encoder_components, entry)
+    kwargs = {**kwargs, "components": components}
+    if is_input_list(first):
+        items = pair_items(entry, first, second, names, check)
+        return explain_inputs(adapter, entry, model, items, method, method_kwargs, options, kwargs, extension)
+    if second is None:
+        raise MetagameError(missing)
+    return explain_application(adapter, entry, (model, first, second), method, method_kwargs, options, kwargs,
+                               extension)
 
 
 # ------------------------------------------------------------------------------------------------ text pairs
@@ -78,12 +101,8 @@ def text_pair_adapter(
         tokenizer = tokenizer or tok
     elif isinstance(model, (str, os.PathLike)):
         name = str(model)
-        source = resolve_source(name)
-        check_device(device)
-        dt = resolve_dtype(dtype)
-        model, tok, modes, norm = cached_load(
-            "sentence_encoder", source, lambda: _placed(load_sentence_encoder(source, trust_remote_code, dt), device),
-            trust_remote_code=trust_remote_code, dtype=dt, device=device)
+        model, tok, modes, norm = _load_named("sentence_encoder", name, load_sentence_encoder, trust_remote_code,
+                                              device, dtype)
         tokenizer = tokenizer or tok
     else:
         if tokenizer is None:
@@ -128,18 +147,10 @@ def explain_text_pair(
     A list of ``(text_a, text_b)`` pairs as ``text_a`` (and no ``text_b``) returns a :class:`~metagame.ResultSet`,
     one result per pair equal to the separate call, the model loaded once; ``checkpoint=`` is then a folder.
     """
-    from .joint import component_extension, encoder_components
-
-    if is_input_list(text_a):
-        items = pair_items("explain_text_pair", text_a, text_b, ("text_a", "text_b"), check_text)
-        return explain_inputs(text_pair_adapter, "explain_text_pair", model, items, method, method_kwargs, options,
-                              {**kwargs, "components": components},
-                              component_extension(encoder_components, "explain_text_pair"))
-    if text_b is None:
-        raise MetagameError("explain_text_pair needs text_b (or a list of (text_a, text_b) pairs as text_a)")
-    return explain_application(text_pair_adapter, "explain_text_pair", (model, text_a, text_b), method, method_kwargs,
-                               options, {**kwargs, "components": components},
-                               component_extension(encoder_components, "explain_text_pair"))
+    return _explain_pair_entry(
+        "explain_text_pair", text_pair_adapter, model, text_a, text_b, ("text_a", "text_b"), check_text,
+        "explain_text_pair needs text_b (or a list of (text_a, text_b) pairs as text_a)",
+        method, method_kwargs, options, kwargs, components)
 
 
 # ------------------------------------------------------------------------------------------------ vision-language
@@ -169,12 +180,7 @@ def vision_adapter(
     check_texts(text=text)
     if isinstance(model, (str, os.PathLike)):
         name = str(model)
-        source = resolve_source(name)
-        check_device(device)
-        dt = resolve_dtype(dtype)
-        model, ip, tok = cached_load(
-            "vision_language", source, lambda: _placed(load_vision_language(source, trust_remote_code, dt), device),
-            trust_remote_code=trust_remote_code, dtype=dt, device=device)
+        model, ip, tok = _load_named("vision_language", name, load_vision_language, trust_remote_code, device, dtype)
         image_processor = image_processor or ip
         tokenizer = tokenizer or tok
         model.config._name_or_path = model.config._name_or_path or name
@@ -211,17 +217,10 @@ def explain_vision(
     A list of ``(image, caption)`` pairs as ``image`` (and no ``text``) returns a :class:`~metagame.ResultSet`, one
     result per pair equal to the separate call, the model loaded once; ``checkpoint=`` is then a folder.
     """
-    from .joint import component_extension, encoder_components
-
-    if is_input_list(image):
-        items = pair_items("explain_vision", image, text, ("image", "caption"), _check_image_or_caption)
-        return explain_inputs(vision_adapter, "explain_vision", model, items, method, method_kwargs, options,
-                              {**kwargs, "components": components},
-                              component_extension(encoder_components, "explain_vision"))
-    if text is None:
-        raise MetagameError("explain_vision needs the caption text (or a list of (image, caption) pairs as image)")
-    return explain_application(vision_adapter, "explain_vision", (model, image, text), method, method_kwargs, options,
-                               {**kwargs, "components": components}, component_extension(encoder_components, "explain_vision"))
+    return _explain_pair_entry(
+        "explain_vision", vision_adapter, model, image, text, ("image", "caption"), _check_image_or_caption,
+        "explain_vision needs the caption text (or a list of (image, caption) pairs as image)",
+        method, method_kwargs, options, kwargs, components)
 
 
 def _check_image_or_caption(entry: str, k: int, value: Any, name: str) -> Any:
