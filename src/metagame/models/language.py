@@ -415,7 +415,6 @@ class CausalLM(PromptSetup, ModelAdapter):
             "template_text": self.template_text,
             "answer_tokens": self.tokenizer.convert_ids_to_tokens(self.answer_ids),
             "alternative_tokens": None if self.alternative_ids is None else self.tokenizer.convert_ids_to_tokens(self.alternative_ids),
-            "f": self.f_description(),
         }
 
     def fingerprint_parts(self) -> dict[str, Any]:
