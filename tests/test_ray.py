@@ -24,6 +24,7 @@ from metagame.errors import MetagameError, ModelOutputError
 from metagame.models import TensorModel
 from metagame.run import RunOptions
 from metagame.run import backend as backend_module
+from metagame.run.checkpoint import Checkpoint
 
 HAVE_RAY = importlib.util.find_spec("ray") is not None
 needs_ray = pytest.mark.skipif(not HAVE_RAY, reason="Ray is not installed (pip install 'metagame[ray]')")
@@ -232,18 +233,23 @@ def test_a_killed_worker_changes_nothing(cluster, pools, tmp_path):
 
 @needs_ray
 @pytest.mark.slow
-def test_ctrl_c_stops_the_workers_and_the_checkpoint_resumes(cluster, pools, tmp_path):
+def test_ctrl_c_stops_the_workers_and_the_checkpoint_resumes(cluster, pools, tmp_path, monkeypatch):
     ray = cluster
     d, kw = 11, dict(method_kwargs=IG4)
     local = metagame.explain(tensor_adapter(d), "integrated_gradients", **kw)
     ck = str(tmp_path / "run.npz")
     actors = []
+    original_save = Checkpoint.save
 
-    def interrupt():
-        actors.extend(pools[-1].actors)
-        _thread.interrupt_main()
+    def save_then_interrupt(self, **arrays):
+        # Ctrl-C right after the first chunk of coalitions is on disk: from the driver's own thread, at a point fixed
+        # by the run's progress (a watcher thread polling the pool raced with the run)
+        original_save(self, **arrays)
+        if int(arrays.get("done", 0)) > 0 and pools and not actors:
+            actors.extend(pools[-1].actors)
+            _thread.interrupt_main()
 
-    when(lambda: pools and pools[-1].pieces >= 5, interrupt)  # the first chunk of 1024 coalitions is finished
+    monkeypatch.setattr(Checkpoint, "save", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         metagame.explain(tensor_adapter(d, delay=0.004), "integrated_gradients", backend="ray", num_workers=2,
                          checkpoint=ck, checkpoint_every=0, **kw)
@@ -254,6 +260,7 @@ def test_ctrl_c_stops_the_workers_and_the_checkpoint_resumes(cluster, pools, tmp
     with np.load(ck) as stored:
         done = int(stored["done"])
     assert 0 < done < 2**d
+    monkeypatch.setattr(Checkpoint, "save", original_save)
     res = metagame.explain(tensor_adapter(d), "integrated_gradients", backend="ray", num_workers=2, checkpoint=ck, **kw)
     same(local, res)
     assert sum(res.metadata["backend"]["coalitions_per_worker"]) == 2**d - done  # only the rest was computed
@@ -261,14 +268,22 @@ def test_ctrl_c_stops_the_workers_and_the_checkpoint_resumes(cluster, pools, tmp
 
 @needs_ray
 @pytest.mark.slow
-def test_a_sampled_checkpoint_resumes_under_ray(cluster, pools, tmp_path):
+def test_a_sampled_checkpoint_resumes_under_ray(cluster, pools, tmp_path, monkeypatch):
     d, kw = 10, dict(method_kwargs=IG4, budget=400, seed=1)
     local = metagame.explain(tensor_adapter(d), "integrated_gradients", **kw)
     ck = str(tmp_path / "s.npz")
-    when(lambda: pools and pools[-1].pieces >= 4, _thread.interrupt_main)
+    original_save = Checkpoint.save
+
+    def save_then_interrupt(self, **arrays):  # Ctrl-C from the driver's thread once some calls are on disk
+        original_save(self, **arrays)
+        if len(arrays.get("phi", ())) > 0 and pools:
+            _thread.interrupt_main()
+
+    monkeypatch.setattr(Checkpoint, "save", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         metagame.explain(tensor_adapter(d, delay=0.01), "integrated_gradients", backend="ray", num_workers=2,
                          checkpoint=ck, checkpoint_every=0, **kw)
+    monkeypatch.setattr(Checkpoint, "save", original_save)
     res = metagame.explain(tensor_adapter(d), "integrated_gradients", backend="ray", num_workers=2, checkpoint=ck, **kw)
     same(local, res)
     params = res.metadata["parameters"]
