@@ -110,9 +110,10 @@ class Kernel:
 
 
 def _intersections(z: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """|T_r ∩ S_s| as the smallest integer type that holds m (uint8 up to 255 players: n² bytes, not 8n²)."""
     a = z.astype(np.float32)
     b = a if w is None else w.astype(np.float32)
-    return np.rint(a @ b.T).astype(np.int64)
+    return np.rint(a @ b.T).astype(np.uint8 if z.shape[1] < 256 else np.int32)
 
 
 class GameGP:
@@ -144,7 +145,10 @@ class GameGP:
     def linv(self) -> np.ndarray:
         """L⁻¹ for the Cholesky factor L of the kernel matrix (computed once)."""
         if self._linv is None:
-            self._linv = solve_triangular(self.chol[0], np.eye(self.n), lower=True)
+            inv, info = lapack.dtrtri(self.chol[0], lower=1)
+            if info != 0:  # pragma: no cover - the factor has a positive diagonal, so this does not happen
+                inv = solve_triangular(self.chol[0], np.eye(self.n), lower=True)
+            self._linv = np.tril(inv)
         return self._linv
 
     def loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
@@ -170,12 +174,14 @@ class GameGP:
 
     def fold_residuals(self, folds: list[np.ndarray]) -> np.ndarray:
         """Residuals y_R − E[v(T_R) | rows outside R] for each fold R of rows (block leave-out of the same fit:
-        (K⁻¹_RR)⁻¹ α_R); rows in no fold get NaN."""
-        kinv = self.kinv
+        (K⁻¹_RR)⁻¹ α_R); rows in no fold get NaN. K⁻¹_RR = W_Rᵀ W_R for the columns R of W = L⁻¹ (one triangular
+        inverse, n³/3, instead of the whole K⁻¹)."""
+        w = self.linv
         out = np.full(self.n, np.nan)
         for rows in folds:
             if len(rows):
-                out[rows] = np.linalg.solve(kinv[np.ix_(rows, rows)], self.alpha[rows])
+                wr = w[rows.min():, rows]  # W is lower triangular: rows above the fold's first row are 0
+                out[rows] = np.linalg.solve(wr.T @ wr, self.alpha[rows])
         return out
 
     def predict(self, z_new: np.ndarray) -> np.ndarray:
@@ -220,26 +226,59 @@ class GameGP:
         return mean, np.maximum(var, 0.0), mean1, np.maximum(var1, 0.0)
 
 
-def _profile_nll(theta: np.ndarray, games: list[tuple[np.ndarray, np.ndarray, np.ndarray]], m: int) -> float:
-    """−log marginal likelihood pooled over games (s² profiled out per game) − log prior of θ."""
+#: the bordered row's diagonal in :func:`_profile_nll` (any value larger than every yᵀK⁻¹y works: it only keeps the
+#: last pivot positive; the row's other entries, L⁻¹y, do not depend on it)
+_BORDER = 1e250
+
+
+def _prepare_games(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> dict[str, np.ndarray]:
+    """The hyperparameter fit's games stacked for one batched factorisation, padded to the largest game (padding rows
+    are identity rows with y = 0, so they add nothing to yᵀK⁻¹y or log det K). ``index`` picks each kernel entry
+    from the table [P(0..m), P(0..m) + η, 0]: intersection size, + m + 1 for equal sizes, 2(m + 1) for padding."""
+    n = np.array([len(y) for _, y in games])
+    big = int(n.max())
+    g = len(games)
+    index = np.full((g, big, big), 2 * (m + 1), dtype=np.int16)
+    y = np.zeros((g, big))
+    valid = np.zeros((g, big), dtype=bool)
+    for k, (z, yk) in enumerate(games):
+        nk = len(yk)
+        sizes = z.sum(axis=1)
+        index[k, :nk, :nk] = _intersections(z) + (m + 1) * (sizes[:, None] == sizes[None, :])
+        y[k, :nk] = yk
+        valid[k, :nk] = True
+    return {"index": index, "y": y, "n": n, "pad": ~valid}
+
+
+def _profile_nll(theta: np.ndarray, prepared: dict[str, np.ndarray], m: int) -> float:
+    """−log marginal likelihood pooled over games (s² profiled out per game) − log prior of θ.
+
+    One batched Cholesky factor of every game's kernel matrix bordered by its values, [[K, y], [yᵀ, ·]]: the last
+    row of the factor is (L⁻¹y)ᵀ, so yᵀK⁻¹y and log det K come out of the same factorisation."""
     prior = OrderPrior(*map(float, theta))
     kern = Kernel(m, prior)
     total = 0.5 * float((((theta - HYPER_MEAN) / HYPER_SD) ** 2).sum())
-    for inter, sizes, y in games:
-        n = len(y)
-        k = kern.gram(inter, sizes, sizes)
-        k[np.diag_indices(n)] += JITTER * max(float(np.trace(k)) / n, 1e-300)
-        try:
-            chol = np.linalg.cholesky(k)
-        except np.linalg.LinAlgError:
-            return 1e300
-        a = solve_triangular(chol, y, lower=True)
-        quad = float(a @ a)
-        if not np.isfinite(quad):
-            return 1e300
-        if quad <= 1e-300:
-            continue  # a game that is identically 0 on its rows says nothing about the shape
-        total += 0.5 * n * np.log(quad / n) + float(np.log(np.diag(chol)).sum())
+    n, y = prepared["n"], prepared["y"]
+    g, big = y.shape
+    table = np.concatenate([kern.P, kern.P + kern.eta, [0.0]])
+    a = np.empty((g, big + 1, big + 1))
+    a[:, :big, :big] = table[prepared["index"]]
+    diag = np.einsum("gii->gi", a[:, :big, :big])
+    jitter = JITTER * np.maximum(diag.sum(axis=1) / n, 1e-300)
+    diag += np.where(prepared["pad"], 1.0, jitter[:, None])
+    a[:, big, :big] = y
+    a[:, :big, big] = y
+    a[:, big, big] = _BORDER
+    try:
+        chol = np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return 1e300
+    quad = (chol[:, big, :big] ** 2).sum(axis=1)
+    if not np.all(np.isfinite(quad)):
+        return 1e300
+    logdet = np.log(np.einsum("gii->gi", chol[:, :big, :big])).sum(axis=1)
+    use = quad > 1e-300  # a game that is identically 0 on its rows says nothing about the shape
+    total += float((0.5 * n[use] * np.log(quad[use] / n[use]) + logdet[use]).sum())
     return total
 
 
@@ -265,12 +304,13 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
     if len(usable) > FIT_GAMES:
         pick = np.linspace(0, len(usable) - 1, FIT_GAMES).round().astype(int)
         usable = [usable[p] for p in pick]
-    prepared = []
+    fit_games = []
     for z, y in usable:
         if len(y) > FIT_ROWS:
             keep = np.linspace(0, len(y) - 1, FIT_ROWS).round().astype(int)
             z, y = z[keep], y[keep]
-        prepared.append((_intersections(z), z.sum(axis=1), np.asarray(y, dtype=np.float64)))
+        fit_games.append((z, np.asarray(y, dtype=np.float64)))
+    prepared = _prepare_games(fit_games, m)
     best = None
     for start in (HYPER_MEAN, HYPER_MEAN + np.array([2.0, -2.5, 0.0])):
         res = minimize(_profile_nll, start, args=(prepared, m), method="Nelder-Mead",
@@ -286,7 +326,7 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
             grid.append(th)
             nll.append(_profile_nll(th, prepared, m))
     # one game's share of the pooled evidence: the spread of a single target's hyperparameters, not of their mean
-    nll = np.array(nll) / len(prepared)
+    nll = np.array(nll) / len(fit_games)
     w = np.exp(-(nll - nll.min()))
     w /= w.sum()
     keep = w >= HYPER_MIN_WEIGHT
