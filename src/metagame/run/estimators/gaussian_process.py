@@ -104,6 +104,10 @@ class Kernel:
         """Prior covariance of v at two sets of coalitions from their intersection sizes and sizes."""
         return self.P[inter] + self.eta * (sizes_a[:, None] == sizes_b[None, :])
 
+    def gram_indexed(self, index: np.ndarray) -> np.ndarray:
+        """:meth:`gram` from :func:`kernel_index` (one gather from the table [P, P + η])."""
+        return np.concatenate([self.P, self.P + self.eta])[index]
+
     def cov_shapley(self, z: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """``[n, m]``: cov(v(T_r), φ_j)."""
         return z * self.Q[sizes][:, None] + (self.eta / self.m) * (sizes == self.m)[:, None]
@@ -116,6 +120,13 @@ def _intersections(z: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
     return np.rint(a @ b.T).astype(np.uint8 if z.shape[1] < 256 else np.int32)
 
 
+def kernel_index(inter: np.ndarray, sizes: np.ndarray, m: int) -> np.ndarray:
+    """|T_r ∩ T_s| + (m + 1)·1{|T_r| = |T_s|}: where each kernel entry sits in the table [P(0..m), P(0..m) + η] of
+    :meth:`Kernel.gram_indexed` (the same for every prior, so the processes of a hyperparameter grid share it)."""
+    dtype = np.uint8 if 2 * (m + 1) <= 256 else np.int32
+    return inter.astype(dtype) + (sizes[:, None] == sizes[None, :]).astype(dtype) * dtype(m + 1)
+
+
 class GameGP:
     """Posterior of one game given exact values at distinct non-empty coalitions ``z`` (``bool[n, m]``).
 
@@ -123,18 +134,21 @@ class GameGP:
     :meth:`loo_residuals`, :meth:`predict`; all variances are per unit scale, multiply by :attr:`s2`.
     """
 
-    def __init__(self, z: np.ndarray, y: np.ndarray, kernel: Kernel, inter: np.ndarray | None = None):
+    def __init__(self, z: np.ndarray, y: np.ndarray, kernel: Kernel, inter: np.ndarray | None = None,
+                 index: np.ndarray | None = None):
         self.z, self.y, self.kernel = z, np.asarray(y, dtype=np.float64), kernel
         self.sizes = z.sum(axis=1)
         self.n = len(y)
-        #: |T_r ∩ T_s| for every pair of rows (pass it to refit the same rows under another prior)
+        #: |T_r ∩ T_s| for every pair of rows, and :func:`kernel_index` (pass them to refit the same rows under
+        #: another prior)
         self.inter = _intersections(z) if inter is None else inter
-        k = kernel.gram(self.inter, self.sizes, self.sizes)
+        self.index = kernel_index(self.inter, self.sizes, kernel.m) if index is None else index
+        k = kernel.gram_indexed(self.index)
         #: the jitter added to the diagonal (so y − fitted = jitter·α on the rows themselves)
         self.jitter = JITTER * max(float(np.trace(k)) / max(self.n, 1), 1e-300)
         k[np.diag_indices(self.n)] += self.jitter
-        self.chol = cho_factor(k, lower=True)
-        self.alpha = cho_solve(self.chol, self.y)
+        self.chol = cho_factor(k, lower=True, overwrite_a=True, check_finite=False)
+        self.alpha = cho_solve(self.chol, self.y, check_finite=False)
         quad = float(self.y @ self.alpha)
         #: maximum-likelihood scale s² (per unit prior)
         self.s2 = max(quad, 0.0) / max(self.n, 1)
@@ -147,7 +161,7 @@ class GameGP:
         if self._linv is None:
             inv, info = lapack.dtrtri(self.chol[0], lower=1)
             if info != 0:  # pragma: no cover - the factor has a positive diagonal, so this does not happen
-                inv = solve_triangular(self.chol[0], np.eye(self.n), lower=True)
+                inv = solve_triangular(self.chol[0], np.eye(self.n), lower=True, check_finite=False)
             self._linv = np.tril(inv)
         return self._linv
 
@@ -192,7 +206,7 @@ class GameGP:
         return kx @ self.alpha
 
     def _solve_l(self, c: np.ndarray) -> np.ndarray:
-        return solve_triangular(self.chol[0], c, lower=True)
+        return solve_triangular(self.chol[0], c, lower=True, check_finite=False)
 
     def shapley(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and unit-scale variance of every player's Shapley value."""
@@ -334,4 +348,4 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
     return OrderPrior(*map(float, theta)), posterior
 
 
-__all__ = ["GameGP", "Kernel", "OrderPrior", "binomials", "fit_prior"]
+__all__ = ["GameGP", "Kernel", "OrderPrior", "binomials", "fit_prior", "kernel_index"]

@@ -182,7 +182,8 @@ class Stratified(StoredRows):
         small = gp
         if gp.n > CV_ROWS:
             pos = np.linspace(0, gp.n - 1, CV_ROWS).round().astype(int)
-            small = GameGP(gp.z[pos], gp.y[pos], gp.kernel, gp.inter[np.ix_(pos, pos)])
+            sub = np.ix_(pos, pos)
+            small = GameGP(gp.z[pos], gp.y[pos], gp.kernel, gp.inter[sub], gp.index[sub])
         return small.cv_scale()
 
     def _scales(self, raw: np.ndarray) -> np.ndarray:
@@ -198,7 +199,7 @@ class Stratified(StoredRows):
         gp = self.gps[i]
         if gp is None or prior == self.prior:
             return gp
-        return GameGP(gp.z, gp.y, Kernel(self.plan.m, prior), gp.inter)
+        return GameGP(gp.z, gp.y, Kernel(self.plan.m, prior), gp.inter, gp.index)
 
     def _posterior_fits(self) -> list[tuple[float, object, list, np.ndarray]]:
         """(weight, prior, every target's Shapley posterior (mean, unit variance), moderated scales) for every point
