@@ -247,12 +247,13 @@ _BORDER = 1e250
 
 def _prepare_games(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> dict[str, np.ndarray]:
     """The hyperparameter fit's games stacked for one batched factorisation, padded to the largest game (padding rows
-    are identity rows with y = 0, so they add nothing to yᵀK⁻¹y or log det K). ``index`` picks each kernel entry
-    from the table [P(0..m), P(0..m) + η, 0]: intersection size, + m + 1 for equal sizes, 2(m + 1) for padding."""
+    are identity rows with y = 0, so they add nothing to yᵀK⁻¹y or log det K). ``index`` ([g, n + 1, n + 1], the last
+    row and column for the border) picks each kernel entry from the table [P(0..m), P(0..m) + η, 0]: intersection
+    size, + m + 1 for equal sizes, 2(m + 1) for padding and border."""
     n = np.array([len(y) for _, y in games])
     big = int(n.max())
     g = len(games)
-    index = np.full((g, big, big), 2 * (m + 1), dtype=np.int16)
+    index = np.full((g, big + 1, big + 1), 2 * (m + 1), dtype=np.uint8 if 2 * (m + 1) < 256 else np.int32)
     y = np.zeros((g, big))
     valid = np.zeros((g, big), dtype=bool)
     for k, (z, yk) in enumerate(games):
@@ -275,8 +276,7 @@ def _profile_nll(theta: np.ndarray, prepared: dict[str, np.ndarray], m: int) -> 
     n, y = prepared["n"], prepared["y"]
     g, big = y.shape
     table = np.concatenate([p, p + prior.eta, [0.0]])
-    a = np.empty((g, big + 1, big + 1))
-    a[:, :big, :big] = table[prepared["index"]]
+    a = table[prepared["index"]]  # [g, big + 1, big + 1]: kernel, 0 on the padding and the border
     diag = np.einsum("gii->gi", a[:, :big, :big])
     jitter = JITTER * np.maximum(diag.sum(axis=1) / n, 1e-300)
     diag += np.where(prepared["pad"], 1.0, jitter[:, None])
