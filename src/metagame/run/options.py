@@ -7,7 +7,8 @@
 
     >>> metagame.explain(adapter, "integrated_gradients", backend="ray", num_workers=4, num_gpus_per_worker=1)
 
-The literals below are the only copies of the variant, value, estimator, checkpoint-mode and backend names.
+The literals below are the only copies of the variant, value, estimator, checkpoint-mode, backend and budget-word
+names (the commands read their choices from here).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ EstimatorName = Literal["auto", "stratified", "regression", "montecarlo"]
 CheckpointMode = Literal["resume", "overwrite"]
 Order = Literal[2, 3]
 Backend = Literal["local", "ray"]
+#: the budget that is not a number: ``"auto"`` samples until every estimated entry's standard error is at most ``tol``
+BudgetWord = Literal["auto"]
 
 
 def _is_int(x: Any) -> bool:
@@ -49,10 +52,13 @@ class RunOptions:
         variant: ``"metagame"`` (target always present; the default) or ``"serial"`` (comparison only).
         value: outer value, ``"shapley"`` or ``"banzhaf"`` (Banzhaf rows need not sum to φ_i).
         budget: None for exact enumeration of the 2^d − 1 coalitions; else the number of attribution calls for a
-            shared-sample estimator (never exceeded; ``stderr`` then holds a standard error per entry).
+            shared-sample estimator (never exceeded; ``stderr`` then holds a standard error per entry), or
+            ``"auto"``: sample in batches until the worst standard error of the estimated entries is at most ``tol``
+            (default: 1% of the largest |φ_i(x)|), within a cap of 100·d calls (docs/estimators.md, "Budgets").
         seed: seed of the coalition sampler (an integer; None draws one and records it).
         estimator: ``"auto"``, ``"stratified"``, ``"regression"`` or ``"montecarlo"`` (sampled runs).
-        tol: stop a sampled run early once every standard error is below ``tol``.
+        tol: stop a sampled run early once every estimated entry's standard error is at most ``tol`` (an entry with
+            stderr = inf never is). ``tol`` without a budget means ``budget="auto"``.
         checkpoint: ``.npz`` path where finished work is saved (every ``checkpoint_every`` seconds, at the end and
             on interruption) and resumed from; keyed by a fingerprint of everything that determines the numbers.
         checkpoint_mode: ``"resume"`` (default; a checkpoint of another run is refused) or ``"overwrite"``.
@@ -70,7 +76,7 @@ class RunOptions:
 
     variant: Variant = "metagame"
     value: Value = "shapley"
-    budget: int | None = None
+    budget: int | BudgetWord | None = None
     seed: int | None = None
     estimator: EstimatorName = "auto"
     tol: float | None = None
@@ -89,9 +95,15 @@ class RunOptions:
         _choice("value", self.value, Value, "shapley")
         _choice("estimator", self.estimator, EstimatorName, "auto")
         _choice("checkpoint_mode", self.checkpoint_mode, CheckpointMode, "resume")
-        if self.budget is not None:
+        if isinstance(self.budget, str) and self.budget in get_args(BudgetWord):
+            pass
+        elif self.budget is not None:
             if not _is_int(self.budget):
-                raise MetagameError(f"budget must be a positive integer number of attribution calls; got {self.budget!r}")
+                words = " or ".join(repr(w) for w in get_args(BudgetWord))
+                raise MetagameError(
+                    f"budget must be a positive integer number of attribution calls, or {words} (calls chosen to reach "
+                    f"tol), or None (exact); got {self.budget!r}"
+                )
             if self.budget <= 0:
                 raise MetagameError(f"budget must be a positive number of attribution calls; got {self.budget}")
             object.__setattr__(self, "budget", int(self.budget))
@@ -107,6 +119,8 @@ class RunOptions:
             if not ok:
                 raise MetagameError(f"tol must be a positive number (a standard-error threshold); got {self.tol!r}")
             object.__setattr__(self, "tol", float(self.tol))
+            if self.budget is None:  # tol alone: as many calls as reaching it takes
+                object.__setattr__(self, "budget", "auto")
         if self.progress is not None and not isinstance(self.progress, (bool, np.bool_)):
             raise MetagameError(f"progress must be True, False or None; got {self.progress!r}")
         if not isinstance(self.checkpoint_every, (int, float)) or self.checkpoint_every < 0:
@@ -123,7 +137,7 @@ class RunOptions:
                 )
             if os.path.isdir(path):
                 raise MetagameError(f"checkpoint {path!r} is a folder; pass a file path such as {os.path.join(path, 'run.npz')!r}")
-            if self.budget is not None and self.seed is None:
+            if not self.exact and self.seed is None:
                 raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
         self._check_backend()
 
@@ -179,12 +193,36 @@ class RunOptions:
 
     @property
     def exact(self) -> bool:
-        """True when the run enumerates every coalition (no budget)."""
+        """True when the run enumerates every coalition (no budget, no tol)."""
         return self.budget is None
+
+    @property
+    def auto_budget(self) -> bool:
+        """True when the run picks its number of calls to reach ``tol`` (``budget="auto"``, or ``tol`` alone)."""
+        return isinstance(self.budget, str)
 
     def as_params(self) -> dict[str, Any]:
         """The options recorded in a result's ``metadata["parameters"]``."""
         return dataclasses.asdict(self)
+
+
+def budget_from_text(text: str) -> int | str:
+    """A budget as written on a command line: a positive integer or a word of :data:`BudgetWord` (``auto``).
+
+    Raises:
+        ValueError: with the accepted spellings (argparse shows it as the flag's error).
+    """
+    word = text.strip().lower()
+    if word in get_args(BudgetWord):
+        return word
+    try:
+        value = int(word)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        words = ", ".join(get_args(BudgetWord))
+        raise ValueError(f"expected a positive number of attribution calls or {words}; got {text!r}")
+    return value
 
 
 def split_run_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -199,6 +237,7 @@ RunKeywords = TypedDict("RunKeywords", {f.name: f.type for f in fields(RunOption
 
 __all__ = [
     "Backend",
+    "BudgetWord",
     "CheckpointMode",
     "EstimatorName",
     "Order",
@@ -206,5 +245,6 @@ __all__ = [
     "RunOptions",
     "Value",
     "Variant",
+    "budget_from_text",
     "split_run_options",
 ]

@@ -30,6 +30,18 @@ ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, 
 STRATIFIED_MAX_PLAYERS = 24
 #: largest d for which ``auto`` picks the regression estimator
 REGRESSION_MAX_PLAYERS = 64
+#: ``budget="auto"``: at most this many calls per player (and never more than there are coalitions)
+AUTO_MAX_CALLS_PER_PLAYER = 100
+#: ``budget="auto"``: the plan (sizes enumerated up front, size distribution of the draws) is made for this many calls
+#: per player; the run then draws units from it until ``tol`` or the cap
+AUTO_PLAN_CALLS_PER_PLAYER = 20
+#: ``budget="auto"`` without ``tol``: the target standard error is this share of the largest |row total| (φ_i(x))
+AUTO_RELATIVE_TOL = 0.01
+#: with ``tol``, the worst standard error is checked after the first batch and then whenever the calls have grown by
+#: (worst/tol)² (what 1/√calls predicts), clipped to [this, 2]; deterministic, so a seed reproduces where a run stops
+TOL_CHECK_GROWTH = 1.25
+#: the progress bar's worst stderr is refreshed at most every this many seconds, and at most 10% of the run's time
+PROGRESS_STDERR_SECONDS = 2.0
 
 
 def resolve_estimator(estimator: str, d: int, value: str) -> str:
@@ -79,12 +91,12 @@ def estimate_meta_attributions(
     d = int(model.n_players)
     variant, value, budget = options.variant, options.value, options.budget
     if budget is None:
-        raise MetagameError("a sampled run needs budget=<number of attribution calls>")
-    if model.attribution_shape or model.side_targets:
-        raise MetagameError(
-            f"{type(model).__name__} has vector-valued attributions, which are computed exactly only; drop budget "
-            f"(at most {model.exact_max_players} players)"
-        )
+        raise MetagameError("a sampled run needs budget=<number of attribution calls> (or budget='auto' with tol)")
+    check_sampled(model, options)
+    auto = options.auto_budget
+    if auto:
+        budget = auto_max_budget(d, variant)
+    plan_budget = min(budget, AUTO_PLAN_CALLS_PER_PLAYER * d) if auto else budget
     minimum = d + 1 if variant == "metagame" else d + 2
     if budget < minimum:
         what = "the full coalition and the d singletons" + ("" if variant == "metagame" else " and the empty coalition")
@@ -102,10 +114,10 @@ def estimate_meta_attributions(
         )
     seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
     cls = ESTIMATORS[name]
-    plan = make_plan(d, budget, variant, value, share_power=0.0 if name == "stratified" else -1.0)
+    plan = make_plan(d, max(plan_budget, minimum), variant, value, share_power=0.0 if name == "stratified" else -1.0)
     rng = np.random.default_rng(np.random.SeedSequence([seed_used, d, 0x6D657461]))
     if batch_size is None:
-        batch_size = min(4096, int(np.clip(budget // 40, 32, max(32, 2**20 // max(d, 1)))))
+        batch_size = min(4096, int(np.clip(plan_budget // 40, 32, max(32, 2**20 // max(d, 1)))))
     checkpoint = checkpoint_for("estimate") if checkpoint_for is not None else None
     game = make_attribution_game(model, method, options, cache=d <= DEDUPLICATE_MAX_PLAYERS or checkpoint is not None)
     stored = checkpoint.load() if checkpoint is not None else None
@@ -120,6 +132,22 @@ def estimate_meta_attributions(
     batches = n_units = 0
     stopped_early = False
     units_per_target = np.zeros(d)  # sampled units whose coalitions feed each target's game
+    off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
+    tol = options.tol
+    show = not getattr(bar, "disable", True)
+    next_check, next_show = 0, time.monotonic()  # calls before the next tol check; time of the next progress refresh
+
+    def final_stderr(stderr: np.ndarray) -> np.ndarray:
+        """The standard errors as the result reports them (Student-t factor for the units reaching each target)."""
+        if plan.sampled and not cls.calibrated:
+            # few units: scale so that ±1.96·stderr is the Student-t 95% interval with (units − 1) degrees of freedom
+            dof = np.maximum(units_per_target - 1.0, 1.0)
+            stderr = stderr * np.where(off, t_factors(dof)[:, None], 1.0)
+        return stderr
+
+    def worst_now(u_empty: np.ndarray, u_full: np.ndarray) -> tuple[float, bool]:
+        """(largest finite stderr of the estimated entries, whether any is inf) of the estimate so far."""
+        return worst_stderr(final_stderr(acc.result(u_empty, u_full)[1]), off)
 
     def save(force: bool = False) -> None:
         nonlocal last_save
@@ -145,6 +173,8 @@ def estimate_meta_attributions(
         single_phi = base_phi[-d:]
         u_empty = single_phi[np.arange(d), np.arange(d)].copy() if variant == "metagame" else base_phi[0].copy()
         u_full = full_phi.copy()
+        if auto and tol is None:
+            tol = AUTO_RELATIVE_TOL * float(np.abs(u_full if variant == "metagame" else u_full - u_empty).max())
         acc.add_exact(Rows(plan, base, base_phi, None))
         for a in plan.enumerated:
             if a in plan.mandatory:
@@ -180,12 +210,20 @@ def estimate_meta_attributions(
             save()
             if last:
                 break
-            if options.tol is not None:
-                worst = float(np.max(acc.result(u_empty, u_full)[1]))
-                bar.set_postfix_str(f"worst stderr {worst:.3g} (tol {options.tol:g})")
-                if worst < options.tol:
-                    stopped_early = True
-                    break
+            checking = tol is not None and ev.used >= next_check
+            if checking or (show and time.monotonic() >= next_show):
+                started = time.monotonic()
+                worst, any_inf = worst_now(u_empty, u_full)
+                spent = time.monotonic() - started
+                next_show = time.monotonic() + max(PROGRESS_STDERR_SECONDS, 10.0 * spent)
+                bar.set_postfix_str(f"worst stderr {'inf' if any_inf else f'{worst:.3g}'}"
+                                    + ("" if tol is None else f" (tol {tol:.3g})"))
+                if checking:
+                    if not any_inf and worst <= tol:
+                        stopped_early = True
+                        break
+                    ratio = np.inf if any_inf or tol <= 0 else (worst / tol) ** 2
+                    next_check = int(np.ceil(ev.used * float(np.clip(ratio, TOL_CHECK_GROWTH, 2.0))))
     finally:
         bar.close()
         save(force=True)
@@ -195,11 +233,7 @@ def estimate_meta_attributions(
         idx = np.arange(d)
         matrix[idx, idx] = u_empty
         stderr[idx, idx] = 0.0
-    off = ~np.eye(d, dtype=bool) if variant == "metagame" else np.ones((d, d), dtype=bool)
-    if plan.sampled and not cls.calibrated:
-        # few units: scale so that ±1.96·stderr is the Student-t 95% interval with (units − 1) degrees of freedom
-        dof = np.maximum(units_per_target - 1.0, 1.0)
-        stderr = stderr * np.where(off, t_factors(dof)[:, None], 1.0)
+    stderr = final_stderr(stderr)
     if value == "shapley":
         # efficiency holds by construction; remove what rounding left (evenly over the estimated entries)
         gap = matrix.sum(axis=1) - (u_full if variant == "metagame" else u_full - u_empty)
@@ -224,7 +258,24 @@ def estimate_meta_attributions(
         "enumerated_sizes": [int(a) for a in plan.enumerated],
         "sampled_sizes": [int(a) for a in plan.sampled],
         "unidentified_entries": unidentified,
+        "auto_budget": auto,
+        "max_budget": int(budget),
     }
+    worst, any_inf = worst_stderr(stderr, off)
+    params["worst_stderr"] = worst if np.isfinite(worst) else None  # largest finite stderr of the estimated entries
+    if tol is not None:
+        reached = bool(not any_inf and worst <= tol)
+        params.update(tol_requested=options.tol, tol_target=float(tol), tol_reached=reached)
+        if not reached:
+            limit = f"the cap of {int(budget)} calls (budget='auto': {AUTO_MAX_CALLS_PER_PLAYER}·d)" if auto else \
+                f"budget={int(budget)}"
+            worst_text = ("some entries are not identified (stderr = inf)" if any_inf
+                          else f"the worst standard error is {worst:.3g}")
+            params["tol_note"] = (
+                f"tol={float(tol):.3g} was not reached within {limit}: {worst_text} after {int(ev.used)} calls; "
+                "raise the budget or the tol"
+            )
+            warnings.warn(params["tol_note"], RuntimeWarning, stacklevel=2)
     if unidentified:
         params["stderr_note"] = (
             f"{unidentified} of {int(off.sum())} estimated entries are not identified by the {int(ev.used)} calls "
@@ -235,4 +286,32 @@ def estimate_meta_attributions(
     return Estimate(matrix, u_full.copy(), stderr, int(ev.used), params, extras)
 
 
-__all__ = ["ESTIMATORS", "estimate_meta_attributions", "resolve_estimator"]
+def check_sampled(model: ModelAdapter, options: RunOptions) -> None:
+    """Refuse, before any work, a sampled run (a budget, ``"auto"`` or ``tol``) of an adapter whose attributions
+    are vector-valued (computed exactly only)."""
+    if options.exact or not (model.attribution_shape or model.side_targets):
+        return
+    asked = "budget='auto' (or tol)" if options.auto_budget else f"budget={options.budget}"
+    raise MetagameError(
+        f"{type(model).__name__} has vector-valued attributions, which are computed exactly only, so {asked} cannot "
+        f"apply; drop budget and tol (at most {model.exact_max_players} players)"
+    )
+
+
+def auto_max_budget(d: int, variant: str) -> int:
+    """The cap of ``budget="auto"``: ``AUTO_MAX_CALLS_PER_PLAYER``·d calls, at most the coalitions there are (2^d − 1;
+    2^d for the serial variant), at least the minimum budget."""
+    coalitions = 2**d - (1 if variant == "metagame" else 0) if d < 62 else 2**62
+    minimum = d + 1 if variant == "metagame" else d + 2
+    return int(max(min(AUTO_MAX_CALLS_PER_PLAYER * d, coalitions), minimum))
+
+
+def worst_stderr(stderr: np.ndarray, off: np.ndarray) -> tuple[float, bool]:
+    """(largest finite standard error among the estimated entries ``off``, whether any of them is inf)."""
+    se = stderr[off]
+    finite = np.isfinite(se)
+    return (float(se[finite].max()) if finite.any() else float("inf")), bool((~finite).any())
+
+
+__all__ = ["ESTIMATORS", "auto_max_budget", "check_sampled", "estimate_meta_attributions", "resolve_estimator",
+           "worst_stderr"]

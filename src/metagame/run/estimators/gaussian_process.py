@@ -104,15 +104,27 @@ class Kernel:
         """Prior covariance of v at two sets of coalitions from their intersection sizes and sizes."""
         return self.P[inter] + self.eta * (sizes_a[:, None] == sizes_b[None, :])
 
+    def gram_indexed(self, index: np.ndarray) -> np.ndarray:
+        """:meth:`gram` from :func:`kernel_index` (one gather from the table [P, P + η])."""
+        return np.concatenate([self.P, self.P + self.eta])[index]
+
     def cov_shapley(self, z: np.ndarray, sizes: np.ndarray) -> np.ndarray:
         """``[n, m]``: cov(v(T_r), φ_j)."""
         return z * self.Q[sizes][:, None] + (self.eta / self.m) * (sizes == self.m)[:, None]
 
 
 def _intersections(z: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """|T_r ∩ S_s| as the smallest integer type that holds m (uint8 up to 255 players: n² bytes, not 8n²)."""
     a = z.astype(np.float32)
     b = a if w is None else w.astype(np.float32)
-    return np.rint(a @ b.T).astype(np.int64)
+    return np.rint(a @ b.T).astype(np.uint8 if z.shape[1] < 256 else np.int32)
+
+
+def kernel_index(inter: np.ndarray, sizes: np.ndarray, m: int) -> np.ndarray:
+    """|T_r ∩ T_s| + (m + 1)·1{|T_r| = |T_s|}: where each kernel entry sits in the table [P(0..m), P(0..m) + η] of
+    :meth:`Kernel.gram_indexed` (the same for every prior, so the processes of a hyperparameter grid share it)."""
+    dtype = np.uint8 if 2 * (m + 1) <= 256 else np.int32
+    return inter.astype(dtype) + (sizes[:, None] == sizes[None, :]).astype(dtype) * dtype(m + 1)
 
 
 class GameGP:
@@ -122,18 +134,21 @@ class GameGP:
     :meth:`loo_residuals`, :meth:`predict`; all variances are per unit scale, multiply by :attr:`s2`.
     """
 
-    def __init__(self, z: np.ndarray, y: np.ndarray, kernel: Kernel, inter: np.ndarray | None = None):
+    def __init__(self, z: np.ndarray, y: np.ndarray, kernel: Kernel, inter: np.ndarray | None = None,
+                 index: np.ndarray | None = None):
         self.z, self.y, self.kernel = z, np.asarray(y, dtype=np.float64), kernel
         self.sizes = z.sum(axis=1)
         self.n = len(y)
-        #: |T_r ∩ T_s| for every pair of rows (pass it to refit the same rows under another prior)
+        #: |T_r ∩ T_s| for every pair of rows, and :func:`kernel_index` (pass them to refit the same rows under
+        #: another prior)
         self.inter = _intersections(z) if inter is None else inter
-        k = kernel.gram(self.inter, self.sizes, self.sizes)
+        self.index = kernel_index(self.inter, self.sizes, kernel.m) if index is None else index
+        k = kernel.gram_indexed(self.index)
         #: the jitter added to the diagonal (so y − fitted = jitter·α on the rows themselves)
         self.jitter = JITTER * max(float(np.trace(k)) / max(self.n, 1), 1e-300)
         k[np.diag_indices(self.n)] += self.jitter
-        self.chol = cho_factor(k, lower=True)
-        self.alpha = cho_solve(self.chol, self.y)
+        self.chol = cho_factor(k, lower=True, overwrite_a=True, check_finite=False)
+        self.alpha = cho_solve(self.chol, self.y, check_finite=False)
         quad = float(self.y @ self.alpha)
         #: maximum-likelihood scale s² (per unit prior)
         self.s2 = max(quad, 0.0) / max(self.n, 1)
@@ -144,7 +159,10 @@ class GameGP:
     def linv(self) -> np.ndarray:
         """L⁻¹ for the Cholesky factor L of the kernel matrix (computed once)."""
         if self._linv is None:
-            self._linv = solve_triangular(self.chol[0], np.eye(self.n), lower=True)
+            inv, info = lapack.dtrtri(self.chol[0], lower=1)
+            if info != 0:  # pragma: no cover - the factor has a positive diagonal, so this does not happen
+                inv = solve_triangular(self.chol[0], np.eye(self.n), lower=True, check_finite=False)
+            self._linv = np.tril(inv)
         return self._linv
 
     def loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
@@ -170,12 +188,14 @@ class GameGP:
 
     def fold_residuals(self, folds: list[np.ndarray]) -> np.ndarray:
         """Residuals y_R − E[v(T_R) | rows outside R] for each fold R of rows (block leave-out of the same fit:
-        (K⁻¹_RR)⁻¹ α_R); rows in no fold get NaN."""
-        kinv = self.kinv
+        (K⁻¹_RR)⁻¹ α_R); rows in no fold get NaN. K⁻¹_RR = W_Rᵀ W_R for the columns R of W = L⁻¹ (one triangular
+        inverse, n³/3, instead of the whole K⁻¹)."""
+        w = self.linv
         out = np.full(self.n, np.nan)
         for rows in folds:
             if len(rows):
-                out[rows] = np.linalg.solve(kinv[np.ix_(rows, rows)], self.alpha[rows])
+                wr = w[rows.min():, rows]  # W is lower triangular: rows above the fold's first row are 0
+                out[rows] = np.linalg.solve(wr.T @ wr, self.alpha[rows])
         return out
 
     def predict(self, z_new: np.ndarray) -> np.ndarray:
@@ -186,7 +206,7 @@ class GameGP:
         return kx @ self.alpha
 
     def _solve_l(self, c: np.ndarray) -> np.ndarray:
-        return solve_triangular(self.chol[0], c, lower=True)
+        return solve_triangular(self.chol[0], c, lower=True, check_finite=False)
 
     def shapley(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and unit-scale variance of every player's Shapley value."""
@@ -220,26 +240,59 @@ class GameGP:
         return mean, np.maximum(var, 0.0), mean1, np.maximum(var1, 0.0)
 
 
-def _profile_nll(theta: np.ndarray, games: list[tuple[np.ndarray, np.ndarray, np.ndarray]], m: int) -> float:
-    """−log marginal likelihood pooled over games (s² profiled out per game) − log prior of θ."""
+#: the bordered row's diagonal in :func:`_profile_nll` (any value larger than every yᵀK⁻¹y works: it only keeps the
+#: last pivot positive; the row's other entries, L⁻¹y, do not depend on it)
+_BORDER = 1e250
+
+
+def _prepare_games(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> dict[str, np.ndarray]:
+    """The hyperparameter fit's games stacked for one batched factorisation, padded to the largest game (padding rows
+    are identity rows with y = 0, so they add nothing to yᵀK⁻¹y or log det K). ``index`` ([g, n + 1, n + 1], the last
+    row and column for the border) picks each kernel entry from the table [P(0..m), P(0..m) + η, 0]: intersection
+    size, + m + 1 for equal sizes, 2(m + 1) for padding and border."""
+    n = np.array([len(y) for _, y in games])
+    big = int(n.max())
+    g = len(games)
+    index = np.full((g, big + 1, big + 1), 2 * (m + 1), dtype=np.uint8 if 2 * (m + 1) < 256 else np.int32)
+    y = np.zeros((g, big))
+    valid = np.zeros((g, big), dtype=bool)
+    for k, (z, yk) in enumerate(games):
+        nk = len(yk)
+        sizes = z.sum(axis=1)
+        index[k, :nk, :nk] = _intersections(z) + (m + 1) * (sizes[:, None] == sizes[None, :])
+        y[k, :nk] = yk
+        valid[k, :nk] = True
+    return {"index": index, "y": y, "n": n, "pad": ~valid}
+
+
+def _profile_nll(theta: np.ndarray, prepared: dict[str, np.ndarray], m: int) -> float:
+    """−log marginal likelihood pooled over games (s² profiled out per game) − log prior of θ.
+
+    One batched Cholesky factor of every game's kernel matrix bordered by its values, [[K, y], [yᵀ, ·]]: the last
+    row of the factor is (L⁻¹y)ᵀ, so yᵀK⁻¹y and log det K come out of the same factorisation."""
     prior = OrderPrior(*map(float, theta))
-    kern = Kernel(m, prior)
+    p = binomials(m) @ prior.taus(m)  # Kernel(m, prior).P without the Shapley and pair tables
     total = 0.5 * float((((theta - HYPER_MEAN) / HYPER_SD) ** 2).sum())
-    for inter, sizes, y in games:
-        n = len(y)
-        k = kern.gram(inter, sizes, sizes)
-        k[np.diag_indices(n)] += JITTER * max(float(np.trace(k)) / n, 1e-300)
-        try:
-            chol = np.linalg.cholesky(k)
-        except np.linalg.LinAlgError:
-            return 1e300
-        a = solve_triangular(chol, y, lower=True)
-        quad = float(a @ a)
-        if not np.isfinite(quad):
-            return 1e300
-        if quad <= 1e-300:
-            continue  # a game that is identically 0 on its rows says nothing about the shape
-        total += 0.5 * n * np.log(quad / n) + float(np.log(np.diag(chol)).sum())
+    n, y = prepared["n"], prepared["y"]
+    g, big = y.shape
+    table = np.concatenate([p, p + prior.eta, [0.0]])
+    a = table[prepared["index"]]  # [g, big + 1, big + 1]: kernel, 0 on the padding and the border
+    diag = np.einsum("gii->gi", a[:, :big, :big])
+    jitter = JITTER * np.maximum(diag.sum(axis=1) / n, 1e-300)
+    diag += np.where(prepared["pad"], 1.0, jitter[:, None])
+    a[:, big, :big] = y
+    a[:, :big, big] = y
+    a[:, big, big] = _BORDER
+    try:
+        chol = np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return 1e300
+    quad = (chol[:, big, :big] ** 2).sum(axis=1)
+    if not np.all(np.isfinite(quad)):
+        return 1e300
+    logdet = np.log(np.einsum("gii->gi", chol[:, :big, :big])).sum(axis=1)
+    use = quad > 1e-300  # a game that is identically 0 on its rows says nothing about the shape
+    total += float((0.5 * n[use] * np.log(quad[use] / n[use]) + logdet[use]).sum())
     return total
 
 
@@ -265,12 +318,13 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
     if len(usable) > FIT_GAMES:
         pick = np.linspace(0, len(usable) - 1, FIT_GAMES).round().astype(int)
         usable = [usable[p] for p in pick]
-    prepared = []
+    fit_games = []
     for z, y in usable:
         if len(y) > FIT_ROWS:
             keep = np.linspace(0, len(y) - 1, FIT_ROWS).round().astype(int)
             z, y = z[keep], y[keep]
-        prepared.append((_intersections(z), z.sum(axis=1), np.asarray(y, dtype=np.float64)))
+        fit_games.append((z, np.asarray(y, dtype=np.float64)))
+    prepared = _prepare_games(fit_games, m)
     best = None
     for start in (HYPER_MEAN, HYPER_MEAN + np.array([2.0, -2.5, 0.0])):
         res = minimize(_profile_nll, start, args=(prepared, m), method="Nelder-Mead",
@@ -286,7 +340,7 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
             grid.append(th)
             nll.append(_profile_nll(th, prepared, m))
     # one game's share of the pooled evidence: the spread of a single target's hyperparameters, not of their mean
-    nll = np.array(nll) / len(prepared)
+    nll = np.array(nll) / len(fit_games)
     w = np.exp(-(nll - nll.min()))
     w /= w.sum()
     keep = w >= HYPER_MIN_WEIGHT
@@ -294,4 +348,4 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
     return OrderPrior(*map(float, theta)), posterior
 
 
-__all__ = ["GameGP", "Kernel", "OrderPrior", "binomials", "fit_prior"]
+__all__ = ["GameGP", "Kernel", "OrderPrior", "binomials", "fit_prior", "kernel_index"]

@@ -174,37 +174,47 @@ class Stratified(StoredRows):
             self.train.append(train)
             self.gps.append(GameGP(tg.z[train], tg.y[train], kernel) if n else None)
 
-    def _scales(self, gps: list[GameGP | None]) -> np.ndarray:
-        """Each target's scale s² (leave-one-out, on at most ``CV_ROWS`` rows), moderated towards the run's pooled
-        scale (geometric mean) by ``PRIOR_DOF`` pseudo-rows."""
-        raw = np.zeros(len(gps))
-        for i, (gp, tg, train) in enumerate(zip(gps, self.targets, self.train)):
-            if gp is None:
-                continue
-            if gp.n < 3:
-                raw[i] = gp.s2
-                continue
-            small = gp
-            if gp.n > CV_ROWS:
-                pos = np.linspace(0, gp.n - 1, CV_ROWS).round().astype(int)
-                small = GameGP(gp.z[pos], gp.y[pos], gp.kernel, gp.inter[np.ix_(pos, pos)])
-            raw[i] = small.cv_scale()
+    @staticmethod
+    def _raw_scale(gp: GameGP) -> float:
+        """A target's leave-one-out scale s² (on at most ``CV_ROWS`` of its rows)."""
+        if gp.n < 3:
+            return gp.s2
+        small = gp
+        if gp.n > CV_ROWS:
+            pos = np.linspace(0, gp.n - 1, CV_ROWS).round().astype(int)
+            sub = np.ix_(pos, pos)
+            small = GameGP(gp.z[pos], gp.y[pos], gp.kernel, gp.inter[sub], gp.index[sub])
+        return small.cv_scale()
+
+    def _scales(self, raw: np.ndarray) -> np.ndarray:
+        """Each target's scale s² (``raw``: leave-one-out), moderated towards the run's pooled scale (geometric mean)
+        by ``PRIOR_DOF`` pseudo-rows."""
         ok = raw > 0
         pooled = float(np.exp(np.mean(np.log(raw[ok])))) if ok.any() else 0.0
-        n = np.array([0.0 if gp is None else gp.n for gp in gps])
+        n = np.array([0.0 if gp is None else gp.n for gp in self.gps])
         return (n * raw + PRIOR_DOF * pooled) / np.maximum(n + PRIOR_DOF, 1e-300)
 
-    def _posterior_fits(self) -> list[tuple[float, list[GameGP | None], np.ndarray]]:
-        """(weight, one process per target, moderated scales) for every point of the hyperparameter posterior
-        (computed once; the mode reuses the main fits)."""
+    def _grid_gp(self, prior, i: int) -> GameGP | None:
+        """Target ``i``'s process under another point of the hyperparameter posterior (the main fit at the mode)."""
+        gp = self.gps[i]
+        if gp is None or prior == self.prior:
+            return gp
+        return GameGP(gp.z, gp.y, Kernel(self.plan.m, prior), gp.inter, gp.index)
+
+    def _posterior_fits(self) -> list[tuple[float, object, list, np.ndarray]]:
+        """(weight, prior, every target's Shapley posterior (mean, unit variance), moderated scales) for every point
+        of the hyperparameter posterior (computed once; the mode reuses the main fits). The processes of the other
+        grid points are not kept (one n × n factor at a time); :meth:`_grid_gp` rebuilds one when needed."""
         if getattr(self, "_fits", None) is None:
-            m = self.plan.m
             self._fits = []
             for prior, weight in self.posterior:
-                kernel = Kernel(m, prior)
-                gps = [None if gp is None else (gp if prior == self.prior else GameGP(gp.z, gp.y, kernel, gp.inter))
-                       for gp in self.gps]
-                self._fits.append((weight, gps, self._scales(gps)))
+                shap: list = []
+                raw = np.zeros(len(self.gps))
+                for i, gp in enumerate(self.gps):
+                    g = self._grid_gp(prior, i)
+                    shap.append(None if g is None else g.shapley())
+                    raw[i] = 0.0 if g is None else self._raw_scale(g)
+                self._fits.append((weight, prior, shap, self._scales(raw)))
         return self._fits
 
     def _model_variances(self, means: list[np.ndarray | None]) -> list[np.ndarray | None]:
@@ -213,11 +223,11 @@ class Stratified(StoredRows):
         target's moderated leave-one-out scale under grid point k."""
         m = self.plan.m
         out: list[np.ndarray | None] = [None if mu is None else np.zeros(m) for mu in means]
-        for weight, gps, scales in self._posterior_fits():
-            for i, (gp, mu) in enumerate(zip(gps, means)):
-                if gp is None or mu is None:
+        for weight, _, shap, scales in self._posterior_fits():
+            for i, (sh, mu) in enumerate(zip(shap, means)):
+                if sh is None or mu is None:
                     continue
-                mean_k, var_k = gp.shapley()
+                mean_k, var_k = sh
                 out[i] += weight * (var_k * scales[i] + (mean_k - mu) ** 2)
         return out
 
@@ -262,6 +272,7 @@ class Stratified(StoredRows):
                 k_folds = min(FOLDS, len(samp))
                 fold_of = tg.unit[train][samp] % k_folds
                 proxy[train[samp]] = gp.fold_residuals([samp[fold_of == f] for f in range(k_folds)])[samp]
+                gp._linv = None  # n × n; the tensor (order 3) recomputes it
             full = tg.t == m
             boundary = float(exact[full][0]) if full.any() else 0.0  # u(N) − g(N) (≈ 0: N is a row)
             corr, v_design, dof, uncovered = self._correction(tg, exact, proxy, trained, sampled_t, enumerated_t)

@@ -104,8 +104,9 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
         np.fill_diagonal(block, mean_1)
         # model variance averaged over the hyperparameter posterior, around the mode's estimate
         var = np.zeros((m, m))
-        for weight, gps, scales in fits:
-            mp, vp, m1, v1 = mode if gps[i] is gp else gps[i].pairs()
+        for weight, prior, _, scales in fits:
+            gp_k = est._grid_gp(prior, i)
+            mp, vp, m1, v1 = mode if gp_k is gp else gp_k.pairs()
             b_k = mp.copy()
             np.fill_diagonal(b_k, m1)
             v_k = vp.copy()
