@@ -126,7 +126,7 @@ def _coverage(d: int, budget: int, estimator: str, games, seeds) -> tuple[float,
             use = np.isfinite(se) & (se > 0)
             finite.append(np.mean(np.isfinite(se)))
             inside.extend(err[use] <= 1.96 * se[use])
-    return float(np.mean(inside)), float(np.mean(finite))
+    return (float(np.mean(inside)) if inside else float("nan")), float(np.mean(finite))
 
 
 def _games(d: int):
@@ -140,10 +140,16 @@ def _games(d: int):
 
 
 def test_stratified_small_budget_coverage():
-    """Budget 2d: the old stratified intervals covered 0.66–0.77 of the entries; now about 95%."""
+    """Budget 2d: the old stratified intervals covered 0.66–0.77 of the entries and, on planted polynomials, put entries
+    up to 20σ off. With about 4 sampled coalitions per target no player has 5 on each side: the process has nothing to
+    be checked against, so every estimated entry is inf (with a warning), never a small bar. At 5d the bars are
+    finite and cover about 95%."""
     d = 9
-    cov, finite = _coverage(d, 2 * d, "stratified", _games(d), range(6))
-    assert finite == 1.0
+    with pytest.warns(RuntimeWarning, match="not identified"):
+        cov, finite = _coverage(d, 2 * d, "stratified", _games(d)[:1], range(1))
+    assert finite == pytest.approx(0.0) and np.isnan(cov)
+    cov, finite = _coverage(d, 5 * d, "stratified", _games(d), range(6))
+    assert finite >= 0.95
     assert 0.88 <= cov <= 0.99, cov
 
 

@@ -114,6 +114,10 @@ def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
     return (groups - 1) / groups * (dev**2).sum(axis=0)
 
 
+#: distinct sampled coalitions needed on each side of an entry (its player in / out of the target's game) before the
+#: data can speak for it (regression, montecarlo: stderr = inf below; stratified: at least the row's widest bar)
+MIN_SIDE_ROWS = 5
+
 #: groups of the delete-a-group jackknives
 JACKKNIFE_GROUPS = 20
 _Z95 = 1.959963984540054
@@ -140,6 +144,7 @@ def t_factor(dof: float) -> float:
 
 __all__ = [
     "JACKKNIFE_GROUPS",
+    "MIN_SIDE_ROWS",
     "Estimate",
     "Estimator",
     "Rows",

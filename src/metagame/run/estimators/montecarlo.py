@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Estimator, Rows, coefficients
+from .base import MIN_SIDE_ROWS, Estimator, Rows, coefficients
 from .plan import Plan, semivalue_logweights, size_coefficients
-
-#: sampled coalitions needed on each side of an entry (its player in / out of the target's coalition) before its
-#: standard error is trusted; below, stderr = inf (set on benchmarks/estimators.py --coverage, budgets 1.5d–5d)
-MIN_SIDE_ROWS = 5
 
 
 class MonteCarlo(Estimator):

@@ -18,6 +18,7 @@ import numpy as np
 
 from .base import (
     JACKKNIFE_GROUPS,
+    MIN_SIDE_ROWS,
     StoredRows,
     distinct_rows,
     jackknife_variance,
@@ -29,8 +30,6 @@ from .plan import Plan, log_kernel
 RANK_RCOND = 1e-9
 #: residual degrees of freedom (distinct coalitions beyond the fit's rank) needed before the jackknife is trusted
 MIN_RESIDUAL_DOF = 2
-#: distinct sampled coalitions needed on each side of an entry (its player in / out) before its stderr is trusted
-MIN_SIDE_ROWS = 5
 
 
 def contrast_basis(m: int) -> np.ndarray:

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import StoredRows, distinct_rows, t_factor, t_factors
+from .base import MIN_SIDE_ROWS, StoredRows, distinct_rows, t_factor, t_factors
 from .gaussian_process import GameGP, Kernel, fit_prior
 from .plan import lcomb
 
@@ -281,9 +281,20 @@ class Stratified(StoredRows):
             self.model_var[i, cols] = v_model
             row = mean + (boundary + corr) / m
             var = v_design + uncovered * v_model
+            # a player on one side of fewer than MIN_SIDE_ROWS distinct sampled coalitions: the data cannot separate
+            # its share, and the process's confidence there comes from its prior's shape (d = 10 at 2d calls: entries
+            # 20σ off). Such an entry gets at least the row's widest bar; a row where every entry is thin has no data
+            # to check the process against (d = 12 at 1.5d: 18σ under the widest bar) and gets stderr = inf
+            z_s = tg.z[tg.sampled]
+            n_in = z_s.sum(axis=0)
+            thin = np.minimum(n_in, len(z_s) - n_in) < MIN_SIDE_ROWS
+            if thin.all():
+                var = np.full(m, np.inf)
+            elif thin.any():
+                var = np.where(thin, np.maximum(var, var.max()), var)
             var = var + (NUMERICAL_FLOOR * max(float(np.abs(tg.y).max()), abs(delta[i]), 1e-300)) ** 2
             gap = row.sum() - delta[i]  # exact row sums: spread the gap in proportion to each entry's variance
-            est[i, cols] = row - gap * var / var.sum()
+            est[i, cols] = row - (gap * var / var.sum() if np.isfinite(var).all() else gap / m)
             se[i, cols] = np.sqrt(var)
         return est, se
 
