@@ -96,7 +96,8 @@ def estimators_for(d: int, names: list[str]) -> list[str]:
 
 
 class Recorder(AttributionMethod):
-    """The inner method, recording every coalition attributed, its attribution vector and the model's time."""
+    """The inner method, recording every coalition attributed, its attribution vector and the model's time (it has no
+    ``path_rule``, so two-tower adapters attribute through it on their joint view)."""
 
     name = "recorder"
 
@@ -235,7 +236,8 @@ def run_game(kind: str, d: int, args) -> tuple[list[str], list[str]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description="our estimators vs the paper's xgboost + TreeSHAP estimator, many players")
     ap.add_argument("--games", nargs="+", default=list(GAMES), choices=list(GAMES))
-    ap.add_argument("--ds", type=int, nargs="+", help="players (default: each game's own; clip: square d only)")
+    ap.add_argument("--ds", type=int, nargs="+",
+                    help="players, for every selected game (default: each game's own; clip skips non-square d)")
     ap.add_argument("--mults", type=int, nargs="+", help="budgets as multiples of d (default: per game and d)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS),
@@ -270,7 +272,7 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 rows, game_notes = run_game(kind, d, args)
             print("\n".join(rows), flush=True)
-            notes += [f"{n}; game total {time.time() - t0:.0f} s" for n in game_notes]
+            notes += game_notes + [f"{kind} d={d}: {time.time() - t0:.0f} s in all (reference, estimators, peer)"]
     print("\nreferences:\n" + "\n".join(f"- {n}" for n in notes))
     print(f"total time {time.time() - t_all:.0f} s")
 

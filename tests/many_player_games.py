@@ -53,7 +53,9 @@ class Game:
     ref_seconds: float = 0.0
 
 
-def reference(model: ModelAdapter, seed: int, ref_calls: int, exact_max: int) -> tuple[np.ndarray, np.ndarray | None, str, float]:
+def reference(
+    model: ModelAdapter, seed: int, ref_calls: int, exact_max: int
+) -> tuple[np.ndarray, np.ndarray | None, str, float]:
     """``(M, stderr or None, words, seconds)``: the exact engine for d ≤ ``exact_max``, else ``montecarlo`` with
     ``ref_calls`` attribution calls and seed ``REF_SEED + seed``."""
     d = model.n_players
