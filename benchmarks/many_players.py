@@ -13,8 +13,8 @@ Games (inner method gradient×input; builders and references in tests/many_playe
 * ``lm``: a tiny random Llama-style causal LM whose players are the words of a long prompt, d = 24, 32, 64;
 * ``clip``: a tiny random CLIP whose players are the patches of a 14 × 14 grid, d = 196.
 
-References: exact (closed form, or the exact engine for d ≤ 16); beyond, a ``montecarlo`` run with ``--ref-mult``
-times the largest compared budget and its own seed (unbiased; per-entry stderr). Against such a reference the
+References: exact (closed form, or the exact engine for d ≤ 16); beyond, a ``montecarlo`` run with a multiple of the
+largest compared budget (mlp 50×, lm 25×, clip 20×; ``--ref-mult``) and its own seed (unbiased; per-entry stderr). Against such a reference the
 printed error is noise-corrected: E||est − ref||² = ||est − M||² + Σ stderr_ref² for independent runs, so
 ``rel. error`` = √max(||est − ref||² − Σ stderr_ref², 0) / ||ref|| and ``raw`` = ||est − ref|| / ||ref||; ``ref se``
 is the reference's own relative standard error √Σ stderr_ref² / ||ref||, and ``‡`` marks rows where the reference's
@@ -83,7 +83,7 @@ class Spec:
 GAMES = {
     "poly": Spec(build_poly, DS, TENSOR_MULTS, 0),
     "mlp": Spec(build_mlp, DS, TENSOR_MULTS, 50),
-    "lm": Spec(build_lm, (24, 32, 64), {}, 50),
+    "lm": Spec(build_lm, (24, 32, 64), {}, 25),
     "clip": Spec(build_clip, (196,), {196: [10]}, 20),
 }
 #: ``--quick``: small d per game, one budget (20·d), a 20× reference and 6 peer targets
