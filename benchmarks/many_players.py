@@ -29,10 +29,11 @@ compute time and its ratio to the model's time (the attribution calls), and the 
 are compared on those rows. Estimators: every one registered in ``metagame.run.estimators.ESTIMATORS`` (a newly
 registered one joins automatically), except where its cost rule (``MAX_PLAYERS``) excludes it at that d.
 
-Run: ``python benchmarks/many_players.py`` (every game at its default d's and budgets: about 25 minutes on 2 quiet
-cores, estimated from the measured pieces: the references of the LM, CLIP and MLP games dominate), ``--quick``
-(1–3 minutes: every game at small d, one budget, a 20× reference), or select with ``--games``, ``--ds``,
-``--mults``, ``--seeds``, ``--estimators``, ``--ref-mult``, ``--peer-targets``.
+Run: ``python benchmarks/many_players.py`` (every game at its default d's and budgets: about 25–30 minutes on 2
+cores, estimated from pieces measured on busy cores, not timed end to end: lm ≈ 9 min (its d = 64 reference alone
+≈ 3 min), clip ≈ 4 min (reference 39 200 calls ≈ 3.5 min), poly and mlp the rest), ``--quick`` (1–3 minutes: each
+game at one small d, budget 20·d, a 20× reference), or select with ``--games``, ``--ds`` (applied to every selected
+game), ``--mults``, ``--seeds``, ``--estimators``, ``--ref-mult``, ``--peer-targets``.
 """
 
 from __future__ import annotations
