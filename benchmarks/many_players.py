@@ -88,7 +88,7 @@ GAMES = {
     "clip": Spec(build_clip, (196,), {196: [10]}, 20),
 }
 #: ``--quick``: small d per game, one budget (20·d), a 20× reference and 6 peer targets
-QUICK_DS = {"poly": (16,), "mlp": (32,), "lm": (24,), "clip": (49,)}
+QUICK_DS = {"poly": (16,), "mlp": (24,), "lm": (24,), "clip": (36,)}
 
 
 def estimators_for(d: int, names: list[str]) -> list[str]:
