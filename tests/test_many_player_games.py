@@ -13,6 +13,8 @@ from metagame.run import RunOptions, exact_meta_attributions
 
 from many_player_games import METHOD, build_clip, build_lm, build_mlp
 
+pytestmark = pytest.mark.slow  # builds tiny Hugging Face models (the transformers import alone is seconds)
+
 
 @pytest.mark.parametrize("build,d,ref_calls", [(build_mlp, 10, 600), (build_lm, 8, 200), (build_clip, 9, 300)])
 def test_sampled_reference_within_its_error_bar(build, d, ref_calls):
