@@ -9,10 +9,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, get_args
 
 from ..errors import MetagameError
-from ..run.options import RunOptions
+from ..run.options import EstimatorName, RunOptions
 
 #: Python spellings in error messages -> the CLI's spellings (applied to errors a command prints)
 CLI_SPELLINGS = {
@@ -65,7 +65,7 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
     g.add_argument("--variant", default=d.variant, choices=("metagame", "serial"), help=f"default {d.variant}")
     g.add_argument("--value", default=d.value, choices=("shapley", "banzhaf"), help=f"outer value (default {d.value})")
     g.add_argument("--budget", type=int, default=None, help="attribution calls for a sampled estimate (default: exact)")
-    g.add_argument("--estimator", default=d.estimator, choices=("auto", "stratified", "regression", "montecarlo"),
+    g.add_argument("--estimator", default=d.estimator, choices=get_args(EstimatorName),
                    help=f"estimator of sampled runs (default {d.estimator})")
     g.add_argument("--seed", type=int, default=None, help="seed of the estimator")
     g.add_argument("--tol", type=float, default=None, help="stop a sampled run once every standard error is below TOL")

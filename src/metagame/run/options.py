@@ -24,7 +24,7 @@ from ..errors import MetagameError
 
 Variant = Literal["metagame", "serial"]
 Value = Literal["shapley", "banzhaf"]
-EstimatorName = Literal["auto", "stratified", "regression", "montecarlo"]
+EstimatorName = Literal["auto", "stratified", "regression", "montecarlo", "sparse"]
 CheckpointMode = Literal["resume", "overwrite"]
 Order = Literal[2, 3]
 Backend = Literal["local", "ray"]
@@ -51,7 +51,7 @@ class RunOptions:
         budget: None for exact enumeration of the 2^d − 1 coalitions; else the number of attribution calls for a
             shared-sample estimator (never exceeded; ``stderr`` then holds a standard error per entry).
         seed: seed of the coalition sampler (an integer; None draws one and records it).
-        estimator: ``"auto"``, ``"stratified"``, ``"regression"`` or ``"montecarlo"`` (sampled runs).
+        estimator: ``"auto"``, ``"stratified"``, ``"regression"``, ``"montecarlo"`` or ``"sparse"`` (sampled runs).
         tol: stop a sampled run early once every standard error is below ``tol``.
         checkpoint: ``.npz`` path where finished work is saved (every ``checkpoint_every`` seconds, at the end and
             on interruption) and resumed from; keyed by a fingerprint of everything that determines the numbers.

@@ -22,10 +22,11 @@ from .evaluator import DEDUPLICATE_MAX_PLAYERS, Evaluator
 from .montecarlo import MonteCarlo
 from .plan import draw_units, make_plan, sizes_rows
 from .regression import Regression
+from .sparse import Sparse
 from .stratified import Stratified
 
 #: estimator classes by name
-ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo)}
+ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo, Sparse)}
 #: largest d for which ``auto`` picks the stratified estimator (its pairwise surrogate has d(d−1)/2 terms)
 STRATIFIED_MAX_PLAYERS = 24
 #: largest d for which ``auto`` picks the regression estimator
@@ -102,7 +103,7 @@ def estimate_meta_attributions(
         )
     seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
     cls = ESTIMATORS[name]
-    plan = make_plan(d, budget, variant, value, share_power=0.0 if name == "stratified" else -1.0)
+    plan = make_plan(d, budget, variant, value, share_power=0.0 if name in ("stratified", "sparse") else -1.0)
     rng = np.random.default_rng(np.random.SeedSequence([seed_used, d, 0x6D657461]))
     if batch_size is None:
         batch_size = min(4096, int(np.clip(budget // 40, 32, max(32, 2**20 // max(d, 1)))))

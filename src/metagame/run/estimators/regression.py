@@ -80,6 +80,14 @@ class Regression(StoredRows):
         super().__init__(plan)
         self.log_mu = log_kernel(plan.m)
 
+    def control(
+        self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray
+    ) -> tuple[np.ndarray, float, np.ndarray | float]:
+        """Hook for a control variate g of target ``i``'s game (rows ``z``, values ``y`` = u − u(∅), row total
+        ``delta``, unit id −1 = exact): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to
+        the fit. Plain KernelSHAP: no control variate."""
+        return y, delta, 0.0
+
     def _jackknife(self, z, w, y, delta, unit, sampled, a, b) -> np.ndarray:
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
         every copy of a repeated coalition leaves together (a repeated draw is not independent information)."""
@@ -128,6 +136,7 @@ class Regression(StoredRows):
             wi = w[sel]
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
+            y, delta, prior = self.control(i, z, y, delta, unit[sel])
             a = (z * wi[:, None]).T @ z
             b = (z * wi[:, None]).T @ y
             beta, identified, rank = constrained_solve(a, b, delta, basis, need_identified=True)
@@ -150,7 +159,7 @@ class Regression(StoredRows):
                 else:  # too few sampled units or distinct coalitions inform this target: no error estimate
                     cov_diag = np.full(len(cols), np.inf)
             cov_diag[~identified] = np.inf
-            est[i, cols] = beta
+            est[i, cols] = beta + prior
             se[i, cols] = np.sqrt(cov_diag)
         return est, se
 
