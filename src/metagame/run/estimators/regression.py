@@ -70,6 +70,22 @@ def constrained_solve(
     return beta, identified, int(keep.sum())
 
 
+def fast_constrained_solve(a: np.ndarray, b: np.ndarray, delta: float, basis: np.ndarray) -> np.ndarray:
+    """:func:`constrained_solve` for a positive definite ``a`` by Cholesky and a Lagrange multiplier (the same
+    minimiser when every direction is determined; falls back to the eigen-solve when ``a`` is not)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    try:
+        factor = cho_factor(a, check_finite=False)
+    except (LinAlgError, ValueError):
+        return constrained_solve(a, b, delta, basis)[0]
+    sol = cho_solve(factor, np.column_stack([b, np.ones(len(b))]), check_finite=False)
+    lam = (sol[:, 0].sum() - delta) / sol[:, 1].sum()
+    beta = sol[:, 0] - lam * sol[:, 1]
+    beta += (delta - beta.sum()) / len(b)
+    return beta
+
+
 class Regression(StoredRows):
     """Constrained weighted least squares per target on stored rows (``regression``)."""
 
@@ -88,7 +104,7 @@ class Regression(StoredRows):
         the fit. Plain KernelSHAP: no control variate."""
         return y, delta, 0.0
 
-    def _jackknife(self, z, w, y, delta, unit, sampled, a, b) -> np.ndarray:
+    def _jackknife(self, z, w, y, delta, unit, sampled, a, b, full_rank: bool = False) -> np.ndarray:
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
         every copy of a repeated coalition leaves together (a repeated draw is not independent information)."""
         zs, ws, ys = z[sampled], w[sampled], y[sampled]
@@ -108,9 +124,12 @@ class Regression(StoredRows):
             n_g = len(np.unique(us[pick])) + others
             scale = self.k / max(self.k - n_g, 1.0)  # the other units re-weighted to stand for all K
             zw = zw_all[pick]
-            betas[g] = constrained_solve(
-                a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, basis
-            )[0]
+            a_g = a_e + scale * (a_s - zw.T @ zs[pick])
+            b_g = b_e + scale * (b_s - zw.T @ ys[pick])
+            if full_rank:  # every direction determined: a Cholesky solve gives the same minimiser, ~10× faster
+                betas[g] = fast_constrained_solve(a_g, b_g, delta, basis)
+            else:
+                betas[g] = constrained_solve(a_g, b_g, delta, basis)[0]
         return jackknife_variance(betas)
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +169,9 @@ class Regression(StoredRows):
                 # weight, not information); with none left the fit interpolates and its spread says nothing
                 resid_dof = len(distinct_rows(rows[sel][:, cols])) - rank
                 if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
-                    cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
+                    cov_diag = self._jackknife(
+                        z, wi, y, delta, unit[sel], sampled[sel], a, b, full_rank=rank == len(cols) - 1
+                    )
                     groups = min(n_coalitions, JACKKNIFE_GROUPS)
                     cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2
                     # a player on one side of only a few distinct sampled coalitions: its coefficient rests on

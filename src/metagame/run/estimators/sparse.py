@@ -35,13 +35,13 @@ MIN_ROWS = 40
 MIN_PAIR_ROWS = 5
 #: each round adds this share of the current number of terms (at least MIN_ADD)
 ROUND_SHARE = 0.5
-MIN_ADD = 2
+MIN_ADD = 4
 #: rounds without a better held-out error before the path stops
 PATIENCE = 2
 #: terms at most, as a share of the rows a fold's fit sees
 MAX_TERMS_SHARE = 0.4
 #: distinct rows per size bin (consecutive local sizes share one intercept until they hold this many)
-BIN_ROWS = 10
+BIN_ROWS = 25
 #: ridge, relative to the mean diagonal of the normal matrix (numerical only)
 RIDGE = 1e-8
 
@@ -78,25 +78,29 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     with the least held-out error, refitted without each fold.
     """
     n, m = x.shape
+    order = np.argsort(bins, kind="stable")  # rows by bin: every bin is a slice
+    x, y, bins, fold = x[order], y[order], bins[order], fold[order]
     xf = np.ascontiguousarray(x, dtype=np.float64)
+    x32 = xf.astype(np.float32)  # the screening products (scores only rank candidates)
     n_bins = int(bins.max()) + 1
     dummies = np.zeros((n, n_bins))
     dummies[np.arange(n), bins] = 1.0
     per_bin = dummies.sum(axis=0)
+    edges = np.concatenate([[0], np.cumsum(per_bin).astype(np.int64)])
+    slices = [slice(int(edges[b]), int(edges[b + 1])) for b in range(n_bins)]
     # within-bin sums of squares of every main (diagonal) and pair: Σ f² − Σ_b (Σ_b f)²/n_b
     pair_counts = xf.T @ xf
     spread = pair_counts.copy()
-    for b in range(n_bins):
-        xb = xf[bins == b]
-        cb = xb.T @ xb
-        spread -= cb**2 / per_bin[b]
+    for b, sl in enumerate(slices):
+        xb = x32[sl]
+        spread -= (xb.T @ xb).astype(np.float64) ** 2 / per_bin[b]
     taken = spread < 1e-9 * max(float(spread.max()), 1e-300)
     taken |= pair_counts < MIN_PAIR_ROWS
     taken[np.tril_indices(m, -1)] = True
     in_fold = [fold == k for k in range(folds)]
     n_train = min(n - int(f.sum()) for f in in_fold)
     max_terms = max(int(MAX_TERMS_SHARE * n_train) - n_bins, 0)
-    terms: list[tuple[int, int]] = []
+    terms: list[tuple[int, int, int]] = []
     cols = dummies
 
     def fit(cols):
@@ -111,23 +115,58 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         return coef, err, y - cols @ _solve(gram, rhs)
 
     coef, best_err, r = fit(cols)
-    best = (np.zeros((0, 2), dtype=np.int64), coef)
+    best = (np.zeros((0, 3), dtype=np.int64), coef)
     stall = 0
+    triples: set[tuple[int, int, int]] = set()
     while len(terms) < max_terms:
-        score = (xf * r[:, None]).T @ xf  # pair (j, k): Σ r z_j z_k; diagonal: Σ r z_j
+        score = ((x32 * r[:, None].astype(np.float32)).T @ x32).astype(np.float64)  # Σ r z_j z_k; diagonal Σ r z_j
         with np.errstate(divide="ignore", invalid="ignore"):
             score = score**2 / spread
         score[taken] = -1.0
+        # triples by hierarchy: a chosen pair (j, k) times any third player l
+        parents = [(j, k) for j, k, l in terms if j != k and k == l]
+        if parents:
+            pj = np.array(parents)
+            pcols = xf[:, pj[:, 0]] * xf[:, pj[:, 1]]
+            num = (pcols * r[:, None]).T @ xf
+            cnt = pcols.T @ xf  # rows holding the triple
+            tspread = cnt.copy()
+            p32 = pcols.astype(np.float32)
+            for b, sl in enumerate(slices):
+                tspread -= (p32[sl].T @ x32[sl]).astype(np.float64) ** 2 / per_bin[b]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tscore = np.where((cnt >= MIN_PAIR_ROWS) & (tspread > 1e-9 * max(float(spread.max()), 1e-300)),
+                                  num**2 / tspread, -1.0)
+            tscore[np.arange(len(pj)), pj[:, 0]] = -1.0
+            tscore[np.arange(len(pj)), pj[:, 1]] = -1.0
+            for (j, k), row in zip(parents, tscore):
+                for trip in triples:
+                    if j in trip and k in trip:
+                        row[sum(trip) - j - k] = -1.0
+        else:
+            tscore = np.zeros((0, m))
         add = min(max(MIN_ADD, int(ROUND_SHARE * len(terms))), max_terms - len(terms))
-        flat = score.ravel()
+        flat = np.concatenate([score.ravel(), tscore.ravel()])
         pick = np.argpartition(-flat, min(add, flat.size - 1))[:add]
         pick = pick[flat[pick] > 0]
         if len(pick) == 0:
             break
-        jj, kk = np.unravel_index(pick, (m, m))
-        taken[jj, kk] = True
-        terms.extend(zip(jj.tolist(), kk.tolist()))
-        cols = np.concatenate([cols, xf[:, jj] * xf[:, kk]], axis=1)
+        new = []
+        for q in pick.tolist():
+            if q < m * m:
+                j, k = divmod(q, m)
+                taken[j, k] = True
+                new.append((j, k, k))
+            else:
+                a, l = divmod(q - m * m, m)
+                trip = tuple(sorted((*parents[a], l)))
+                if trip in triples:
+                    continue
+                triples.add(trip)
+                new.append(trip)
+        terms.extend(new)
+        nt = np.array(new, dtype=np.int64)
+        cols = np.concatenate([cols, xf[:, nt[:, 0]] * xf[:, nt[:, 1]] * xf[:, nt[:, 2]]], axis=1)
         coef, err, r = fit(cols)
         if err < best_err * (1.0 - 1e-9):
             best_err, best, stall = err, (np.array(terms, dtype=np.int64), coef), 0
@@ -139,17 +178,18 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
 
 
 def term_values(x: np.ndarray, terms: np.ndarray) -> np.ndarray:
-    """Columns Π z over each term (``[n, p]``)."""
-    return (x[:, terms[:, 0]] & x[:, terms[:, 1]]).astype(np.float64)
+    """Columns Π z over each term (``[n, p]``; a term is three player indices, repeated for mains and pairs)."""
+    return (x[:, terms[:, 0]] & x[:, terms[:, 1]] & x[:, terms[:, 2]]).astype(np.float64)
 
 
 def term_shapley(terms: np.ndarray, coef: np.ndarray, m: int) -> np.ndarray:
-    """Shapley value of Σ coef·term in 0/1 coding: a main gives its coefficient, a pair half to each player."""
+    """Shapley value of Σ coef·Π_{l∈S} z_l in 0/1 coding: coef/|S| to every player of S."""
     out = np.zeros(m)
-    main = terms[:, 0] == terms[:, 1]
-    np.add.at(out, terms[main, 0], coef[main])
-    np.add.at(out, terms[~main, 0], coef[~main] / 2.0)
-    np.add.at(out, terms[~main, 1], coef[~main] / 2.0)
+    size = 1 + (terms[:, 1] != terms[:, 0]) + ((terms[:, 2] != terms[:, 1]) & (terms[:, 2] != terms[:, 0]))
+    share = coef / size
+    np.add.at(out, terms[:, 0], share)
+    np.add.at(out, terms[:, 1], np.where(terms[:, 1] != terms[:, 0], share, 0.0))
+    np.add.at(out, terms[:, 2], np.where((terms[:, 2] != terms[:, 1]) & (terms[:, 2] != terms[:, 0]), share, 0.0))
     return out
 
 
