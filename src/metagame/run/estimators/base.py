@@ -63,6 +63,11 @@ class Estimator:
         self.plan = plan
         self.k = 0  # sampled units so far
 
+    @classmethod
+    def share_power(cls, d: int, budget: int) -> float:
+        """The plan's ``share_power`` for this estimator (−1: sizes at the extremes, KernelSHAP's main effects)."""
+        return -1.0
+
     def add_exact(self, block: Rows) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 

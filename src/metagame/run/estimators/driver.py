@@ -103,7 +103,7 @@ def estimate_meta_attributions(
         )
     seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
     cls = ESTIMATORS[name]
-    plan = make_plan(d, budget, variant, value, share_power=0.0 if name in ("stratified", "sparse") else -1.0)
+    plan = make_plan(d, budget, variant, value, share_power=cls.share_power(d, budget))
     rng = np.random.default_rng(np.random.SeedSequence([seed_used, d, 0x6D657461]))
     if batch_size is None:
         batch_size = min(4096, int(np.clip(budget // 40, 32, max(32, 2**20 // max(d, 1)))))

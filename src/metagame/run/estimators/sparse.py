@@ -42,6 +42,10 @@ PATIENCE = 2
 MAX_TERMS_SHARE = 0.4
 #: distinct rows per size bin (consecutive local sizes share one intercept until they hold this many)
 BIN_ROWS = 25
+#: at most this many rows enter the candidates' scores (the fits use every row)
+SCREEN_ROWS = 2000
+#: calls per player from which the plan draws middle sizes too (share_power 0)
+MIDDLE_SIZES_BUDGET = 8
 #: ridge, relative to the mean diagonal of the normal matrix (numerical only)
 RIDGE = 1e-8
 
@@ -71,103 +75,109 @@ def size_bins(t: np.ndarray, min_rows: int) -> np.ndarray:
 
 
 def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarray, folds: int):
-    """Forward selection of mains and pairs on ``x`` ``[n, m]`` (0/1), ``y`` ``[n]``, on top of one intercept per size
-    bin (``bins``); ``fold`` −1 = always fitted.
+    """Forward selection of mains, pairs and triples (by hierarchy) on ``x`` ``[n, m]`` (0/1), ``y`` ``[n]``, on
+    top of one intercept per size bin (``bins``); ``fold`` −1 = always fitted.
 
-    Returns ``(terms [p, 2] (k = j for a main), coef [folds, n_bins + p])`` (bin intercepts first): the path's step
-    with the least held-out error, refitted without each fold.
+    Returns ``(terms [p, 3] (indices repeated for mains and pairs), coef [folds, n_bins + p])`` (bin intercepts
+    first): the path's step with the least held-out error, refitted without each fold.
     """
     n, m = x.shape
-    order = np.argsort(bins, kind="stable")  # rows by bin: every bin is a slice
-    x, y, bins, fold = x[order], y[order], bins[order], fold[order]
-    xf = np.ascontiguousarray(x, dtype=np.float64)
-    x32 = xf.astype(np.float32)  # the screening products (scores only rank candidates)
     n_bins = int(bins.max()) + 1
-    dummies = np.zeros((n, n_bins))
-    dummies[np.arange(n), bins] = 1.0
-    per_bin = dummies.sum(axis=0)
-    edges = np.concatenate([[0], np.cumsum(per_bin).astype(np.int64)])
-    slices = [slice(int(edges[b]), int(edges[b + 1])) for b in range(n_bins)]
-    # within-bin sums of squares of every main (diagonal) and pair: Σ f² − Σ_b (Σ_b f)²/n_b
-    pair_counts = xf.T @ xf
-    spread = pair_counts.copy()
-    for b, sl in enumerate(slices):
-        xb = x32[sl]
-        spread -= (xb.T @ xb).astype(np.float64) ** 2 / per_bin[b]
-    taken = spread < 1e-9 * max(float(spread.max()), 1e-300)
-    taken |= pair_counts < MIN_PAIR_ROWS
+    # fit rows ordered by fold (every fold a slice; the always-fitted rows last)
+    part = np.where(fold >= 0, fold, folds)
+    order = np.argsort(part, kind="stable")
+    x, y, bins, part = x[order], y[order], bins[order], part[order]
+    edges = np.searchsorted(part, np.arange(folds + 2))
+    parts = [slice(int(edges[k]), int(edges[k + 1])) for k in range(folds + 1)]
+    xf = np.ascontiguousarray(x, dtype=np.float64)
+    # screening rows: at most SCREEN_ROWS (a fixed spread of the rows), ordered by bin (every bin a slice)
+    scr = np.arange(n) if n <= SCREEN_ROWS else np.linspace(0, n - 1, SCREEN_ROWS).round().astype(np.int64)
+    scr = scr[np.argsort(bins[scr], kind="stable")]
+    xs = xf[scr].astype(np.float32)  # the screening products (scores only rank candidates)
+    per_bin = np.bincount(bins[scr], minlength=n_bins).astype(np.float64)
+    bedges = np.concatenate([[0], np.cumsum(per_bin).astype(np.int64)])
+    bslices = [(slice(int(bedges[b]), int(bedges[b + 1])), per_bin[b]) for b in range(n_bins) if per_bin[b] > 0]
+
+    def within_spread(f: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Σ over screening rows of the within-bin squared deviations of the products f_a·z_l (f binary)."""
+        out = counts.astype(np.float64).copy()
+        for sl, nb in bslices:
+            out -= (f[sl].T @ xs[sl]).astype(np.float64) ** 2 / nb
+        return out
+
+    pair_counts = (xs.T @ xs).astype(np.float64)
+    spread = within_spread(xs, pair_counts)
+    floor = 1e-9 * max(float(spread.max()), 1e-300)
+    taken = (spread < floor) | ((xf.T @ xf) < MIN_PAIR_ROWS)
     taken[np.tril_indices(m, -1)] = True
-    in_fold = [fold == k for k in range(folds)]
-    n_train = min(n - int(f.sum()) for f in in_fold)
+    n_train = n - max(parts[k].stop - parts[k].start for k in range(folds))
     max_terms = max(int(MAX_TERMS_SHARE * n_train) - n_bins, 0)
     terms: list[tuple[int, int, int]] = []
-    cols = dummies
+    triples: set[tuple[int, int, int]] = set()
+    cols = np.zeros((n, n_bins))
+    cols[np.arange(n), bins] = 1.0
+    grams = [cols[sl].T @ cols[sl] for sl in parts]
+    rhss = [cols[sl].T @ y[sl] for sl in parts]
 
-    def fit(cols):
-        gram = cols.T @ cols
-        rhs = cols.T @ y
+    def fit():
+        gram, rhs = sum(grams), sum(rhss)
         coef = np.empty((folds, cols.shape[1]))
         err = 0.0
         for k in range(folds):
-            ck, yk = cols[in_fold[k]], y[in_fold[k]]
-            coef[k] = _solve(gram - ck.T @ ck, rhs - ck.T @ yk)
-            err += float(np.sum((yk - ck @ coef[k]) ** 2))
+            coef[k] = _solve(gram - grams[k], rhs - rhss[k])
+            err += float(np.sum((y[parts[k]] - cols[parts[k]] @ coef[k]) ** 2))
         return coef, err, y - cols @ _solve(gram, rhs)
 
-    coef, best_err, r = fit(cols)
+    coef, best_err, r = fit()
     best = (np.zeros((0, 3), dtype=np.int64), coef)
     stall = 0
-    triples: set[tuple[int, int, int]] = set()
     while len(terms) < max_terms:
-        score = ((x32 * r[:, None].astype(np.float32)).T @ x32).astype(np.float64)  # Σ r z_j z_k; diagonal Σ r z_j
+        rs = r[scr].astype(np.float32)
+        score = ((xs * rs[:, None]).T @ xs).astype(np.float64)  # Σ r z_j z_k; diagonal Σ r z_j
         with np.errstate(divide="ignore", invalid="ignore"):
             score = score**2 / spread
         score[taken] = -1.0
         # triples by hierarchy: a chosen pair (j, k) times any third player l
         parents = [(j, k) for j, k, l in terms if j != k and k == l]
+        tscore = np.zeros((0, m))
         if parents:
             pj = np.array(parents)
-            pcols = xf[:, pj[:, 0]] * xf[:, pj[:, 1]]
-            num = (pcols * r[:, None]).T @ xf
-            cnt = pcols.T @ xf  # rows holding the triple
-            tspread = cnt.copy()
-            p32 = pcols.astype(np.float32)
-            for b, sl in enumerate(slices):
-                tspread -= (p32[sl].T @ x32[sl]).astype(np.float64) ** 2 / per_bin[b]
+            ps = xs[:, pj[:, 0]] * xs[:, pj[:, 1]]
+            cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the triple
+            num = ((ps * rs[:, None]).T @ xs).astype(np.float64)
+            tspread = within_spread(ps, cnt)
             with np.errstate(divide="ignore", invalid="ignore"):
-                tscore = np.where((cnt >= MIN_PAIR_ROWS) & (tspread > 1e-9 * max(float(spread.max()), 1e-300)),
-                                  num**2 / tspread, -1.0)
-            tscore[np.arange(len(pj)), pj[:, 0]] = -1.0
-            tscore[np.arange(len(pj)), pj[:, 1]] = -1.0
-            for (j, k), row in zip(parents, tscore):
-                for trip in triples:
-                    if j in trip and k in trip:
-                        row[sum(trip) - j - k] = -1.0
-        else:
-            tscore = np.zeros((0, m))
+                tscore = np.where((cnt >= MIN_PAIR_ROWS) & (tspread > floor), num**2 / tspread, -1.0)
+            rows_ = np.arange(len(pj))
+            tscore[rows_, pj[:, 0]] = -1.0
+            tscore[rows_, pj[:, 1]] = -1.0
         add = min(max(MIN_ADD, int(ROUND_SHARE * len(terms))), max_terms - len(terms))
         flat = np.concatenate([score.ravel(), tscore.ravel()])
         pick = np.argpartition(-flat, min(add, flat.size - 1))[:add]
         pick = pick[flat[pick] > 0]
-        if len(pick) == 0:
-            break
-        new = []
+        new: list[tuple[int, int, int]] = []
         for q in pick.tolist():
             if q < m * m:
                 j, k = divmod(q, m)
                 taken[j, k] = True
                 new.append((j, k, k))
             else:
-                a, l = divmod(q - m * m, m)
-                trip = tuple(sorted((*parents[a], l)))
-                if trip in triples:
-                    continue
-                triples.add(trip)
-                new.append(trip)
+                a_, l_ = divmod(q - m * m, m)
+                trip = tuple(sorted((*parents[a_], l_)))
+                if trip not in triples:
+                    triples.add(trip)
+                    new.append(trip)
+        if not new:
+            break
         terms.extend(new)
         nt = np.array(new, dtype=np.int64)
-        cols = np.concatenate([cols, xf[:, nt[:, 0]] * xf[:, nt[:, 1]] * xf[:, nt[:, 2]]], axis=1)
-        coef, err, r = fit(cols)
+        add_cols = xf[:, nt[:, 0]] * xf[:, nt[:, 1]] * xf[:, nt[:, 2]]
+        for k, sl in enumerate(parts):
+            cross = cols[sl].T @ add_cols[sl]
+            grams[k] = np.block([[grams[k], cross], [cross.T, add_cols[sl].T @ add_cols[sl]]])
+            rhss[k] = np.concatenate([rhss[k], add_cols[sl].T @ y[sl]])
+        cols = np.concatenate([cols, add_cols], axis=1)
+        coef, err, r = fit()
         if err < best_err * (1.0 - 1e-9):
             best_err, best, stall = err, (np.array(terms, dtype=np.int64), coef), 0
         else:
@@ -197,6 +207,12 @@ class Sparse(Regression):
     """KernelSHAP on the residuals of a cross-fitted sparse pairwise surrogate (``sparse``); see the module text."""
 
     name = "sparse"
+
+    @classmethod
+    def share_power(cls, d: int, budget: int) -> float:
+        """Middle sizes (share_power 0) carry the interactions the surrogate needs once each target gets enough rows
+        for one (budget ≥ ``MIDDLE_SIZES_BUDGET``·d); below, KernelSHAP's extreme sizes (−1)."""
+        return 0.0 if budget >= MIDDLE_SIZES_BUDGET * d else -1.0
 
     def __init__(self, plan: Plan):
         super().__init__(plan)
