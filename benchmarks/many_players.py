@@ -41,8 +41,10 @@ from planted_poly import planted_poly  # noqa: E402
 DS = [12, 16, 24, 32, 64, 128, 256]
 #: budgets as multiples of d, per d (fewer at large d so that the run stays a few minutes on 2 cores)
 MULTS = {12: [20, 100], 16: [20, 100], 24: [20, 100], 32: [20, 100], 64: [20], 128: [20], 256: [20]}
-#: estimators run per d (the Gaussian-process estimator costs O(d·n³); it is run where it is the default or near)
-OURS = {d: (["stratified"] if d <= 32 else []) + (["regression"] if d <= 64 else []) + ["montecarlo"] for d in DS}
+#: estimators run per d (the Gaussian-process estimator costs O(d·n³); it is run where it is the default or near);
+#: the first one's coalitions feed the peer (the default's: stratified up to d = 24, sparse beyond)
+OURS = {d: (["stratified", "sparse"] if d <= 24 else ["sparse", "stratified"] if d <= 32 else ["sparse"])
+        + (["regression"] if d <= 64 else []) + ["montecarlo"] for d in DS}
 
 
 class Recorder(AttributionMethod):

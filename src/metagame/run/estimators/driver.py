@@ -27,20 +27,28 @@ from .stratified import Stratified
 
 #: estimator classes by name
 ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo, Sparse)}
-#: largest d for which ``auto`` picks the stratified estimator (its pairwise surrogate has d(d−1)/2 terms)
+#: largest d for which ``auto`` picks the stratified estimator (one Gaussian process per target)
 STRATIFIED_MAX_PLAYERS = 24
-#: largest d for which ``auto`` picks the regression estimator
+#: beyond STRATIFIED_MAX_PLAYERS and below SPARSE_MIN_CALLS_PER_PLAYER·d calls (too few rows per target for the
+#: sparse surrogate), ``auto`` picks regression up to this d and montecarlo beyond
 REGRESSION_MAX_PLAYERS = 64
+#: calls per player from which ``auto`` picks the sparse estimator for d > STRATIFIED_MAX_PLAYERS
+SPARSE_MIN_CALLS_PER_PLAYER = 8
 
 
-def resolve_estimator(estimator: str, d: int, value: str) -> str:
-    """The estimator ``auto`` stands for (Shapley: stratified for d ≤ 24, regression for d ≤ 64, else montecarlo;
-    Banzhaf: montecarlo), or an error when the named one cannot compute ``value``."""
+def resolve_estimator(estimator: str, d: int, value: str, budget: int | None = None) -> str:
+    """The estimator ``auto`` stands for, or an error when the named one cannot compute ``value``.
+
+    Shapley: stratified for d ≤ 24; beyond, sparse once the budget reaches 8d calls (measured in docs/estimators.md
+    "Many players": 20d calls, d = 32–256), else regression for d ≤ 64 and montecarlo beyond. Banzhaf: montecarlo.
+    """
     if estimator == "auto":
         if value != "shapley":
             return "montecarlo"
         if d <= STRATIFIED_MAX_PLAYERS:
             return "stratified"
+        if budget is None or budget >= SPARSE_MIN_CALLS_PER_PLAYER * d:
+            return "sparse"
         return "regression" if d <= REGRESSION_MAX_PLAYERS else "montecarlo"
     if value not in ESTIMATORS[estimator].values:
         raise MetagameError(
@@ -93,7 +101,7 @@ def estimate_meta_attributions(
             f"budget={budget} is too small for d={d} players: at least {minimum} attribution calls are needed "
             f"({what}); pass budget >= {minimum}"
         )
-    name = resolve_estimator(options.estimator, d, value)
+    name = resolve_estimator(options.estimator, d, value, budget)
     if options.order == 3 and (variant != "metagame" or value != "shapley"):
         raise MetagameError("order=3 is defined for the metagame variant with the Shapley value; drop variant/value")
     if options.order == 3 and not ESTIMATORS[name].supports_tensor:

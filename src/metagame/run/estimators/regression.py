@@ -22,6 +22,7 @@ from .base import (
     distinct_rows,
     jackknife_variance,
     t_factor,
+    unique_rows,
 )
 from .plan import Plan, log_kernel
 
@@ -108,8 +109,7 @@ class Regression(StoredRows):
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
         every copy of a repeated coalition leaves together (a repeated draw is not independent information)."""
         zs, ws, ys = z[sampled], w[sampled], y[sampled]
-        _, coalition = np.unique(np.packbits(zs.astype(bool), axis=1), axis=0, return_inverse=True)
-        coalition = np.asarray(coalition).ravel()
+        coalition = unique_rows(zs.astype(bool))[1]
         groups = min(int(coalition.max()) + 1, JACKKNIFE_GROUPS)
         gid = coalition % groups
         others = max(self.k - len(np.unique(unit[sampled])), 0) / groups  # units that never reach this target

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import distinct_rows
+from .base import unique_rows
 from .plan import Plan
 from .regression import Regression
 
@@ -108,7 +108,7 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     pair_counts = (xs.T @ xs).astype(np.float64)
     spread = within_spread(xs, pair_counts)
     floor = 1e-9 * max(float(spread.max()), 1e-300)
-    taken = (spread < floor) | ((xf.T @ xf) < MIN_PAIR_ROWS)
+    taken = (spread < floor) | (pair_counts < MIN_PAIR_ROWS)
     taken[np.tril_indices(m, -1)] = True
     n_train = n - max(parts[k].stop - parts[k].start for k in range(folds))
     max_terms = max(int(MAX_TERMS_SHARE * n_train) - n_bins, 0)
@@ -224,16 +224,11 @@ class Sparse(Regression):
         sampled = unit >= 0
         if not self.plan.sampled or int(sampled.sum()) == 0:
             return y, delta, 0.0
-        keep = distinct_rows(zb)
-        n_sampled = int(sampled[keep].sum())
-        if n_sampled < MIN_ROWS:
-            return y, delta, 0.0
         # distinct coalitions for the fit; folds by coalition, exact rows in every fit
-        _, inverse = np.unique(np.packbits(zb, axis=1), axis=0, return_inverse=True)
-        inverse = np.asarray(inverse).ravel()
-        n_distinct = int(inverse.max()) + 1
-        rep = np.zeros(n_distinct, dtype=np.int64)
-        rep[inverse[::-1]] = np.arange(len(inverse))[::-1]  # first row of each coalition
+        rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
+        n_distinct = len(rep)
+        if int(sampled[rep].sum()) < MIN_ROWS:
+            return y, delta, 0.0
         rng = np.random.default_rng([i, m, 0x5A])
         fold_of = np.where(unit[rep] >= 0, rng.permutation(n_distinct) % FOLDS, -1)
         bins = size_bins(zb[rep].sum(axis=1), BIN_ROWS)
