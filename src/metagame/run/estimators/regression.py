@@ -114,18 +114,20 @@ class Regression(StoredRows):
         gid = coalition % groups
         others = max(self.k - len(np.unique(unit[sampled])), 0) / groups  # units that never reach this target
         zw_all = zs * ws[:, None]
-        a_s, b_s = zw_all.T @ zs, zw_all.T @ ys  # sampled part of the normal equations (weights carry 1/K)
+        picks = [gid == g for g in range(groups)]
+        # each group's share of the sampled part of the normal equations (weights carry 1/K); their sum is all of it
+        a_parts = [zw_all[pick].T @ zs[pick] for pick in picks]
+        b_parts = [zw_all[pick].T @ ys[pick] for pick in picks]
+        a_s, b_s = sum(a_parts), sum(b_parts)
         a_e, b_e = a - a_s, b - b_s  # exact (enumerated) part
         us = unit[sampled]
         basis = contrast_basis(z.shape[1])
         betas = np.empty((groups, z.shape[1]))
-        for g in range(groups):
-            pick = gid == g
+        for g, pick in enumerate(picks):
             n_g = len(np.unique(us[pick])) + others
             scale = self.k / max(self.k - n_g, 1.0)  # the other units re-weighted to stand for all K
-            zw = zw_all[pick]
-            a_g = a_e + scale * (a_s - zw.T @ zs[pick])
-            b_g = b_e + scale * (b_s - zw.T @ ys[pick])
+            a_g = a_e + scale * (a_s - a_parts[g])
+            b_g = b_e + scale * (b_s - b_parts[g])
             if full_rank:  # every direction determined: a Cholesky solve gives the same minimiser, ~10× faster
                 betas[g] = fast_constrained_solve(a_g, b_g, delta, basis)
             else:
