@@ -2,17 +2,19 @@
 polynomial surrogate of each target's game.
 
 Per target game u (m players, values y = u − u(∅) on its distinct coalitions z ∈ {0, 1}^m), the surrogate is a
-polynomial g(z) = Σ_j a_j z_j + Σ_{j<k} b_jk z_j z_k without constant (g(∅) = 0 = y(∅)) whose terms are chosen by
-forward selection: each round scores every main and every pair against the current residual r (|fᵀr|/‖f‖, the
-pairs by one product (z·r)ᵀz), adds the best ``ROUND_SHARE`` of the current size (at least ``MIN_ADD``), and refits
-least squares. The sampled coalitions are split into ``FOLDS`` folds; every round also refits without each fold and
+polynomial g(z) = h(|z|) + Σ_S c_S Π_{l∈S} z_l (h a step function of the size with h(0) = 0, so g(∅) = 0 = y(∅))
+whose terms S are chosen by forward selection: each round scores every main and every pair against the current
+residual r ((fᵀr)² / within-size-bin Σ f², the pairs by one product (z·r)ᵀz on at most ``SCREEN_ROWS`` rows), and
+every chosen term of order 2 … ``MAX_ORDER`` − 1 extended by one player (hierarchy), adds the best ``ROUND_SHARE`` of
+the current size (at least ``MIN_ADD``), and refits least squares. The sampled coalitions are split into ``FOLDS`` folds; every round also refits without each fold and
 scores the held-out rows, and the path stops at the round with the least held-out error (after ``PATIENCE`` rounds
 without improvement). g_k, fitted without fold k, predicts the rows of fold k (cross-fitting); ḡ = mean_k g_k
-predicts the exact rows. Shapley(g) is closed form (a main term gives a_j to j, a pair b_jk/2 to j and k), so
+predicts the exact rows. Shapley(g) is closed form (a term c_S gives c_S/|S| to every l ∈ S; h, symmetric, gives h(m)/m to everyone, with
+h(m) set so that g(N) = y(N)), so
 
     φ̂ = Shapley(ḡ) + KernelSHAP(u − g_{k(row)}) with row total δ − ḡ(N),
 
-the second term being :class:`~.regression.Regression`'s fit (Horvitz–Thompson weights, exact row sums, its
+(0 by that choice of h(m)), the second term being :class:`~.regression.Regression`'s fit (Horvitz–Thompson weights, exact row sums, its
 delete-a-group jackknife, Student-t factor and ``inf`` rules) on the out-of-fold residuals. A good surrogate leaves
 small residuals and a small error; a bad one leaves KernelSHAP's error, and the jackknife sees either. Targets with
 fewer than ``MIN_ROWS`` distinct sampled coalitions get no surrogate (plain KernelSHAP). Memory O(budget·d + d²);
@@ -46,6 +48,8 @@ BIN_ROWS = 25
 SCREEN_ROWS = 2000
 #: calls per player from which the plan draws middle sizes too (share_power 0)
 MIDDLE_SIZES_BUDGET = 8
+#: highest order of a surrogate term (terms beyond pairs grow from chosen ones, one player at a time)
+MAX_ORDER = 4
 #: ridge, relative to the mean diagonal of the normal matrix (numerical only)
 RIDGE = 1e-8
 
@@ -75,11 +79,11 @@ def size_bins(t: np.ndarray, min_rows: int) -> np.ndarray:
 
 
 def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarray, folds: int):
-    """Forward selection of mains, pairs and triples (by hierarchy) on ``x`` ``[n, m]`` (0/1), ``y`` ``[n]``, on
-    top of one intercept per size bin (``bins``); ``fold`` −1 = always fitted.
+    """Forward selection of mains, pairs and (by hierarchy) terms up to ``MAX_ORDER`` on ``x`` ``[n, m]`` (0/1),
+    ``y`` ``[n]``, on top of one intercept per size bin (``bins``); ``fold`` −1 = always fitted.
 
-    Returns ``(terms [p, 3] (indices repeated for mains and pairs), coef [folds, n_bins + p])`` (bin intercepts
-    first): the path's step with the least held-out error, refitted without each fold.
+    Returns ``(terms [p, MAX_ORDER] (see :func:`padded`), coef [folds, n_bins + p])`` (bin intercepts first): the
+    path's step with the least held-out error, refitted without each fold.
     """
     n, m = x.shape
     n_bins = int(bins.max()) + 1
@@ -112,8 +116,8 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     taken[np.tril_indices(m, -1)] = True
     n_train = n - max(parts[k].stop - parts[k].start for k in range(folds))
     max_terms = max(int(MAX_TERMS_SHARE * n_train) - n_bins, 0)
-    terms: list[tuple[int, int, int]] = []
-    triples: set[tuple[int, int, int]] = set()
+    terms: list[tuple[int, ...]] = []
+    chosen: set[tuple[int, ...]] = set()
     cols = np.zeros((n, n_bins))
     cols[np.arange(n), bins] = 1.0
     grams = [cols[sl].T @ cols[sl] for sl in parts]
@@ -129,7 +133,7 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         return coef, err, y - cols @ _solve(gram, rhs)
 
     coef, best_err, r = fit()
-    best = (np.zeros((0, 3), dtype=np.int64), coef)
+    best = (np.zeros((0, MAX_ORDER), dtype=np.int64), coef)
     stall = 0
     while len(terms) < max_terms:
         rs = r[scr].astype(np.float32)
@@ -137,41 +141,41 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         with np.errstate(divide="ignore", invalid="ignore"):
             score = score**2 / spread
         score[taken] = -1.0
-        # triples by hierarchy: a chosen pair (j, k) times any third player l
-        parents = [(j, k) for j, k, l in terms if j != k and k == l]
+        # higher orders by hierarchy: a chosen term of order 2 … MAX_ORDER − 1 times any further player l
+        parents = [t for t in terms if 2 <= len(t) < MAX_ORDER]
         tscore = np.zeros((0, m))
         if parents:
-            pj = np.array(parents)
-            ps = xs[:, pj[:, 0]] * xs[:, pj[:, 1]]
-            cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the triple
+            ps = np.ones((len(scr), len(parents)), dtype=np.float32)
+            for c, t in enumerate(parents):
+                for l_ in t:
+                    ps[:, c] *= xs[:, l_]
+            cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the extended term
             num = ((ps * rs[:, None]).T @ xs).astype(np.float64)
             tspread = within_spread(ps, cnt)
             with np.errstate(divide="ignore", invalid="ignore"):
                 tscore = np.where((cnt >= MIN_PAIR_ROWS) & (tspread > floor), num**2 / tspread, -1.0)
-            rows_ = np.arange(len(pj))
-            tscore[rows_, pj[:, 0]] = -1.0
-            tscore[rows_, pj[:, 1]] = -1.0
+            for c, t in enumerate(parents):
+                tscore[c, list(t)] = -1.0
         add = min(max(MIN_ADD, int(ROUND_SHARE * len(terms))), max_terms - len(terms))
         flat = np.concatenate([score.ravel(), tscore.ravel()])
         pick = np.argpartition(-flat, min(add, flat.size - 1))[:add]
         pick = pick[flat[pick] > 0]
-        new: list[tuple[int, int, int]] = []
+        new: list[tuple[int, ...]] = []
         for q in pick.tolist():
             if q < m * m:
                 j, k = divmod(q, m)
                 taken[j, k] = True
-                new.append((j, k, k))
+                term = (j,) if j == k else (j, k)
             else:
                 a_, l_ = divmod(q - m * m, m)
-                trip = tuple(sorted((*parents[a_], l_)))
-                if trip not in triples:
-                    triples.add(trip)
-                    new.append(trip)
+                term = tuple(sorted((*parents[a_], l_)))
+            if term not in chosen:
+                chosen.add(term)
+                new.append(term)
         if not new:
             break
         terms.extend(new)
-        nt = np.array(new, dtype=np.int64)
-        add_cols = xf[:, nt[:, 0]] * xf[:, nt[:, 1]] * xf[:, nt[:, 2]]
+        add_cols = term_values(x, padded(new))
         for k, sl in enumerate(parts):
             cross = cols[sl].T @ add_cols[sl]
             grams[k] = np.block([[grams[k], cross], [cross.T, add_cols[sl].T @ add_cols[sl]]])
@@ -179,7 +183,7 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         cols = np.concatenate([cols, add_cols], axis=1)
         coef, err, r = fit()
         if err < best_err * (1.0 - 1e-9):
-            best_err, best, stall = err, (np.array(terms, dtype=np.int64), coef), 0
+            best_err, best, stall = err, (padded(terms), coef), 0
         else:
             stall += 1
             if stall >= PATIENCE:
@@ -187,19 +191,30 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     return best
 
 
+def padded(terms) -> np.ndarray:
+    """Terms (tuples of distinct players) as ``[p, MAX_ORDER]``, each padded with its first player."""
+    out = np.empty((len(terms), MAX_ORDER), dtype=np.int64)
+    for r, t in enumerate(terms):
+        out[r] = list(t) + [t[0]] * (MAX_ORDER - len(t))
+    return out
+
+
 def term_values(x: np.ndarray, terms: np.ndarray) -> np.ndarray:
-    """Columns Π z over each term (``[n, p]``; a term is three player indices, repeated for mains and pairs)."""
-    return (x[:, terms[:, 0]] & x[:, terms[:, 1]] & x[:, terms[:, 2]]).astype(np.float64)
+    """Columns Π_{l∈S} z_l of padded terms (``[n, p]``)."""
+    out = x[:, terms[:, 0]].copy()
+    for c in range(1, terms.shape[1]):
+        out &= x[:, terms[:, c]]
+    return out.astype(np.float64)
 
 
 def term_shapley(terms: np.ndarray, coef: np.ndarray, m: int) -> np.ndarray:
-    """Shapley value of Σ coef·Π_{l∈S} z_l in 0/1 coding: coef/|S| to every player of S."""
+    """Shapley value of Σ coef·Π_{l∈S} z_l in 0/1 coding (padded terms): coef/|S| to every player of S."""
     out = np.zeros(m)
-    size = 1 + (terms[:, 1] != terms[:, 0]) + ((terms[:, 2] != terms[:, 1]) & (terms[:, 2] != terms[:, 0]))
-    share = coef / size
+    extra = terms[:, 1:] != terms[:, :1]  # the padding repeats the first player
+    share = coef / (1 + extra.sum(axis=1))
     np.add.at(out, terms[:, 0], share)
-    np.add.at(out, terms[:, 1], np.where(terms[:, 1] != terms[:, 0], share, 0.0))
-    np.add.at(out, terms[:, 2], np.where((terms[:, 2] != terms[:, 1]) & (terms[:, 2] != terms[:, 0]), share, 0.0))
+    for c in range(1, terms.shape[1]):
+        np.add.at(out, terms[:, c], np.where(extra[:, c - 1], share, 0.0))
     return out
 
 
