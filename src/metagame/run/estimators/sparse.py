@@ -6,16 +6,16 @@ polynomial g(z) = h(|z|) + Σ_S c_S Π_{l∈S} z_l (h a step function of the siz
 whose terms S are chosen by forward selection: each round scores every main and every pair against the current
 residual r ((fᵀr)² / within-size-bin Σ f², the pairs by one product (z·r)ᵀz on at most ``SCREEN_ROWS`` rows), and
 every chosen term of order 2 … ``MAX_ORDER`` − 1 extended by one player (hierarchy), adds the best ``ROUND_SHARE`` of
-the current size (at least ``MIN_ADD``), and refits least squares. The sampled coalitions are split into ``FOLDS`` folds; every round also refits without each fold and
-scores the held-out rows, and the path stops at the round with the least held-out error (after ``PATIENCE`` rounds
+the current size (at least ``MIN_ADD``), and refits least squares. The sampled coalitions are split into
+``FOLDS`` folds; every round also refits without each fold and scores the held-out rows, and the path stops at the round with the least held-out error (after ``PATIENCE`` rounds
 without improvement). g_k, fitted without fold k, predicts the rows of fold k (cross-fitting); ḡ = mean_k g_k
-predicts the exact rows. Shapley(g) is closed form (a term c_S gives c_S/|S| to every l ∈ S; h, symmetric, gives h(m)/m to everyone, with
-h(m) set so that g(N) = y(N)), so
+predicts the exact rows. Shapley(g) is closed form (a term c_S gives c_S/|S| to every l ∈ S; h, symmetric, gives
+h(m)/m to everyone, with h(m) set so that g(N) = y(N)), so
 
     φ̂ = Shapley(ḡ) + KernelSHAP(u − g_{k(row)}) with row total δ − ḡ(N),
 
-(0 by that choice of h(m)), the second term being :class:`~.regression.Regression`'s fit (Horvitz–Thompson weights, exact row sums, its
-delete-a-group jackknife, Student-t factor and ``inf`` rules) on the out-of-fold residuals. A good surrogate leaves
+(0 by that choice of h(m)), the second term being :class:`~.regression.Regression`'s fit (Horvitz–Thompson
+weights, exact row sums, its delete-a-group jackknife, Student-t factor and ``inf`` rules) on the out-of-fold residuals. A good surrogate leaves
 small residuals and a small error; a bad one leaves KernelSHAP's error, and the jackknife sees either. Targets with
 fewer than ``MIN_ROWS`` distinct sampled coalitions get no surrogate (plain KernelSHAP). Memory O(budget·d + d²);
 time O(rounds·n·m²) per target for n distinct rows (the pair scores).
