@@ -55,7 +55,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 from metagame.methods.base import AttributionMethod  # noqa: E402
 from metagame.methods.registry import get_method  # noqa: E402
 from metagame.run import RunOptions  # noqa: E402
-from metagame.run.estimators import ESTIMATORS, estimate_meta_attributions  # noqa: E402
+from metagame.run.estimators import ESTIMATORS, estimate_meta_attributions, resolve_estimator  # noqa: E402
 from many_player_games import METHOD, Game, build_clip, build_lm, build_mlp, build_poly  # noqa: E402
 
 DS = (12, 16, 24, 32, 64, 128, 256)
@@ -225,8 +225,9 @@ def run_game(kind: str, d: int, args) -> tuple[list[str], list[str]]:
         notes.append(f"{kind} d={d} seed {seed}: {game.description}; {game.ref_seconds:.1f} s")
         cmp = Compare(game, np.sort(np.random.default_rng(seed).permutation(d)[: args.peer_targets]))
         for mult in mults:
+            default = resolve_estimator("auto", d, "shapley", mult * d)  # its coalitions feed the peer
             for name in names:
-                cell = run_one(game, cmp, name, mult * d, seed, peer=name == names[0])
+                cell = run_one(game, cmp, name, mult * d, seed, peer=name == (default if default in names else names[0]))
                 cells.setdefault((mult, name), []).append(cell)
                 if "peer_err" in cell:
                     peers.setdefault(mult, []).append(cell["peer_err"])

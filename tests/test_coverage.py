@@ -14,7 +14,7 @@ from metagame.run.estimators.plan import draw_units, make_plan
 
 from planted_poly import planted_poly
 
-ESTIMATOR_NAMES = ("stratified", "regression", "montecarlo")
+ESTIMATOR_NAMES = ("stratified", "regression", "montecarlo", "sparse")
 
 
 def _mlp(d: int, seed: int = 0, hidden: int = 16):

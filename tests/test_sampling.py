@@ -213,6 +213,7 @@ def test_stratified_serial_variant_converges(case7):
 @pytest.mark.parametrize("variant,value,estimator", [
     ("metagame", "shapley", "stratified"), ("metagame", "shapley", "regression"),
     ("metagame", "shapley", "montecarlo"), ("serial", "shapley", "stratified"), ("metagame", "banzhaf", "montecarlo"),
+    ("metagame", "shapley", "sparse"), ("serial", "shapley", "sparse"),
 ])
 def test_unsampled_entries_are_not_claimed_exact(variant, value, estimator):
     """At the minimum budget nothing beyond N and the singletons is seen: stderr inf (never 0), even split."""
@@ -237,7 +238,7 @@ def test_small_budgets_stay_stable_and_never_report_zero_error(d):
     f, x = _mlp(d)
     budgets = sorted({d + 1, d + 3, 2 * d, 3 * d, 4 * d} | ({64, 66} if d == 22 else set()))
     off = ~np.eye(d, dtype=bool)
-    for estimator in ("stratified", "regression", "montecarlo"):
+    for estimator in ("stratified", "regression", "montecarlo", "sparse"):
         for budget in budgets:
             res = metagame.meta_attributions(f, x, method="gradient_x_input", budget=budget, seed=0,
                                              estimator=estimator)
@@ -262,7 +263,7 @@ def test_regression_rank_deficient_fit_stays_at_even_split():
     assert not np.any(res.stderr[off] == 0)
 
 
-@pytest.mark.parametrize("estimator", ["stratified", "regression", "montecarlo"])
+@pytest.mark.parametrize("estimator", ["stratified", "regression", "montecarlo", "sparse"])
 def test_small_budget_intervals_cover(estimator):
     """A few units per target: ±1.96·stderr (Student-t scaled) still covers most finite entries at d = 9."""
     d = 9

@@ -25,7 +25,7 @@ from ..errors import MetagameError
 
 Variant = Literal["metagame", "serial"]
 Value = Literal["shapley", "banzhaf"]
-EstimatorName = Literal["auto", "stratified", "regression", "montecarlo"]
+EstimatorName = Literal["auto", "stratified", "regression", "montecarlo", "sparse"]
 CheckpointMode = Literal["resume", "overwrite"]
 Order = Literal[2, 3]
 Backend = Literal["local", "ray"]
@@ -56,7 +56,7 @@ class RunOptions:
             ``"auto"``: sample in batches until the worst standard error of the estimated entries is at most ``tol``
             (default: 1% of the largest |φ_i(x)|), within a cap of 100·d calls (docs/estimators.md, "Budgets").
         seed: seed of the coalition sampler (an integer; None draws one and records it).
-        estimator: ``"auto"``, ``"stratified"``, ``"regression"`` or ``"montecarlo"`` (sampled runs).
+        estimator: ``"auto"``, ``"stratified"``, ``"regression"``, ``"montecarlo"`` or ``"sparse"`` (sampled runs).
         tol: stop a sampled run early once every estimated entry's standard error is at most ``tol`` (an entry with
             stderr = inf never is). ``tol`` without a budget means ``budget="auto"``.
         checkpoint: ``.npz`` path where finished work is saved (every ``checkpoint_every`` seconds, at the end and

@@ -22,13 +22,15 @@ from .evaluator import DEDUPLICATE_MAX_PLAYERS, Evaluator
 from .montecarlo import MonteCarlo
 from .plan import draw_units, make_plan, sizes_rows
 from .regression import Regression
+from .sparse import Sparse
 from .stratified import Stratified
 
 #: estimator classes by name
-ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo)}
-#: largest d for which ``auto`` picks the stratified estimator (its pairwise surrogate has d(d−1)/2 terms)
+ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo, Sparse)}
+#: largest d for which ``auto`` picks the stratified estimator (one Gaussian process per target)
 STRATIFIED_MAX_PLAYERS = 24
-#: largest d for which ``auto`` picks the regression estimator
+#: beyond STRATIFIED_MAX_PLAYERS and below SPARSE_MIN_CALLS_PER_PLAYER·d calls (too few rows per target for the
+#: sparse surrogate), ``auto`` picks regression up to this d and montecarlo beyond
 REGRESSION_MAX_PLAYERS = 64
 #: ``budget="auto"``: at most this many calls per player (and never more than there are coalitions)
 AUTO_MAX_CALLS_PER_PLAYER = 100
@@ -42,16 +44,23 @@ AUTO_RELATIVE_TOL = 0.01
 TOL_CHECK_GROWTH = 1.25
 #: the progress bar's worst stderr is refreshed at most every this many seconds, and at most 10% of the run's time
 PROGRESS_STDERR_SECONDS = 2.0
+#: calls per player from which ``auto`` picks the sparse estimator for d > STRATIFIED_MAX_PLAYERS
+SPARSE_MIN_CALLS_PER_PLAYER = 8
 
 
-def resolve_estimator(estimator: str, d: int, value: str) -> str:
-    """The estimator ``auto`` stands for (Shapley: stratified for d ≤ 24, regression for d ≤ 64, else montecarlo;
-    Banzhaf: montecarlo), or an error when the named one cannot compute ``value``."""
+def resolve_estimator(estimator: str, d: int, value: str, budget: int | None = None) -> str:
+    """The estimator ``auto`` stands for, or an error when the named one cannot compute ``value``.
+
+    Shapley: stratified for d ≤ 24; beyond, sparse once the budget reaches 8d calls (measured in docs/estimators.md
+    "Many players": 20d calls, d = 32–256), else regression for d ≤ 64 and montecarlo beyond. Banzhaf: montecarlo.
+    """
     if estimator == "auto":
         if value != "shapley":
             return "montecarlo"
         if d <= STRATIFIED_MAX_PLAYERS:
             return "stratified"
+        if budget is None or budget >= SPARSE_MIN_CALLS_PER_PLAYER * d:
+            return "sparse"
         return "regression" if d <= REGRESSION_MAX_PLAYERS else "montecarlo"
     if value not in ESTIMATORS[estimator].values:
         raise MetagameError(
@@ -104,7 +113,7 @@ def estimate_meta_attributions(
             f"budget={budget} is too small for d={d} players: at least {minimum} attribution calls are needed "
             f"({what}); pass budget >= {minimum}"
         )
-    name = resolve_estimator(options.estimator, d, value)
+    name = resolve_estimator(options.estimator, d, value, budget)
     if options.order == 3 and (variant != "metagame" or value != "shapley"):
         raise MetagameError("order=3 is defined for the metagame variant with the Shapley value; drop variant/value")
     if options.order == 3 and not ESTIMATORS[name].supports_tensor:
@@ -114,7 +123,8 @@ def estimate_meta_attributions(
         )
     seed_used = int(np.random.SeedSequence().generate_state(1)[0]) if options.seed is None else options.seed
     cls = ESTIMATORS[name]
-    plan = make_plan(d, max(plan_budget, minimum), variant, value, share_power=0.0 if name == "stratified" else -1.0)
+    plan_calls = max(plan_budget, minimum)
+    plan = make_plan(d, plan_calls, variant, value, share_power=cls.share_power(d, plan_calls))
     rng = np.random.default_rng(np.random.SeedSequence([seed_used, d, 0x6D657461]))
     if batch_size is None:
         batch_size = min(4096, int(np.clip(plan_budget // 40, 32, max(32, 2**20 // max(d, 1)))))

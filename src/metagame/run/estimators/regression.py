@@ -23,6 +23,7 @@ from .base import (
     distinct_rows,
     jackknife_variance,
     t_factor,
+    unique_rows,
 )
 from .plan import Plan, log_kernel
 
@@ -69,6 +70,22 @@ def constrained_solve(
     return beta, identified, int(keep.sum())
 
 
+def fast_constrained_solve(a: np.ndarray, b: np.ndarray, delta: float, basis: np.ndarray) -> np.ndarray:
+    """:func:`constrained_solve` for a positive definite ``a`` by Cholesky and a Lagrange multiplier (the same
+    minimiser when every direction is determined; falls back to the eigen-solve when ``a`` is not)."""
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
+    try:
+        factor = cho_factor(a, check_finite=False)
+    except (LinAlgError, ValueError):
+        return constrained_solve(a, b, delta, basis)[0]
+    sol = cho_solve(factor, np.column_stack([b, np.ones(len(b))]), check_finite=False)
+    lam = (sol[:, 0].sum() - delta) / sol[:, 1].sum()
+    beta = sol[:, 0] - lam * sol[:, 1]
+    beta += (delta - beta.sum()) / len(b)
+    return beta
+
+
 class Regression(StoredRows):
     """Constrained weighted least squares per target on stored rows (``regression``)."""
 
@@ -79,29 +96,41 @@ class Regression(StoredRows):
         super().__init__(plan)
         self.log_mu = log_kernel(plan.m)
 
-    def _jackknife(self, z, w, y, delta, unit, sampled, a, b) -> np.ndarray:
+    def control(
+        self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray
+    ) -> tuple[np.ndarray, float, np.ndarray | float]:
+        """Hook for a control variate g of target ``i``'s game (rows ``z``, values ``y`` = u − u(∅), row total
+        ``delta``, unit id −1 = exact): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to
+        the fit. Plain KernelSHAP: no control variate."""
+        return y, delta, 0.0
+
+    def _jackknife(self, z, w, y, delta, unit, sampled, a, b, full_rank: bool = False) -> np.ndarray:
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
         every copy of a repeated coalition leaves together (a repeated draw is not independent information)."""
         zs, ws, ys = z[sampled], w[sampled], y[sampled]
-        _, coalition = np.unique(np.packbits(zs.astype(bool), axis=1), axis=0, return_inverse=True)
-        coalition = np.asarray(coalition).ravel()
+        coalition = unique_rows(zs.astype(bool))[1]
         groups = min(int(coalition.max()) + 1, JACKKNIFE_GROUPS)
         gid = coalition % groups
         others = max(self.k - len(np.unique(unit[sampled])), 0) / groups  # units that never reach this target
         zw_all = zs * ws[:, None]
-        a_s, b_s = zw_all.T @ zs, zw_all.T @ ys  # sampled part of the normal equations (weights carry 1/K)
+        picks = [gid == g for g in range(groups)]
+        # each group's share of the sampled part of the normal equations (weights carry 1/K); their sum is all of it
+        a_parts = [zw_all[pick].T @ zs[pick] for pick in picks]
+        b_parts = [zw_all[pick].T @ ys[pick] for pick in picks]
+        a_s, b_s = sum(a_parts), sum(b_parts)
         a_e, b_e = a - a_s, b - b_s  # exact (enumerated) part
         us = unit[sampled]
         basis = contrast_basis(z.shape[1])
         betas = np.empty((groups, z.shape[1]))
-        for g in range(groups):
-            pick = gid == g
+        for g, pick in enumerate(picks):
             n_g = len(np.unique(us[pick])) + others
             scale = self.k / max(self.k - n_g, 1.0)  # the other units re-weighted to stand for all K
-            zw = zw_all[pick]
-            betas[g] = constrained_solve(
-                a_e + scale * (a_s - zw.T @ zs[pick]), b_e + scale * (b_s - zw.T @ ys[pick]), delta, basis
-            )[0]
+            a_g = a_e + scale * (a_s - a_parts[g])
+            b_g = b_e + scale * (b_s - b_parts[g])
+            if full_rank:  # every direction determined: a Cholesky solve gives the same minimiser, ~10× faster
+                betas[g] = fast_constrained_solve(a_g, b_g, delta, basis)
+            else:
+                betas[g] = constrained_solve(a_g, b_g, delta, basis)[0]
         return jackknife_variance(betas)
 
     def result(self, u_empty: np.ndarray, u_full: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -127,6 +156,7 @@ class Regression(StoredRows):
             wi = w[sel]
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
+            y, delta, prior = self.control(i, z, y, delta, unit[sel])
             a = (z * wi[:, None]).T @ z
             b = (z * wi[:, None]).T @ y
             beta, identified, rank = constrained_solve(a, b, delta, basis, need_identified=True)
@@ -140,7 +170,9 @@ class Regression(StoredRows):
                 # weight, not information); with none left the fit interpolates and its spread says nothing
                 resid_dof = len(distinct_rows(rows[sel][:, cols])) - rank
                 if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
-                    cov_diag = self._jackknife(z, wi, y, delta, unit[sel], sampled[sel], a, b)
+                    cov_diag = self._jackknife(
+                        z, wi, y, delta, unit[sel], sampled[sel], a, b, full_rank=rank == len(cols) - 1
+                    )
                     groups = min(n_coalitions, JACKKNIFE_GROUPS)
                     cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2
                     # a player on one side of only a few distinct sampled coalitions: its coefficient rests on
@@ -149,7 +181,7 @@ class Regression(StoredRows):
                 else:  # too few sampled units or distinct coalitions inform this target: no error estimate
                     cov_diag = np.full(len(cols), np.inf)
             cov_diag[~identified] = np.inf
-            est[i, cols] = beta
+            est[i, cols] = beta + prior
             se[i, cols] = np.sqrt(cov_diag)
         return est, se
 

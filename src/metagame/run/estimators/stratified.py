@@ -68,6 +68,10 @@ class Stratified(StoredRows):
     calibrated = True
     supports_tensor = True
 
+    @classmethod
+    def share_power(cls, d: int, budget: int) -> float:
+        return 0.0
+
     def __init__(self, plan):
         super().__init__(plan)
         self.prior = None
