@@ -332,6 +332,17 @@ def _profile_nll(theta: np.ndarray, prepared: dict[str, np.ndarray], m: int, gra
 #: the hyperparameter search stops where every component of the pooled objective's gradient is below this (the
 #: objective is a sum over up to FIT_GAMES × FIT_ROWS rows; a step of 0.01 in θ changes it by far less than 1)
 HYPER_GTOL = 1e-2
+#: rows per game of the coarse search that picks the basin(s) the full search starts from
+COARSE_ROWS = 32
+#: coarse optima of the two starts closer than this in log a and log ρ are one basin (one full search)
+COARSE_SAME = 0.5
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """min(n, k) indices spread evenly over 0..n − 1."""
+    return np.linspace(0, n - 1, min(n, k)).round().astype(int)
+
+
 #: offsets of (log a, log ρ) around the fitted values over which the hyperparameter posterior is averaged
 HYPER_GRID = (-2.0, -1.0, 0.0, 1.0, 2.0)
 #: grid points whose posterior weight is below this are dropped
@@ -361,11 +372,23 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
             z, y = z[keep], y[keep]
         fit_games.append((z, np.asarray(y, dtype=np.float64)))
     prepared = _prepare_games(fit_games, m)
-    best = None
     lo, hi = HYPER_MEAN - 4 * HYPER_SD, HYPER_MEAN + 4 * HYPER_SD
-    for start in (HYPER_MEAN, HYPER_MEAN + np.array([2.0, -2.5, 0.0])):
-        res = minimize(_profile_nll, start, args=(prepared, m, True), jac=True, method="L-BFGS-B",
-                       bounds=list(zip(lo, hi)), options={"gtol": HYPER_GTOL, "ftol": 1e-10, "maxfun": 60})
+    bounds = list(zip(lo, hi))
+
+    def search(start, data, gtol):
+        return minimize(_profile_nll, start, args=(data, m, True), jac=True, method="L-BFGS-B", bounds=bounds,
+                        options={"gtol": gtol, "ftol": 1e-10, "maxfun": 60})
+
+    # both starts on a coarse subsample (COARSE_ROWS rows per game: each evaluation ~30× cheaper), then the full
+    # objective from the coarse optimum; from both when they ended in different places (two basins)
+    coarse = _prepare_games([(z[_spread(len(y), COARSE_ROWS)], y[_spread(len(y), COARSE_ROWS)]) for z, y in fit_games],
+                            m)
+    ends = [search(start, coarse, 10 * HYPER_GTOL).x for start in (HYPER_MEAN, HYPER_MEAN + np.array([2.0, -2.5, 0.0]))]
+    if np.abs(ends[0] - ends[1])[:2].max() <= COARSE_SAME:
+        ends = ends[:1]
+    best = None
+    for start in ends:
+        res = search(start, prepared, HYPER_GTOL)
         if best is None or res.fun < best.fun:
             best = res
     theta = np.clip(best.x, lo, hi)
