@@ -347,6 +347,8 @@ def _spread(n: int, k: int) -> np.ndarray:
 HYPER_GRID = (-2.0, -1.0, 0.0, 1.0, 2.0)
 #: grid points whose posterior weight is below this are dropped
 HYPER_MIN_WEIGHT = 0.01
+#: the grid points kept are the heaviest that together hold this share of the posterior weight
+HYPER_MASS = 0.95
 
 
 def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[OrderPrior, list[tuple[OrderPrior, float]]]:
@@ -402,7 +404,13 @@ def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[Order
     nll = np.array(nll) / len(fit_games)
     w = np.exp(-(nll - nll.min()))
     w /= w.sum()
-    keep = w >= HYPER_MIN_WEIGHT
+    # the heaviest points holding HYPER_MASS of the posterior (each refit costs every target an n × n factor; a
+    # point's share of the model variance is close to its weight), none below HYPER_MIN_WEIGHT
+    order = np.argsort(-w, kind="stable")
+    held = np.cumsum(w[order])
+    keep = np.zeros(len(w), dtype=bool)
+    keep[order[: int(np.searchsorted(held, HYPER_MASS)) + 1]] = True
+    keep &= w >= HYPER_MIN_WEIGHT
     posterior = [(OrderPrior(*map(float, th)), float(wi / w[keep].sum())) for th, wi, k in zip(grid, w, keep) if k]
     return OrderPrior(*map(float, theta)), posterior
 
