@@ -262,9 +262,8 @@ def _prepare_games(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> dict[s
         index[k, :nk, :nk] = _intersections(z) + (m + 1) * (sizes[:, None] == sizes[None, :])
         y[k, :nk] = yk
         valid[k, :nk] = True
-    twice = np.where(np.eye(big, dtype=bool), 1.0, 2.0)
     flat_index = index[:, :big, :big].ravel().astype(np.intp)
-    return {"index": index, "y": y, "n": n, "pad": ~valid, "twice": twice, "flat_index": flat_index}
+    return {"index": index, "y": y, "n": n, "pad": ~valid, "flat_index": flat_index}
 
 
 def _profile_nll(theta: np.ndarray, prepared: dict[str, np.ndarray], m: int, grad: bool = False):
@@ -320,11 +319,15 @@ def _profile_nll(theta: np.ndarray, prepared: dict[str, np.ndarray], m: int, gra
         inv[j], info = lapack.dpotri(chol[j, :big, :big], lower=1)
         if info != 0:
             return fail
-    alpha = np.einsum("gij,gj->gi", inv, y) + np.einsum("gji,gj->gi", inv, y) - np.einsum("gii->gi", inv) * y
-    # W summed per index class: the lower triangle counts off-diagonal entries twice, ααᵀ is summed in full
+    inv_diag = np.einsum("gii->gi", inv).copy()
+    alpha = np.matmul(inv, y[:, :, None])[..., 0] + np.matmul(y[:, None, :], inv)[:, 0] - inv_diag * y
+    # W summed per index class: off-diagonal entries of the lower triangle count twice, ααᵀ is summed in full
+    inv *= 2.0
+    np.einsum("gii->gi", inv)[...] = inv_diag
     scale = np.where(use, n / np.where(use, quad, 1.0), 0.0)
-    w = inv * prepared["twice"] - scale[:, None, None] * alpha[:, :, None] * alpha[:, None, :]
-    wsum = np.bincount(prepared["flat_index"], weights=w.ravel(), minlength=len(table))
+    alpha_s = alpha * scale[:, None]
+    inv -= alpha_s[:, :, None] * alpha[:, None, :]
+    wsum = np.bincount(prepared["flat_index"], weights=inv.ravel(), minlength=len(table))
     gradient = 0.5 * dtable @ wsum + (theta - HYPER_MEAN) / HYPER_SD**2
     return total, gradient
 
