@@ -356,10 +356,13 @@ HYPER_MASS = 0.95
 
 def fit_prior(games: list[tuple[np.ndarray, np.ndarray]], m: int) -> tuple[OrderPrior, list[tuple[OrderPrior, float]]]:
     """Empirical-Bayes (a, ρ, η) for games on m players given as (``z`` bool[n, m], ``y``) pairs, and the
-    hyperparameter posterior on a grid of (log a, log ρ) around it (priors and weights ≥ ``HYPER_MIN_WEIGHT``).
+    hyperparameter posterior on a grid of (log a, log ρ) around it (the heaviest points holding ``HYPER_MASS`` of
+    its weight, none below ``HYPER_MIN_WEIGHT``; weights renormalised over them).
 
     Pooled over at most ``FIT_GAMES`` games with at least 2 rows each (at most ``FIT_ROWS`` rows each); the weak
-    prior alone when no game has 2 rows. The grid weights use one game's share of the pooled log-likelihood
+    prior alone when no game has 2 rows. The search: L-BFGS-B (bounded to the prior's ±4 sd, analytic gradient)
+    from two starts on ``COARSE_ROWS`` rows per game, then on the full rows from the coarse optimum (from both
+    when the two ended more than ``COARSE_SAME`` apart). The grid weights use one game's share of the pooled log-likelihood
     (divided by the number of games): they describe the hyperparameters of *one* target, which may differ from the
     run's typical target, rather than the pooled mean. With few rows they are broad (interactions or none cannot
     be told apart from 5 rows per game) and the caller averages over them; with many rows they are a point.
