@@ -120,39 +120,45 @@ class Stratified(StoredRows):
             n_out = len(rk) - n_in
             s_in = rk @ zk
             corr += s_in / np.maximum(n_in, 1) - (rk.sum() - s_in) / np.maximum(n_out, 1)
-        has_proxy = ~np.isnan(proxy)
-        for s in sampled_t:
-            at = tg.t == s
-            z_all, r_all = tg.z[at], exact[at]
-            zp, rp = tg.z[at & has_proxy], proxy[at & has_proxy]
-            z_tr = tg.z[at & trained]
-            cell = np.zeros(m)
-            covered = np.ones(m, dtype=bool)
-            v_cell = np.zeros(m)
-            w_cell = np.zeros(m)
-            for side_all, side_p, side_tr, big, sign in (
-                (z_all, zp, z_tr, np.exp(lcomb(m - 1, s - 1)), 1.0),
-                (~z_all, ~zp, ~z_tr, np.exp(lcomb(m - 1, s)), -1.0),
+        if sampled_t:  # every sampled size and side at once: [size, player] tables from one-hot products
+            has_proxy = ~np.isnan(proxy)
+            p0 = np.where(has_proxy, proxy, 0.0)
+            sizes = np.asarray(sampled_t)
+            onehot = tg.t[None, :] == sizes[:, None]  # [K, n]
+            at = onehot.astype(np.float64)
+            at_p = at * has_proxy
+            at_tr = at * trained
+            slot = np.where(onehot.any(axis=0), onehot.argmax(axis=0), len(sizes))  # row → its size (K: none)
+            zf = tg.z.astype(np.float64)
+            cell = np.zeros((len(sizes), m))
+            covered = np.ones((len(sizes), m), dtype=bool)
+            v_cell = np.zeros((len(sizes), m))
+            w_cell = np.zeros((len(sizes), m))
+            for side, big, sign in (
+                (zf, np.exp([lcomb(m - 1, t - 1) for t in sampled_t]), 1.0),
+                (1.0 - zf, np.exp([lcomb(m - 1, t) for t in sampled_t]), -1.0),
             ):
-                n_obs = side_all.sum(axis=0)
+                big = big[:, None]
+                n_obs = at @ side
                 complete = n_obs >= big - 0.5
-                n_p = side_p.sum(axis=0)
-                k_fit = side_tr.sum(axis=0)
+                n_p = at_p @ side
+                k_fit = at_tr @ side
                 share = np.clip(1.0 - k_fit / big, 0.0, 1.0)
-                mean_p = (rp @ side_p) / np.maximum(n_p, 1)
-                mean_exact = (r_all @ side_all) / np.maximum(n_obs, 1)
+                mean_p = ((at_p * p0) @ side) / np.maximum(n_p, 1)
+                mean_exact = ((at * exact) @ side) / np.maximum(n_obs, 1)
                 cell += sign * np.where(complete, mean_exact, share * mean_p)
                 covered &= complete | (n_p >= MIN_CELL_ROWS)
-                dev = ((rp[:, None] - mean_p[None, :]) ** 2 * side_p).sum(axis=0)
+                row_mean = np.concatenate([mean_p, np.zeros((1, m))])[slot]  # each row's size's proxy mean
+                dev = at_p @ ((p0[:, None] - row_mean) ** 2 * side)
                 # the proxies' mean stands for the mean error over the N − k coalitions g was not fitted on
                 spread = 1.0 + n_p / np.maximum(big - k_fit, 1.0)
                 v_k = np.where(complete, 0.0, share**2 * dev / np.maximum(n_p - 1, 1) / np.maximum(n_p, 1) * spread)
                 v_cell += v_k
                 w_cell += v_k**2 / np.maximum(n_p - 1, 1)
-            corr += np.where(covered, cell, 0.0)
-            var += np.where(covered, v_cell, 0.0)
-            wsum += np.where(covered, w_cell, 0.0)
-            missing += ~covered
+            corr += np.where(covered, cell, 0.0).sum(axis=0)
+            var += np.where(covered, v_cell, 0.0).sum(axis=0)
+            wsum += np.where(covered, w_cell, 0.0).sum(axis=0)
+            missing += (~covered).sum(axis=0)
         with np.errstate(divide="ignore", invalid="ignore"):
             dof = np.where(wsum > 0, var**2 / wsum, np.inf)
         uncovered = missing / len(sampled_t) if sampled_t else np.zeros(m)
