@@ -56,7 +56,7 @@ from metagame.methods.base import AttributionMethod  # noqa: E402
 from metagame.methods.registry import get_method  # noqa: E402
 from metagame.run import RunOptions  # noqa: E402
 from metagame.run.estimators import ESTIMATORS, estimate_meta_attributions, resolve_estimator  # noqa: E402
-from many_player_games import METHOD, Game, build_clip, build_lm, build_mlp, build_poly  # noqa: E402
+from many_player_games import METHOD, Game, build_clip, build_lm, build_mlp, build_poly, build_poly6  # noqa: E402
 
 DS = (12, 16, 24, 32, 64, 128, 256)
 #: budgets of the tensor games as multiples of d, per d (fewer at large d so that the run stays within its time)
@@ -83,12 +83,13 @@ class Spec:
 
 GAMES = {
     "poly": Spec(build_poly, DS, TENSOR_MULTS, 0),
+    "poly6": Spec(build_poly6, DS, TENSOR_MULTS, 0),
     "mlp": Spec(build_mlp, DS, TENSOR_MULTS, 50),
     "lm": Spec(build_lm, (24, 32, 64), {}, 25),
     "clip": Spec(build_clip, (196,), {196: [10]}, 20),
 }
 #: ``--quick``: small d per game, one budget (20·d), a 20× reference and 6 peer targets
-QUICK_DS = {"poly": (16,), "mlp": (24,), "lm": (24,), "clip": (36,)}
+QUICK_DS = {"poly": (16,), "poly6": (32,), "mlp": (24,), "lm": (24,), "clip": (36,)}
 
 
 def estimators_for(d: int, names: list[str]) -> list[str]:

@@ -80,6 +80,13 @@ def build_poly(d: int, seed: int, ref_calls: int = 0, exact_max: int = EXACT_MAX
     return Game(TensorModel(f, x), m, None, "planted polynomial; reference: closed form")
 
 
+def build_poly6(d: int, seed: int, ref_calls: int = 0, exact_max: int = EXACT_MAX_PLAYERS) -> Game:
+    """Planted polynomial with sets up to size 6 (2d pairs, d triples, d quadruples, d/2 of sizes 5 and 6): target
+    games up to order 5, beyond the sparse surrogate's terms (order ≤ 4); closed-form M at every d."""
+    f, x, m, _ = planted_poly(d, seed, pairs=2 * d, triples=d, quads=d, higher=(d // 2, d // 2))
+    return Game(TensorModel(f, x), m, None, "planted polynomial, sets up to size 6; reference: closed form")
+
+
 def build_mlp(d: int, seed: int, ref_calls: int, exact_max: int = EXACT_MAX_PLAYERS) -> Game:
     """Random two-layer tanh MLP, 24 hidden units, float64."""
     g = torch.Generator().manual_seed(seed)

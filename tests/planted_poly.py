@@ -15,13 +15,15 @@ import numpy as np
 import torch
 
 
-def planted_poly(d: int, seed: int, pairs: int, triples: int, quads: int = 0):
+def planted_poly(d: int, seed: int, pairs: int, triples: int, quads: int = 0, higher: tuple[int, ...] = ()):
     """``(f, x, M, T)``: the polynomial (torch, batched), the input, and its exact M ``[d, d]`` and T ``[d, d, d]``
-    (T only for d ≤ 64)."""
+    (T only for d ≤ 64). ``higher``: numbers of planted sets of size 5, 6, … (coefficient scale 0.5, 0.4, …)."""
     rng = np.random.default_rng(seed)
     x = rng.choice([-1.0, 1.0], size=d) * rng.uniform(0.5, 1.5, size=d)
     sets: dict[tuple[int, ...], float] = {(j,): float(rng.normal()) for j in range(d)}
-    for size, count, scale in ((2, pairs, 1.0), (3, triples, 0.8), (4, quads, 0.6)):
+    planted = [(2, pairs, 1.0), (3, triples, 0.8), (4, quads, 0.6)]
+    planted += [(5 + k, count, 0.5 - 0.1 * k) for k, count in enumerate(higher)]
+    for size, count, scale in planted:
         while sum(len(b) == size for b in sets) < count:
             sets[tuple(sorted(rng.choice(d, size=size, replace=False).tolist()))] = float(rng.normal() * scale)
     m = np.zeros((d, d))

@@ -53,6 +53,14 @@ def test_every_coalition_seen_is_exact():
         assert np.all(res.stderr == 0)
 
 
+def test_planted_polynomial_closed_form_matches_the_exact_engine():
+    """The closed forms of M and T (tests/planted_poly.py), sets up to size 6, against the exact engine at d = 8."""
+    f, x, m, t = planted_poly(8, 1, pairs=6, triples=4, quads=3, higher=(2, 2))
+    res = metagame.meta_attributions(f, x, method="gradient_x_input", order=3)
+    np.testing.assert_allclose(res.matrix, m, atol=1e-12)
+    np.testing.assert_allclose(res.tensor, t, atol=1e-12)
+
+
 def test_sparse_budget_barely_above_d_claims_nothing():
     """d = 40, budget d + 3: a handful of sampled coalitions cannot pin any entry down: all stderr inf, and a warning."""
     d = 40
