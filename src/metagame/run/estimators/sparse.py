@@ -233,14 +233,18 @@ class Sparse(Regression):
         super().__init__(plan)
         self.n_terms: dict[int, int] = {}
 
-    def control(self, i, z, y, delta, unit):
+    def control(self, i, z, y, delta, unit, coalition=None):
         zb = z.astype(bool)
         m = zb.shape[1]
         sampled = unit >= 0
         if not self.plan.sampled or int(sampled.sum()) == 0:
             return y, delta, 0.0
         # distinct coalitions for the fit; folds by coalition, exact rows in every fit
-        rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
+        if coalition is None:
+            rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
+        else:  # the same, from ids numbered in unique_rows's order
+            rep, inverse = np.unique(coalition, return_index=True, return_inverse=True)[1:]
+            inverse = np.asarray(inverse).ravel()
         n_distinct = len(rep)
         if int(sampled[rep].sum()) < MIN_ROWS:
             return y, delta, 0.0
