@@ -182,17 +182,19 @@ class NormalEquations:
 
     def __init__(self, z: np.ndarray, w: np.ndarray, y: np.ndarray, unit: np.ndarray, coalition: np.ndarray):
         sampled = unit >= 0
-        zw = z * np.sqrt(w)[:, None]
-        ex = ~sampled
-        ze = zw[ex]
+        sw = np.sqrt(w)
+        swy = sw * y
+        ex = np.flatnonzero(~sampled)
+        ze = z[ex]
+        ze *= sw[ex, None]
         self.a_e = ze.T @ ze
-        self.b_e = z[ex].T @ (w[ex] * y[ex])
+        self.b_e = ze.T @ swy[ex]
         m = z.shape[1]
         cs = coalition[sampled]
         if len(cs):
             first, local = np.unique(cs, return_index=True, return_inverse=True)[1:]
             self.n_coalitions = len(first)
-            self.n_in = z[sampled][first].sum(axis=0)
+            self.n_in = z[np.flatnonzero(sampled)[first]].sum(axis=0)
         else:
             local = np.zeros(0, dtype=np.int64)
             self.n_coalitions = 0
@@ -200,20 +202,22 @@ class NormalEquations:
         self.groups = groups = max(min(self.n_coalitions, JACKKNIFE_GROUPS), 1)
         gid = np.asarray(local).ravel() % groups
         order = np.argsort(gid, kind="stable")
-        edges = np.searchsorted(gid[order], np.arange(groups + 1))
+        gid = gid[order]
+        edges = np.searchsorted(gid, np.arange(groups + 1))
         idx = np.flatnonzero(sampled)[order]
-        zs, wy = zw[idx], (w * y)[idx]
-        zraw = z[idx]
-        us = unit[idx]
+        zs = z[idx]
+        zs *= sw[idx, None]
+        swy = swy[idx]
         self.a_parts = np.empty((groups, m, m))
         self.b_parts = np.empty((groups, m))
-        self.group_units = np.zeros(groups)
         for g in range(groups):
-            sl = slice(int(edges[g]), int(edges[g + 1]))
-            part = zs[sl]
+            part = zs[int(edges[g]) : int(edges[g + 1])]
             self.a_parts[g] = part.T @ part
-            self.b_parts[g] = zraw[sl].T @ wy[sl]
-            self.group_units[g] = len(np.unique(us[sl]))
+            self.b_parts[g] = part.T @ swy[int(edges[g]) : int(edges[g + 1])]
+        # distinct units per group, and in all
+        us = unit[idx]
+        pairs = np.unique(gid * (int(us.max(initial=0)) + 1) + us) // (int(us.max(initial=0)) + 1)
+        self.group_units = np.bincount(pairs, minlength=groups).astype(np.float64)
         self.n_units = len(np.unique(us))
         self.a_s = self.a_parts.sum(axis=0)
         self.b_s = self.b_parts.sum(axis=0)

@@ -46,6 +46,8 @@ MAX_TERMS_SHARE = 0.4
 BIN_ROWS = 25
 #: at most this many rows enter the candidates' scores (the fits use every row)
 SCREEN_ROWS = 2000
+#: term columns allocated up front (then doubled when full)
+INITIAL_COLUMNS = 32
 #: calls per player from which the plan draws middle sizes too (share_power 0)
 MIDDLE_SIZES_BUDGET = 8
 #: highest order of a surrogate term (terms beyond pairs grow from chosen ones, one player at a time)
@@ -94,11 +96,11 @@ class _Columns:
         self.count = np.bincount(cell, minlength=n_parts * n_bins).reshape(n_parts, n_bins).astype(np.float64)
         self.ysum = np.bincount(cell, weights=y, minlength=n_parts * n_bins).reshape(n_parts, n_bins)
         self.p = 0
-        self._alloc(0)
+        self._alloc(INITIAL_COLUMNS)
 
     def _alloc(self, cap: int) -> None:
         n_parts, p = len(self.parts), self.p
-        f = np.zeros((len(self.y), cap), order="F")
+        f = np.empty((len(self.y), cap), order="F")
         ff = np.zeros((n_parts, cap, cap))
         cb = np.zeros((n_parts, self.n_bins, cap))
         fy = np.zeros((n_parts, cap))
