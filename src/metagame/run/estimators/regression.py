@@ -140,18 +140,25 @@ class Regression(StoredRows):
         coalition = unique_rows(rows)[1]
         for i in range(d):
             if plan.variant == "metagame":
-                sel = rows[:, i] & inner
+                sel = np.flatnonzero(rows[:, i] & inner)
                 cols = np.flatnonzero(np.arange(d) != i)
             else:
-                sel = inner
+                sel = np.flatnonzero(inner)
                 cols = np.arange(d)
-            z = rows[sel][:, cols].astype(np.float64)
+            # the target's rows: the exact ones first, then the sampled ones by jackknife group
+            sel, n_exact, gid, groups = group_order(sel, sampled, coalition)
+            zb = rows[sel]
+            if len(cols) < d:
+                z = np.empty((len(sel), m))
+                z[:, :i], z[:, i:] = zb[:, :i], zb[:, i + 1 :]
+            else:
+                z = zb.astype(np.float64)
             wi = w[sel]
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
-            ci, si = coalition[sel], sampled[sel]
+            ci = coalition[sel]
             y, delta, prior = self.control(i, z, y, delta, unit[sel], coalition=ci)
-            eq = NormalEquations(z, wi, y, unit[sel], ci)
+            eq = NormalEquations(z, wi, y, unit[sel], ci, n_exact, gid, groups)
             beta, identified, rank = constrained_solve(eq.a, eq.b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
             if plan.sampled:
@@ -175,49 +182,50 @@ class Regression(StoredRows):
         return est, se
 
 
+def group_order(sel: np.ndarray, sampled: np.ndarray, coalition: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """Rows ``sel`` reordered: the exact ones first (in their order), then the sampled ones by jackknife group
+    (distinct coalition number, in :func:`unique_rows`'s order, mod the groups; stable); returns them, the number of
+    exact rows, the group of each sampled row and the number of groups."""
+    s = sampled[sel]
+    ex, sm = sel[~s], sel[s]
+    local = np.asarray(np.unique(coalition[sm], return_inverse=True)[1]).ravel()
+    groups = max(min(int(local.max(initial=-1)) + 1, JACKKNIFE_GROUPS), 1)
+    gid = local % groups
+    order = np.argsort(gid, kind="stable")
+    return np.concatenate([ex, sm[order]]), len(ex), gid[order], groups
+
+
 class NormalEquations:
     """One target's weighted normal equations a = Σ w z zᵀ, b = Σ w y z, split into the exact rows' part and the
-    parts of the jackknife's groups of sampled coalitions (coalition number mod the groups), each part one symmetric
-    BLAS product (zᵀz of the rows scaled by √w) over a contiguous slice of the rows sorted by group."""
+    parts of the jackknife's groups of sampled coalitions, each part one symmetric BLAS product (zᵀz of the rows
+    scaled by √w) over a contiguous slice of the rows, ordered by :func:`group_order` (``n_exact`` exact rows, then
+    the sampled ones with their groups ``gid``)."""
 
-    def __init__(self, z: np.ndarray, w: np.ndarray, y: np.ndarray, unit: np.ndarray, coalition: np.ndarray):
-        sampled = unit >= 0
-        sw = np.sqrt(w)
-        swy = sw * y
-        ex = np.flatnonzero(~sampled)
-        ze = z[ex]
-        ze *= sw[ex, None]
-        self.a_e = ze.T @ ze
-        self.b_e = ze.T @ swy[ex]
+    def __init__(self, z, w, y, unit, coalition, n_exact: int, gid: np.ndarray, groups: int):
         m = z.shape[1]
-        cs = coalition[sampled]
-        if len(cs):
-            first, local = np.unique(cs, return_index=True, return_inverse=True)[1:]
-            self.n_coalitions = len(first)
-            self.n_in = z[np.flatnonzero(sampled)[first]].sum(axis=0)
-        else:
-            local = np.zeros(0, dtype=np.int64)
-            self.n_coalitions = 0
-            self.n_in = np.zeros(m)
-        self.groups = groups = max(min(self.n_coalitions, JACKKNIFE_GROUPS), 1)
-        gid = np.asarray(local).ravel() % groups
-        order = np.argsort(gid, kind="stable")
-        gid = gid[order]
-        edges = np.searchsorted(gid, np.arange(groups + 1))
-        idx = np.flatnonzero(sampled)[order]
-        zs = z[idx]
-        zs *= sw[idx, None]
-        swy = swy[idx]
+        sw = np.sqrt(w)
+        zw = z * sw[:, None]
+        swy = sw * y
+        ze = zw[:n_exact]
+        self.a_e = ze.T @ ze
+        self.b_e = ze.T @ swy[:n_exact]
+        first = np.unique(coalition[n_exact:], return_index=True)[1]
+        self.n_coalitions = len(first)
+        pick = np.zeros(len(z))
+        pick[n_exact + first] = 1.0
+        self.n_in = pick @ z  # players' counts over the distinct sampled coalitions
+        self.groups = groups
+        edges = n_exact + np.searchsorted(gid, np.arange(groups + 1))
         self.a_parts = np.empty((groups, m, m))
         self.b_parts = np.empty((groups, m))
         for g in range(groups):
-            part = zs[int(edges[g]) : int(edges[g + 1])]
+            part = zw[int(edges[g]) : int(edges[g + 1])]
             self.a_parts[g] = part.T @ part
             self.b_parts[g] = part.T @ swy[int(edges[g]) : int(edges[g + 1])]
         # distinct units per group, and in all
-        us = unit[idx]
-        pairs = np.unique(gid * (int(us.max(initial=0)) + 1) + us) // (int(us.max(initial=0)) + 1)
-        self.group_units = np.bincount(pairs, minlength=groups).astype(np.float64)
+        us = unit[n_exact:]
+        top = int(us.max(initial=0)) + 1
+        self.group_units = np.bincount(np.unique(gid * top + us) // top, minlength=groups).astype(np.float64)
         self.n_units = len(np.unique(us))
         self.a_s = self.a_parts.sum(axis=0)
         self.b_s = self.b_parts.sum(axis=0)

@@ -328,14 +328,13 @@ class Sparse(Regression):
         self.n_terms: dict[int, int] = {}
 
     def control(self, i, z, y, delta, unit, coalition=None):
-        zb = z.astype(bool)
-        m = zb.shape[1]
+        m = z.shape[1]
         sampled = unit >= 0
         if not self.plan.sampled or int(sampled.sum()) == 0:
             return y, delta, 0.0
         # distinct coalitions for the fit; folds by coalition, exact rows in every fit
         if coalition is None:
-            rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
+            rep, inverse = unique_rows(z.astype(bool))  # first row of each coalition, coalition of each row
         else:  # the same, from ids numbered in unique_rows's order
             rep, inverse = np.unique(coalition, return_index=True, return_inverse=True)[1:]
             inverse = np.asarray(inverse).ravel()
@@ -344,19 +343,20 @@ class Sparse(Regression):
             return y, delta, 0.0
         rng = np.random.default_rng([i, m, 0x5A])
         fold_of = np.where(unit[rep] >= 0, rng.permutation(n_distinct) % FOLDS, -1)
-        bins = size_bins(zb[rep].sum(axis=1), BIN_ROWS)
-        terms, coef = fit_surrogate(zb[rep], y[rep], bins, fold_of, FOLDS)
+        zd = z[rep].astype(bool)  # the distinct coalitions
+        bins = size_bins(zd.sum(axis=1), BIN_ROWS)
+        terms, coef = fit_surrogate(zd, y[rep], bins, fold_of, FOLDS)
         n_bins = int(bins.max()) + 1
         self.n_terms[i] = len(terms)
         if len(terms) == 0:
             return y, delta, 0.0
         mean = coef.mean(axis=0)
         # the surrogate on every distinct coalition: g_k of its fold, ḡ on exact ones
-        tv = term_values(zb[rep], terms)
-        own = coef[np.maximum(fold_of, 0)]
+        tv = term_values(zd, terms)
+        own = np.maximum(fold_of, 0)
         g = np.where(
             fold_of >= 0,
-            own[np.arange(n_distinct), bins] + np.einsum("np,np->n", tv, own[:, n_bins:]),
+            coef[own, bins] + (tv @ coef[:, n_bins:].T)[np.arange(n_distinct), own],
             mean[bins] + tv @ mean[n_bins:],
         )[inverse]
         poly = mean[n_bins:]
