@@ -97,12 +97,12 @@ class Regression(StoredRows):
 
     def control(
         self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray,
-        coalition: np.ndarray | None = None,
+        coalition: np.ndarray | None = None, zb: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float, np.ndarray | float]:
         """Hook for a control variate g of target ``i``'s game (rows ``z``, values ``y`` = u − u(∅), row total
         ``delta``, unit id −1 = exact, ``coalition``: one id per distinct row, numbered in :func:`unique_rows`'s
-        order): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to the fit. Plain
-        KernelSHAP: no control variate."""
+        order; ``zb``: ``z`` as bool): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to
+        the fit. Plain KernelSHAP: no control variate."""
         return y, delta, 0.0
 
     def _jackknife(self, eq: "NormalEquations", delta, basis, full_rank: bool = False) -> np.ndarray:
@@ -149,15 +149,13 @@ class Regression(StoredRows):
             sel, n_exact, gid, groups = group_order(sel, sampled, coalition)
             zb = rows[sel]
             if len(cols) < d:
-                z = np.empty((len(sel), m))
-                z[:, :i], z[:, i:] = zb[:, :i], zb[:, i + 1 :]
-            else:
-                z = zb.astype(np.float64)
+                zb = np.concatenate([zb[:, :i], zb[:, i + 1 :]], axis=1)
+            z = zb.astype(np.float64)
             wi = w[sel]
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
             ci = coalition[sel]
-            y, delta, prior = self.control(i, z, y, delta, unit[sel], coalition=ci)
+            y, delta, prior = self.control(i, z, y, delta, unit[sel], coalition=ci, zb=zb)
             eq = NormalEquations(z, wi, y, unit[sel], ci, n_exact, gid, groups)
             beta, identified, rank = constrained_solve(eq.a, eq.b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))

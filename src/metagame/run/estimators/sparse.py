@@ -47,7 +47,7 @@ BIN_ROWS = 25
 #: at most this many rows enter the candidates' scores (the fits use every row)
 SCREEN_ROWS = 2000
 #: term columns allocated up front (then doubled when full)
-INITIAL_COLUMNS = 32
+INITIAL_COLUMNS = 64
 #: calls per player from which the plan draws middle sizes too (share_power 0)
 MIDDLE_SIZES_BUDGET = 8
 #: highest order of a surrogate term (terms beyond pairs grow from chosen ones, one player at a time)
@@ -235,6 +235,9 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     coef, best_err, r = cols.fit(folds)
     best = (np.zeros((0, MAX_ORDER), dtype=np.int64), coef)
     stall = 0
+    p_cols: list[np.ndarray] = []  # parents' screening columns [rows, parents], and their rows of counts and spreads
+    p_cnt: list[np.ndarray] = []
+    p_spread: list[np.ndarray] = []
     while len(terms) < max_terms:
         rs = r[scr].astype(np.float32)
         score = ((xs * rs[:, None]).T @ xs).astype(np.float64)  # Σ r z_j z_k; diagonal Σ r z_j
@@ -246,12 +249,19 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         tscore = np.zeros((0, m))
         if parents:
             pt = padded(parents)
-            ps = xs[:, pt[:, 0]]
-            for c in range(1, MAX_ORDER):
-                ps *= xs[:, pt[:, c]]
-            cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the extended term
+            if len(parents) > len(p_cnt):  # the new parents' screening columns, counts and spreads (r-free: kept)
+                new_pt = pt[len(p_cnt) :]
+                ps = xs[:, new_pt[:, 0]]
+                for c in range(1, MAX_ORDER):
+                    ps *= xs[:, new_pt[:, c]]
+                cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the extended term
+                p_cols.append(ps)
+                p_cnt.extend(cnt)
+                p_spread.extend(within_spread(ps, cnt))
+            ps = np.concatenate(p_cols, axis=1) if len(p_cols) > 1 else p_cols[0]
+            p_cols[:] = [ps]
+            cnt, tspread = np.array(p_cnt), np.array(p_spread)
             num = ((ps * rs[:, None]).T @ xs).astype(np.float64)
-            tspread = within_spread(ps, cnt)
             with np.errstate(divide="ignore", invalid="ignore"):
                 tscore = np.where((cnt >= MIN_PAIR_ROWS) & (tspread > floor), num**2 / tspread, -1.0)
             tscore[np.arange(len(parents))[:, None], pt] = -1.0
@@ -327,14 +337,15 @@ class Sparse(Regression):
         super().__init__(plan)
         self.n_terms: dict[int, int] = {}
 
-    def control(self, i, z, y, delta, unit, coalition=None):
+    def control(self, i, z, y, delta, unit, coalition=None, zb=None):
         m = z.shape[1]
         sampled = unit >= 0
         if not self.plan.sampled or int(sampled.sum()) == 0:
             return y, delta, 0.0
         # distinct coalitions for the fit; folds by coalition, exact rows in every fit
         if coalition is None:
-            rep, inverse = unique_rows(z.astype(bool))  # first row of each coalition, coalition of each row
+            zb = z.astype(bool)
+            rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
         else:  # the same, from ids numbered in unique_rows's order
             rep, inverse = np.unique(coalition, return_index=True, return_inverse=True)[1:]
             inverse = np.asarray(inverse).ravel()
@@ -343,7 +354,7 @@ class Sparse(Regression):
             return y, delta, 0.0
         rng = np.random.default_rng([i, m, 0x5A])
         fold_of = np.where(unit[rep] >= 0, rng.permutation(n_distinct) % FOLDS, -1)
-        zd = z[rep].astype(bool)  # the distinct coalitions
+        zd = z[rep].astype(bool) if zb is None else zb[rep]  # the distinct coalitions
         bins = size_bins(zd.sum(axis=1), BIN_ROWS)
         terms, coef = fit_surrogate(zd, y[rep], bins, fold_of, FOLDS)
         n_bins = int(bins.max()) + 1
