@@ -216,10 +216,12 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         """Σ over screening rows of the within-bin squared deviations of the products f_a·z_l (f binary):
         counts − Σ_b (bin sums)²/n_b, subtracted bin after bin (the bin sums are counts, exact in float32)."""
         out = counts.astype(np.float64).copy()
+        tmp = np.empty_like(out)  # reused: no allocation per bin
         for sl, n_b in zip(bslices, nb.tolist()):
-            sq = np.square(f[sl].T @ xs[sl], dtype=np.float64)
-            sq /= n_b
-            out -= sq
+            s_ = f[sl].T @ xs[sl]
+            np.multiply(s_, s_, out=s_)  # a count ≤ 2,000 squared: exact in float32
+            np.divide(s_, n_b, out=tmp, dtype=np.float64)
+            out -= tmp
         return out
 
     pair_counts = (xs.T @ xs).astype(np.float64)
@@ -238,11 +240,14 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     p_cols: list[np.ndarray] = []  # parents' screening columns [rows, parents], and their rows of counts and spreads
     p_cnt: list[np.ndarray] = []
     p_spread: list[np.ndarray] = []
+    xr, raw = np.empty_like(xs), np.empty((m, m), dtype=np.float32)  # the pair scores' buffers
     while len(terms) < max_terms:
         rs = r[scr].astype(np.float32)
-        score = ((xs * rs[:, None]).T @ xs).astype(np.float64)  # Σ r z_j z_k; diagonal Σ r z_j
+        np.multiply(xs, rs[:, None], out=xr)
+        np.matmul(xr.T, xs, out=raw)  # Σ r z_j z_k; diagonal Σ r z_j
+        score = np.square(raw, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            score = score**2 / spread
+            score /= spread
         score[taken] = -1.0
         # higher orders by hierarchy: a chosen term of order 2 … MAX_ORDER − 1 times any further player l
         parents = [t for t in terms if 2 <= len(t) < MAX_ORDER]
