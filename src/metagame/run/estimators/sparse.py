@@ -18,7 +18,10 @@ h(m)/m to everyone, with h(m) set so that g(N) = y(N)), so
 weights, exact row sums, its delete-a-group jackknife, Student-t factor and ``inf`` rules) on the out-of-fold residuals. A good surrogate leaves
 small residuals and a small error; a bad one leaves KernelSHAP's error, and the jackknife sees either. Targets with
 fewer than ``MIN_ROWS`` distinct sampled coalitions get no surrogate (plain KernelSHAP). Memory O(budget·d + d²);
-time O(rounds·n·m²) per target for n distinct rows (the pair scores).
+time per target for n distinct rows: O(rounds · min(n, ``SCREEN_ROWS``) · m²) for the pair scores (the within-bin
+spreads once, the extended terms' counts and spreads once per new parent), O(n·p·q + p³) per round of q new terms
+for the fits (the bin intercepts' diagonal block eliminated in closed form, the p term columns' normal pieces grown
+per fold), and Regression's one pass of symmetric O(n·m²) products for its normal equations and jackknife groups.
 """
 
 from __future__ import annotations
