@@ -49,7 +49,7 @@ MAX_TERMS_SHARE = 0.4
 BIN_ROWS = 25
 #: at most this many rows enter the candidates' scores (the fits use every row)
 SCREEN_ROWS = 2000
-#: term columns allocated up front (then doubled when full)
+#: term columns allocated up front (then grown by half when full)
 INITIAL_COLUMNS = 64
 #: calls per player from which the plan draws middle sizes too (share_power 0)
 MIDDLE_SIZES_BUDGET = 8
@@ -82,20 +82,16 @@ def size_bins(t: np.ndarray, min_rows: int) -> np.ndarray:
 
 
 class _Columns:
-    """The term columns of a fit (float64, column-major, capacity doubling) and, per part of the rows (the folds and
-    the always-fitted rows), their normal-equation pieces: FᵀF, Fᵀy and their sums per size bin (the bin intercepts'
-    block of the normal matrix is diagonal, so the fits eliminate it in closed form)."""
+    """The term columns of a fit (float64, column-major, capacity grown by half when full) and, per part of the
+    rows (the folds and the always-fitted rows), their normal-equation pieces: FᵀF, Fᵀy and their sums per size bin
+    (the bin intercepts' block of the normal matrix is diagonal, so the fits eliminate it in closed form)."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, bins: np.ndarray, parts: list[slice], n_bins: int):
-        from scipy.sparse import csr_matrix
-
-        n = len(y)
         self.xt = np.ascontiguousarray(x.T)  # [m, n]: a term's rows gathered as one contiguous row
         self.y, self.bins, self.parts, self.n_bins = y, bins, parts, n_bins
         n_parts = len(parts)
         part = np.repeat(np.arange(n_parts), [sl.stop - sl.start for sl in parts])
-        cell = part * n_bins + bins
-        self.cell_of = csr_matrix((np.ones(n), (cell, np.arange(n))), shape=(n_parts * n_bins, n))
+        self.cell = cell = part * n_bins + bins  # (part, bin) of every row
         self.count = np.bincount(cell, minlength=n_parts * n_bins).reshape(n_parts, n_bins).astype(np.float64)
         self.ysum = np.bincount(cell, weights=y, minlength=n_parts * n_bins).reshape(n_parts, n_bins)
         self.p = 0
@@ -117,7 +113,7 @@ class _Columns:
     def add(self, terms: np.ndarray) -> None:
         p, q = self.p, len(terms)
         if p + q > self.cap:
-            self._alloc(max(p + q, 2 * self.cap))
+            self._alloc(max(p + q, (3 * self.cap) // 2))
         vals = self.xt[terms[:, 0]]
         for c in range(1, terms.shape[1]):
             vals &= self.xt[terms[:, c]]
@@ -130,7 +126,9 @@ class _Columns:
             self.ff[k, p : p + q, :p] = cross.T
             self.ff[k, p : p + q, p : p + q] = new[sl].T @ new[sl]
             self.fy[k, p : p + q] = new[sl].T @ self.y[sl]
-        self.cb[:, :, p : p + q] = (self.cell_of @ new).reshape(len(self.parts), self.n_bins, q)
+        for c in range(q):  # bin sums per part: counts, exact
+            self.cb[:, :, p + c] = np.bincount(self.cell, weights=new[:, c], minlength=self.cb[:, :, 0].size).reshape(
+                len(self.parts), self.n_bins)
         self.p = p + q
 
     def fit(self, folds: int) -> tuple[np.ndarray, float, np.ndarray]:
