@@ -236,7 +236,7 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     chosen: set[tuple[int, ...]] = set()
     cols = _Columns(x, y, bins, parts, n_bins)
     coef, best_err, r = cols.fit(folds)
-    best = (np.zeros((0, MAX_ORDER), dtype=np.int64), coef)
+    best = (0, coef)  # (terms of the best step, its coefficients)
     stall = 0
     p_cols: list[np.ndarray] = []  # parents' screening columns [rows, parents], and their rows of counts and spreads
     p_cnt: list[np.ndarray] = []
@@ -293,12 +293,12 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         cols.add(padded(new))
         coef, err, r = cols.fit(folds)
         if err < best_err * (1.0 - 1e-9):
-            best_err, best, stall = err, (padded(terms), coef), 0
+            best_err, best, stall = err, (len(terms), coef), 0
         else:
             stall += 1
             if stall >= PATIENCE:
                 break
-    return best
+    return padded(terms[: best[0]]), best[1]
 
 
 def padded(terms) -> np.ndarray:
