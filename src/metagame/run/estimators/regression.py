@@ -20,7 +20,6 @@ from .base import (
     JACKKNIFE_GROUPS,
     MIN_SIDE_ROWS,
     StoredRows,
-    distinct_rows,
     jackknife_variance,
     t_factor,
     unique_rows,
@@ -97,36 +96,26 @@ class Regression(StoredRows):
         self.log_mu = log_kernel(plan.m)
 
     def control(
-        self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray
+        self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray,
+        coalition: np.ndarray | None = None, zb: np.ndarray | None = None,
     ) -> tuple[np.ndarray, float, np.ndarray | float]:
         """Hook for a control variate g of target ``i``'s game (rows ``z``, values ``y`` = u − u(∅), row total
-        ``delta``, unit id −1 = exact): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to
+        ``delta``, unit id −1 = exact, ``coalition``: one id per distinct row, numbered in :func:`unique_rows`'s
+        order; ``zb``: ``z`` as bool): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to
         the fit. Plain KernelSHAP: no control variate."""
         return y, delta, 0.0
 
-    def _jackknife(self, z, w, y, delta, unit, sampled, a, b, full_rank: bool = False) -> np.ndarray:
+    def _jackknife(self, eq: "NormalEquations", delta, basis, full_rank: bool = False) -> np.ndarray:
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
         every copy of a repeated coalition leaves together (a repeated draw is not independent information)."""
-        zs, ws, ys = z[sampled], w[sampled], y[sampled]
-        coalition = unique_rows(zs.astype(bool))[1]
-        groups = min(int(coalition.max()) + 1, JACKKNIFE_GROUPS)
-        gid = coalition % groups
-        others = max(self.k - len(np.unique(unit[sampled])), 0) / groups  # units that never reach this target
-        zw_all = zs * ws[:, None]
-        picks = [gid == g for g in range(groups)]
-        # each group's share of the sampled part of the normal equations (weights carry 1/K); their sum is all of it
-        a_parts = [zw_all[pick].T @ zs[pick] for pick in picks]
-        b_parts = [zw_all[pick].T @ ys[pick] for pick in picks]
-        a_s, b_s = sum(a_parts), sum(b_parts)
-        a_e, b_e = a - a_s, b - b_s  # exact (enumerated) part
-        us = unit[sampled]
-        basis = contrast_basis(z.shape[1])
-        betas = np.empty((groups, z.shape[1]))
-        for g, pick in enumerate(picks):
-            n_g = len(np.unique(us[pick])) + others
-            scale = self.k / max(self.k - n_g, 1.0)  # the other units re-weighted to stand for all K
-            a_g = a_e + scale * (a_s - a_parts[g])
-            b_g = b_e + scale * (b_s - b_parts[g])
+        groups = eq.groups
+        others = max(self.k - eq.n_units, 0) / groups  # units that never reach this target
+        m = len(eq.b)
+        betas = np.empty((groups, m))
+        for g in range(groups):
+            scale = self.k / max(self.k - (eq.group_units[g] + others), 1.0)  # the other units stand for all K
+            a_g = eq.a_e + scale * (eq.a_s - eq.a_parts[g])
+            b_g = eq.b_e + scale * (eq.b_s - eq.b_parts[g])
             if full_rank:  # every direction determined: a Cholesky solve gives the same minimiser, ~10× faster
                 betas[g] = fast_constrained_solve(a_g, b_g, delta, basis)
             else:
@@ -145,34 +134,39 @@ class Regression(StoredRows):
         se = np.zeros((d, d))
         sampled = unit >= 0
         basis = contrast_basis(m)
+        # one id per distinct coalition, numbered in the lexicographic order of the packed rows. A target's rows (all
+        # holding it, metagame; all rows, serial) lose at most that one constant column, which keeps both their
+        # distinctness and their order: these ids stand for unique_rows of every target's own rows
+        coalition = unique_rows(rows)[1]
         for i in range(d):
             if plan.variant == "metagame":
-                sel = rows[:, i] & inner
+                sel = np.flatnonzero(rows[:, i] & inner)
                 cols = np.flatnonzero(np.arange(d) != i)
             else:
-                sel = inner
+                sel = np.flatnonzero(inner)
                 cols = np.arange(d)
-            z = rows[sel][:, cols].astype(np.float64)
+            # the target's rows: the exact ones first, then the sampled ones by jackknife group
+            sel, n_exact, gid, groups = group_order(sel, sampled, coalition)
+            zb = rows[sel]
+            if len(cols) < d:
+                zb = np.concatenate([zb[:, :i], zb[:, i + 1 :]], axis=1)
+            z = zb.astype(np.float64)
             wi = w[sel]
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
-            y, delta, prior = self.control(i, z, y, delta, unit[sel])
-            a = (z * wi[:, None]).T @ z
-            b = (z * wi[:, None]).T @ y
-            beta, identified, rank = constrained_solve(a, b, delta, basis, need_identified=True)
+            ci = coalition[sel]
+            y, delta, prior = self.control(i, z, y, delta, unit[sel], coalition=ci, zb=zb)
+            eq = NormalEquations(z, wi, y, unit[sel], ci, n_exact, gid, groups)
+            beta, identified, rank = constrained_solve(eq.a, eq.b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
             if plan.sampled:
-                z_sampled = rows[sel & sampled][:, cols]
-                z_sampled = z_sampled[distinct_rows(z_sampled)]
-                n_coalitions = len(z_sampled)
-                n_in = z_sampled.sum(axis=0)
+                n_coalitions = eq.n_coalitions
+                n_in = eq.n_in
                 # residual degrees of freedom: distinct coalitions in the fit beyond its rank (a repeated draw adds
                 # weight, not information); with none left the fit interpolates and its spread says nothing
-                resid_dof = len(distinct_rows(rows[sel][:, cols])) - rank
+                resid_dof = len(np.unique(ci)) - rank
                 if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
-                    cov_diag = self._jackknife(
-                        z, wi, y, delta, unit[sel], sampled[sel], a, b, full_rank=rank == len(cols) - 1
-                    )
+                    cov_diag = self._jackknife(eq, delta, basis, full_rank=rank == len(cols) - 1)
                     groups = min(n_coalitions, JACKKNIFE_GROUPS)
                     cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2
                     # a player on one side of only a few distinct sampled coalitions: its coefficient rests on
@@ -184,6 +178,57 @@ class Regression(StoredRows):
             est[i, cols] = beta + prior
             se[i, cols] = np.sqrt(cov_diag)
         return est, se
+
+
+def group_order(sel: np.ndarray, sampled: np.ndarray, coalition: np.ndarray) -> tuple[np.ndarray, int, np.ndarray, int]:
+    """Rows ``sel`` reordered: the exact ones first (in their order), then the sampled ones by jackknife group
+    (distinct coalition number, in :func:`unique_rows`'s order, mod the groups; stable); returns them, the number of
+    exact rows, the group of each sampled row and the number of groups."""
+    s = sampled[sel]
+    ex, sm = sel[~s], sel[s]
+    local = np.asarray(np.unique(coalition[sm], return_inverse=True)[1]).ravel()
+    groups = max(min(int(local.max(initial=-1)) + 1, JACKKNIFE_GROUPS), 1)
+    gid = local % groups
+    order = np.argsort(gid, kind="stable")
+    return np.concatenate([ex, sm[order]]), len(ex), gid[order], groups
+
+
+class NormalEquations:
+    """One target's weighted normal equations a = Σ w z zᵀ, b = Σ w y z, split into the exact rows' part and the
+    parts of the jackknife's groups of sampled coalitions, each part one symmetric BLAS product (zᵀz of the rows
+    scaled by √w) over a contiguous slice of the rows, ordered by :func:`group_order` (``n_exact`` exact rows, then
+    the sampled ones with their groups ``gid``)."""
+
+    def __init__(self, z, w, y, unit, coalition, n_exact: int, gid: np.ndarray, groups: int):
+        m = z.shape[1]
+        sw = np.sqrt(w)
+        zw = z * sw[:, None]
+        swy = sw * y
+        ze = zw[:n_exact]
+        self.a_e = ze.T @ ze
+        self.b_e = ze.T @ swy[:n_exact]
+        first = np.unique(coalition[n_exact:], return_index=True)[1]
+        self.n_coalitions = len(first)
+        pick = np.zeros(len(z))
+        pick[n_exact + first] = 1.0
+        self.n_in = pick @ z  # players' counts over the distinct sampled coalitions
+        self.groups = groups
+        edges = n_exact + np.searchsorted(gid, np.arange(groups + 1))
+        self.a_parts = np.empty((groups, m, m))
+        self.b_parts = np.empty((groups, m))
+        for g in range(groups):
+            part = zw[int(edges[g]) : int(edges[g + 1])]
+            self.a_parts[g] = part.T @ part
+            self.b_parts[g] = part.T @ swy[int(edges[g]) : int(edges[g + 1])]
+        # distinct units per group, and in all
+        us = unit[n_exact:]
+        top = int(us.max(initial=0)) + 1
+        self.group_units = np.bincount(np.unique(gid * top + us) // top, minlength=groups).astype(np.float64)
+        self.n_units = len(np.unique(us))
+        self.a_s = self.a_parts.sum(axis=0)
+        self.b_s = self.b_parts.sum(axis=0)
+        self.a = self.a_e + self.a_s
+        self.b = self.b_e + self.b_s
 
 
 __all__ = ["Regression", "constrained_solve", "contrast_basis"]

@@ -18,7 +18,10 @@ h(m)/m to everyone, with h(m) set so that g(N) = y(N)), so
 weights, exact row sums, its delete-a-group jackknife, Student-t factor and ``inf`` rules) on the out-of-fold residuals. A good surrogate leaves
 small residuals and a small error; a bad one leaves KernelSHAP's error, and the jackknife sees either. Targets with
 fewer than ``MIN_ROWS`` distinct sampled coalitions get no surrogate (plain KernelSHAP). Memory O(budget·d + d²);
-time O(rounds·n·m²) per target for n distinct rows (the pair scores).
+time per target for n distinct rows: O(rounds · min(n, ``SCREEN_ROWS``) · m²) for the pair scores (the within-bin
+spreads once, the extended terms' counts and spreads once per new parent), O(n·p·q + p³) per round of q new terms
+for the fits (the bin intercepts' diagonal block eliminated in closed form, the p term columns' normal pieces grown
+per fold), and Regression's one pass of symmetric O(n·m²) products for its normal equations and jackknife groups.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ MAX_TERMS_SHARE = 0.4
 BIN_ROWS = 25
 #: at most this many rows enter the candidates' scores (the fits use every row)
 SCREEN_ROWS = 2000
+#: term columns allocated up front (then grown by half when full)
+INITIAL_COLUMNS = 64
 #: calls per player from which the plan draws middle sizes too (share_power 0)
 MIDDLE_SIZES_BUDGET = 8
 #: highest order of a surrogate term (terms beyond pairs grow from chosen ones, one player at a time)
@@ -64,18 +69,123 @@ def _solve(g: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def size_bins(t: np.ndarray, min_rows: int) -> np.ndarray:
     """Bin id of every row: consecutive local sizes merged until each bin holds ``min_rows`` rows."""
-    sizes, counts = np.unique(t, return_counts=True)
-    bin_of, b, acc = {}, 0, 0
-    for s_, c in zip(sizes.tolist(), counts.tolist()):
+    sizes, inverse, counts = np.unique(t, return_inverse=True, return_counts=True)
+    bin_of, b, acc = np.empty(len(sizes), dtype=np.int64), 0, 0
+    for s_, c in enumerate(counts.tolist()):
         bin_of[s_] = b
         acc += c
         if acc >= min_rows:
             b, acc = b + 1, 0
     if acc and b > 0:  # a short last bin joins the one before
-        for s_ in bin_of:
-            if bin_of[s_] == b:
-                bin_of[s_] = b - 1
-    return np.array([bin_of[v] for v in t.tolist()], dtype=np.int64)
+        bin_of[bin_of == b] = b - 1
+    return bin_of[np.asarray(inverse).ravel()]
+
+
+class _Columns:
+    """The term columns of a fit (float64, column-major, capacity grown by half when full) and, per part of the
+    rows (the folds and the always-fitted rows), their normal-equation pieces: FᵀF, Fᵀy and their sums per size bin
+    (the bin intercepts' block of the normal matrix is diagonal, so the fits eliminate it in closed form)."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, bins: np.ndarray, parts: list[slice], n_bins: int):
+        self.xt = np.ascontiguousarray(x.T)  # [m, n]: a term's rows gathered as one contiguous row
+        self.y, self.bins, self.parts, self.n_bins = y, bins, parts, n_bins
+        n_parts = len(parts)
+        part = np.repeat(np.arange(n_parts), [sl.stop - sl.start for sl in parts])
+        self.cell = cell = part * n_bins + bins  # (part, bin) of every row
+        self.count = np.bincount(cell, minlength=n_parts * n_bins).reshape(n_parts, n_bins).astype(np.float64)
+        self.ysum = np.bincount(cell, weights=y, minlength=n_parts * n_bins).reshape(n_parts, n_bins)
+        self.p = 0
+        self._alloc(INITIAL_COLUMNS)
+
+    def _alloc(self, cap: int) -> None:
+        n_parts, p = len(self.parts), self.p
+        f = np.empty((len(self.y), cap), order="F")
+        ff = np.zeros((n_parts, cap, cap))
+        cb = np.zeros((n_parts, self.n_bins, cap))
+        fy = np.zeros((n_parts, cap))
+        if p:
+            f[:, :p] = self.f[:, :p]
+            ff[:, :p, :p] = self.ff[:, :p, :p]
+            cb[:, :, :p] = self.cb[:, :, :p]
+            fy[:, :p] = self.fy[:, :p]
+        self.f, self.ff, self.cb, self.fy, self.cap = f, ff, cb, fy, cap
+
+    def add(self, terms: np.ndarray) -> None:
+        p, q = self.p, len(terms)
+        if p + q > self.cap:
+            self._alloc(max(p + q, (3 * self.cap) // 2))
+        vals = self.xt[terms[:, 0]]
+        for c in range(1, terms.shape[1]):
+            vals &= self.xt[terms[:, c]]
+        f = self.f
+        f[:, p : p + q] = vals.T
+        new = f[:, p : p + q]
+        for k, sl in enumerate(self.parts):
+            cross = f[sl, :p].T @ new[sl]
+            self.ff[k, :p, p : p + q] = cross
+            self.ff[k, p : p + q, :p] = cross.T
+            self.ff[k, p : p + q, p : p + q] = new[sl].T @ new[sl]
+            self.fy[k, p : p + q] = new[sl].T @ self.y[sl]
+        for c in range(q):  # bin sums per part: counts, exact
+            self.cb[:, :, p + c] = np.bincount(self.cell, weights=new[:, c], minlength=self.cb[:, :, 0].size).reshape(
+                len(self.parts), self.n_bins)
+        self.p = p + q
+
+    def fit(self, folds: int) -> tuple[np.ndarray, float, np.ndarray]:
+        """Least squares without each fold (coefficients ``[folds, n_bins + p]``, bins first) and their held-out
+        squared error, and the residual of the fit on every row."""
+        p, n_bins = self.p, self.n_bins
+        count_t, ysum_t = self.count.sum(axis=0), self.ysum.sum(axis=0)
+        ff_t, cb_t, fy_t = self.ff[:, :p, :p].sum(axis=0), self.cb[:, :, :p].sum(axis=0), self.fy[:, :p].sum(axis=0)
+        systems = []
+        for k in range(folds + 1):  # without fold k; the last: every row
+            if k < folds:
+                sys_ = (count_t - self.count[k], cb_t - self.cb[k, :, :p], ff_t - self.ff[k, :p, :p],
+                        ysum_t - self.ysum[k], fy_t - self.fy[k, :p])
+            else:
+                sys_ = (count_t, cb_t, ff_t, ysum_t, fy_t)
+            systems.append(sys_)
+        coef = _solve_bins(systems, p, n_bins)
+        y, bins, f = self.y, self.bins, self.f[:, :p]
+        err = 0.0
+        for k in range(folds):
+            sl = self.parts[k]
+            err += float(np.sum((y[sl] - coef[k, bins[sl]] - f[sl] @ coef[k, n_bins:]) ** 2))
+        return coef[:folds], err, y - coef[folds, bins] - f @ coef[folds, n_bins:]
+
+
+def _solve_bins(systems, p: int, n_bins: int) -> np.ndarray:
+    """Ridge least squares of bin intercepts and p terms for each ``(bin counts, bin sums of the terms [n_bins, p],
+    FᵀF, bin sums of y, Fᵀy)``: the diagonal bin block eliminated (Schur complement), one batched solve for the
+    terms. The ridge is ``RIDGE`` × the mean diagonal of the whole normal matrix, as :func:`_solve`'s."""
+    out = np.empty((len(systems), n_bins + p))
+    if p:
+        mats = np.empty((len(systems), p, p))
+        rhs = np.empty((len(systems), p))
+    dls = []
+    for s_, (cnt, cb, ff, ysum, fy) in enumerate(systems):
+        lam = RIDGE * max(float((cnt.sum() + np.trace(ff)) / (n_bins + p)), 1e-300)
+        dl = cnt + lam
+        dls.append(dl)
+        if p:
+            cs = cb / dl[:, None]
+            mats[s_] = ff - cb.T @ cs
+            mats[s_].flat[:: p + 1] += lam
+            rhs[s_] = fy - cs.T @ ysum
+    if p:
+        try:
+            terms = np.linalg.solve(mats, rhs[:, :, None])[:, :, 0]
+        except np.linalg.LinAlgError:
+            terms = None
+    for s_, (cnt, cb, ff, ysum, fy) in enumerate(systems):
+        if p and terms is None:  # singular: the whole system by _solve (its least-squares fallback)
+            g = np.block([[np.diag(cnt), cb], [cb.T, ff]])
+            out[s_] = _solve(g, np.concatenate([ysum, fy]))
+            continue
+        c_f = terms[s_] if p else np.zeros(0)
+        out[s_, :n_bins] = (ysum - (cb @ c_f if p else 0.0)) / dls[s_]
+        out[s_, n_bins:] = c_f
+    return out
 
 
 def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarray, folds: int):
@@ -93,20 +203,26 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     x, y, bins, part = x[order], y[order], bins[order], part[order]
     edges = np.searchsorted(part, np.arange(folds + 2))
     parts = [slice(int(edges[k]), int(edges[k + 1])) for k in range(folds + 1)]
-    xf = np.ascontiguousarray(x, dtype=np.float64)
     # screening rows: at most SCREEN_ROWS (a fixed spread of the rows), ordered by bin (every bin a slice)
     scr = np.arange(n) if n <= SCREEN_ROWS else np.linspace(0, n - 1, SCREEN_ROWS).round().astype(np.int64)
     scr = scr[np.argsort(bins[scr], kind="stable")]
-    xs = xf[scr].astype(np.float32)  # the screening products (scores only rank candidates)
-    per_bin = np.bincount(bins[scr], minlength=n_bins).astype(np.float64)
-    bedges = np.concatenate([[0], np.cumsum(per_bin).astype(np.int64)])
-    bslices = [(slice(int(bedges[b]), int(bedges[b + 1])), per_bin[b]) for b in range(n_bins) if per_bin[b] > 0]
+    xs = x[scr].astype(np.float32)  # the screening products (scores only rank candidates)
+    per_bin = np.bincount(bins[scr], minlength=n_bins)
+    nonempty = np.flatnonzero(per_bin)
+    nb = per_bin[nonempty].astype(np.float64)
+    bedges = np.concatenate([[0], np.cumsum(per_bin[nonempty])])
+    bslices = [slice(int(bedges[b]), int(bedges[b + 1])) for b in range(len(nonempty))]
 
     def within_spread(f: np.ndarray, counts: np.ndarray) -> np.ndarray:
-        """Σ over screening rows of the within-bin squared deviations of the products f_a·z_l (f binary)."""
+        """Σ over screening rows of the within-bin squared deviations of the products f_a·z_l (f binary):
+        counts − Σ_b (bin sums)²/n_b, subtracted bin after bin (the bin sums are counts, exact in float32)."""
         out = counts.astype(np.float64).copy()
-        for sl, nb in bslices:
-            out -= (f[sl].T @ xs[sl]).astype(np.float64) ** 2 / nb
+        tmp = np.empty_like(out)  # reused: no allocation per bin
+        for sl, n_b in zip(bslices, nb.tolist()):
+            s_ = f[sl].T @ xs[sl]
+            np.multiply(s_, s_, out=s_)  # a count ≤ 2,000 squared: exact in float32
+            np.divide(s_, n_b, out=tmp, dtype=np.float64)
+            out -= tmp
         return out
 
     pair_counts = (xs.T @ xs).astype(np.float64)
@@ -118,44 +234,43 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
     max_terms = max(int(MAX_TERMS_SHARE * n_train) - n_bins, 0)
     terms: list[tuple[int, ...]] = []
     chosen: set[tuple[int, ...]] = set()
-    cols = np.zeros((n, n_bins))
-    cols[np.arange(n), bins] = 1.0
-    grams = [cols[sl].T @ cols[sl] for sl in parts]
-    rhss = [cols[sl].T @ y[sl] for sl in parts]
-
-    def fit():
-        gram, rhs = sum(grams), sum(rhss)
-        coef = np.empty((folds, cols.shape[1]))
-        err = 0.0
-        for k in range(folds):
-            coef[k] = _solve(gram - grams[k], rhs - rhss[k])
-            err += float(np.sum((y[parts[k]] - cols[parts[k]] @ coef[k]) ** 2))
-        return coef, err, y - cols @ _solve(gram, rhs)
-
-    coef, best_err, r = fit()
-    best = (np.zeros((0, MAX_ORDER), dtype=np.int64), coef)
+    cols = _Columns(x, y, bins, parts, n_bins)
+    coef, best_err, r = cols.fit(folds)
+    best = (0, coef)  # (terms of the best step, its coefficients)
     stall = 0
+    p_cols: list[np.ndarray] = []  # parents' screening columns [rows, parents], and their rows of counts and spreads
+    p_cnt: list[np.ndarray] = []
+    p_spread: list[np.ndarray] = []
+    xr, raw = np.empty_like(xs), np.empty((m, m), dtype=np.float32)  # the pair scores' buffers
     while len(terms) < max_terms:
         rs = r[scr].astype(np.float32)
-        score = ((xs * rs[:, None]).T @ xs).astype(np.float64)  # Σ r z_j z_k; diagonal Σ r z_j
+        np.multiply(xs, rs[:, None], out=xr)
+        np.matmul(xr.T, xs, out=raw)  # Σ r z_j z_k; diagonal Σ r z_j
+        score = np.square(raw, dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
-            score = score**2 / spread
+            score /= spread
         score[taken] = -1.0
         # higher orders by hierarchy: a chosen term of order 2 … MAX_ORDER − 1 times any further player l
         parents = [t for t in terms if 2 <= len(t) < MAX_ORDER]
         tscore = np.zeros((0, m))
         if parents:
-            ps = np.ones((len(scr), len(parents)), dtype=np.float32)
-            for c, t in enumerate(parents):
-                for l_ in t:
-                    ps[:, c] *= xs[:, l_]
-            cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the extended term
+            pt = padded(parents)
+            if len(parents) > len(p_cnt):  # the new parents' screening columns, counts and spreads (r-free: kept)
+                new_pt = pt[len(p_cnt) :]
+                ps = xs[:, new_pt[:, 0]]
+                for c in range(1, MAX_ORDER):
+                    ps *= xs[:, new_pt[:, c]]
+                cnt = (ps.T @ xs).astype(np.float64)  # screening rows holding the extended term
+                p_cols.append(ps)
+                p_cnt.extend(cnt)
+                p_spread.extend(within_spread(ps, cnt))
+            ps = np.concatenate(p_cols, axis=1) if len(p_cols) > 1 else p_cols[0]
+            p_cols[:] = [ps]
+            cnt, tspread = np.array(p_cnt), np.array(p_spread)
             num = ((ps * rs[:, None]).T @ xs).astype(np.float64)
-            tspread = within_spread(ps, cnt)
             with np.errstate(divide="ignore", invalid="ignore"):
                 tscore = np.where((cnt >= MIN_PAIR_ROWS) & (tspread > floor), num**2 / tspread, -1.0)
-            for c, t in enumerate(parents):
-                tscore[c, list(t)] = -1.0
+            tscore[np.arange(len(parents))[:, None], pt] = -1.0
         add = min(max(MIN_ADD, int(ROUND_SHARE * len(terms))), max_terms - len(terms))
         flat = np.concatenate([score.ravel(), tscore.ravel()])
         pick = np.argpartition(-flat, min(add, flat.size - 1))[:add]
@@ -175,20 +290,15 @@ def fit_surrogate(x: np.ndarray, y: np.ndarray, bins: np.ndarray, fold: np.ndarr
         if not new:
             break
         terms.extend(new)
-        add_cols = term_values(x, padded(new))
-        for k, sl in enumerate(parts):
-            cross = cols[sl].T @ add_cols[sl]
-            grams[k] = np.block([[grams[k], cross], [cross.T, add_cols[sl].T @ add_cols[sl]]])
-            rhss[k] = np.concatenate([rhss[k], add_cols[sl].T @ y[sl]])
-        cols = np.concatenate([cols, add_cols], axis=1)
-        coef, err, r = fit()
+        cols.add(padded(new))
+        coef, err, r = cols.fit(folds)
         if err < best_err * (1.0 - 1e-9):
-            best_err, best, stall = err, (padded(terms), coef), 0
+            best_err, best, stall = err, (len(terms), coef), 0
         else:
             stall += 1
             if stall >= PATIENCE:
                 break
-    return best
+    return padded(terms[: best[0]]), best[1]
 
 
 def padded(terms) -> np.ndarray:
@@ -233,29 +343,39 @@ class Sparse(Regression):
         super().__init__(plan)
         self.n_terms: dict[int, int] = {}
 
-    def control(self, i, z, y, delta, unit):
-        zb = z.astype(bool)
-        m = zb.shape[1]
+    def control(self, i, z, y, delta, unit, coalition=None, zb=None):
+        m = z.shape[1]
         sampled = unit >= 0
         if not self.plan.sampled or int(sampled.sum()) == 0:
             return y, delta, 0.0
         # distinct coalitions for the fit; folds by coalition, exact rows in every fit
-        rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
+        if coalition is None:
+            zb = z.astype(bool)
+            rep, inverse = unique_rows(zb)  # first row of each coalition, coalition of each row
+        else:  # the same, from ids numbered in unique_rows's order
+            rep, inverse = np.unique(coalition, return_index=True, return_inverse=True)[1:]
+            inverse = np.asarray(inverse).ravel()
         n_distinct = len(rep)
         if int(sampled[rep].sum()) < MIN_ROWS:
             return y, delta, 0.0
         rng = np.random.default_rng([i, m, 0x5A])
         fold_of = np.where(unit[rep] >= 0, rng.permutation(n_distinct) % FOLDS, -1)
-        bins = size_bins(zb[rep].sum(axis=1), BIN_ROWS)
-        terms, coef = fit_surrogate(zb[rep], y[rep], bins, fold_of, FOLDS)
+        zd = z[rep].astype(bool) if zb is None else zb[rep]  # the distinct coalitions
+        bins = size_bins(zd.sum(axis=1), BIN_ROWS)
+        terms, coef = fit_surrogate(zd, y[rep], bins, fold_of, FOLDS)
         n_bins = int(bins.max()) + 1
         self.n_terms[i] = len(terms)
         if len(terms) == 0:
             return y, delta, 0.0
         mean = coef.mean(axis=0)
-        f = np.concatenate([np.eye(n_bins)[bins[inverse]], term_values(zb, terms)], axis=1)
-        row_fold = fold_of[inverse]
-        g = np.where(row_fold >= 0, np.einsum("np,np->n", f, coef[np.maximum(row_fold, 0)]), f @ mean)
+        # the surrogate on every distinct coalition: g_k of its fold, ḡ on exact ones
+        tv = term_values(zd, terms)
+        own = np.maximum(fold_of, 0)
+        g = np.where(
+            fold_of >= 0,
+            coef[own, bins] + (tv @ coef[:, n_bins:].T)[np.arange(n_distinct), own],
+            mean[bins] + tv @ mean[n_bins:],
+        )[inverse]
         poly = mean[n_bins:]
         # g(N) = δ by its full-coalition intercept, a symmetric term worth (δ − poly(N))/m to every player
         prior = term_shapley(terms, poly, m) + (delta - float(poly.sum())) / m
