@@ -98,12 +98,13 @@ class Regression(StoredRows):
     def control(
         self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray,
         coalition: np.ndarray | None = None, zb: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, float, np.ndarray | float]:
+    ) -> tuple[np.ndarray, float, np.ndarray | float, np.ndarray | float]:
         """Hook for a control variate g of target ``i``'s game (rows ``z``, values ``y`` = u − u(∅), row total
         ``delta``, unit id −1 = exact, ``coalition``: one id per distinct row, numbered in :func:`unique_rows`'s
-        order; ``zb``: ``z`` as bool): returns the game the fit sees (y − g, δ − g(N)) and Shapley(g), added to
-        the fit. Plain KernelSHAP: no control variate."""
-        return y, delta, 0.0
+        order; ``zb``: ``z`` as bool): returns the game the fit sees (y − g, δ − g(N)), Shapley(g), added to the
+        fit, and the variance of Shapley(g) over the data g was fitted on, added to the fit's. Plain KernelSHAP: no
+        control variate."""
+        return y, delta, 0.0, 0.0
 
     def _jackknife(self, eq: "NormalEquations", delta, basis, full_rank: bool = False) -> np.ndarray:
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
@@ -155,7 +156,7 @@ class Regression(StoredRows):
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
             ci = coalition[sel]
-            y, delta, prior = self.control(i, z, y, delta, unit[sel], coalition=ci, zb=zb)
+            y, delta, prior, prior_var = self.control(i, z, y, delta, unit[sel], coalition=ci, zb=zb)
             eq = NormalEquations(z, wi, y, unit[sel], ci, n_exact, gid, groups)
             beta, identified, rank = constrained_solve(eq.a, eq.b, delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
@@ -168,7 +169,7 @@ class Regression(StoredRows):
                 if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
                     cov_diag = self._jackknife(eq, delta, basis, full_rank=rank == len(cols) - 1)
                     groups = min(n_coalitions, JACKKNIFE_GROUPS)
-                    cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2
+                    cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2 + prior_var
                     # a player on one side of only a few distinct sampled coalitions: its coefficient rests on
                     # them alone and the jackknife cannot see how wrong they are
                     cov_diag[np.minimum(n_in, n_coalitions - n_in) < MIN_SIDE_ROWS] = np.inf
