@@ -9,6 +9,8 @@ same targets. xgboost and shap are benchmark-only dependencies.
 Games (inner method gradient×input; builders and references in tests/many_player_games.py):
 
 * ``poly``: a multilinear polynomial with planted pairs, triples and quadruples, closed-form M at every d;
+* ``poly6``: the same with planted sets up to size 6 (target games up to order 5, beyond the sparse surrogate's
+  order 4), closed-form M at every d;
 * ``mlp``: a random two-layer tanh MLP, d = 12 … 256;
 * ``lm``: a tiny random Llama-style causal LM whose players are the words of a long prompt, d = 24, 32, 64;
 * ``clip``: a tiny random CLIP whose players are the patches of a 14 × 14 grid, d = 196.
@@ -31,7 +33,7 @@ registered one joins automatically), except where its cost rule (``MAX_PLAYERS``
 
 Run: ``python benchmarks/many_players.py`` (every game at its default d's and budgets: about 25–30 minutes on 2
 cores, estimated from pieces measured on busy cores, not timed end to end: lm ≈ 9 min (its d = 64 reference alone
-≈ 3 min), clip ≈ 4 min (reference 39 200 calls ≈ 3.5 min), poly and mlp the rest), ``--quick`` (1–3 minutes: each
+≈ 3 min), clip ≈ 4 min (reference 39 200 calls ≈ 3.5 min), poly and mlp the rest), ``--quick`` (4–8 minutes on a loaded 2-core machine: each
 game at one small d, budget 20·d, a 20× reference), or select with ``--games``, ``--ds`` (applied to every selected
 game), ``--mults``, ``--seeds``, ``--estimators``, ``--ref-mult``, ``--peer-targets``.
 """
@@ -247,7 +249,7 @@ def main() -> None:
                     help="default: every registered estimator, each where its cost rule allows")
     ap.add_argument("--ref-mult", type=int, help="reference calls ÷ the largest compared budget (default: per game)")
     ap.add_argument("--peer-targets", type=int, default=12, help="target rows the peer is fitted for (default 12)")
-    ap.add_argument("--quick", action="store_true", help="1–3 minutes: small d per game, budget 20·d, 20× reference")
+    ap.add_argument("--quick", action="store_true", help="a few minutes: small d per game, budget 20·d, 20× reference")
     args = ap.parse_args()
     if args.quick:
         args.mults = args.mults or [20]
