@@ -289,8 +289,9 @@ def estimate_meta_attributions(
     if unidentified:
         params["stderr_note"] = (
             f"{unidentified} of {int(off.sum())} estimated entries are not identified by the {int(ev.used)} calls "
-            "(too few sampled coalitions reach them): their stderr is inf and their value is the row's efficiency "
-            "gap shared out (the even split φ_i/… when nothing was sampled); raise the budget"
+            "(too few sampled coalitions reach them): their stderr is inf and their value rests on the estimator's "
+            "model or on the row's efficiency gap shared out (the even split φ_i/… when nothing was sampled), not on "
+            "evidence; raise the budget"
         )
         warnings.warn(params["stderr_note"], RuntimeWarning, stacklevel=2)
     return Estimate(matrix, u_full.copy(), stderr, int(ev.used), params, extras)
