@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..errors import ModelOutputError
+from ..errors import MetagameError, ModelOutputError
 from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition, require_unique
 
 
@@ -243,8 +243,14 @@ class ModelAdapter:
         return {"value_full": float(v[0]), "value_empty": float(v[1])}
 
 
-def player_labels(players: Sequence[str] | None, d: int, prefix: str = "x") -> list[str]:
-    """Default player labels ``x0 .. x{d-1}``."""
+def player_labels(
+    players: Sequence[str] | None, d: int, prefix: str = "x", what: str = "player labels", of: str = "players"
+) -> list[str]:
+    """Default player labels ``x0 .. x{d-1}``, or the given ones (unique, exactly ``d`` of them: ``what`` for ``d``
+    ``of`` names them in the error)."""
     if players is None:
         return [f"{prefix}{i}" for i in range(d)]
-    return require_unique(players)
+    labels = require_unique(players)
+    if len(labels) != d:
+        raise MetagameError(f"got {len(labels)} {what} for {d} {of}")
+    return labels

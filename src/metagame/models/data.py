@@ -122,9 +122,7 @@ class _DataAdapter(ModelAdapter):
         self.n_players = _length(self.X)
         if self.n_players < 1:
             raise MetagameError("the training set is empty; a data game needs at least one training point")
-        self.players = player_labels(players, self.n_players, prefix="z")
-        if len(self.players) != self.n_players:
-            raise MetagameError(f"got {len(self.players)} player labels for {self.n_players} training points")
+        self.players = player_labels(players, self.n_players, prefix="z", of="training points")
         self.player_kinds = ["data"] * self.n_players
 
     @property

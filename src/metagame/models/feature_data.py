@@ -94,11 +94,8 @@ class FeatureDataModel(ModelAdapter):
         self.baseline = Xn.mean(axis=0) if baseline is None else np.asarray(baseline, dtype=np.float64).reshape(-1)
         if self.baseline.shape != (self.n_features,):
             raise MetagameError(f"baseline must have one value per feature ({self.n_features}); got {self.baseline.shape}")
-        fnames = player_labels(feature_names, self.n_features, prefix="x")
-        dnames = player_labels(players, self.n_train, prefix="z")
-        if len(fnames) != self.n_features or len(dnames) != self.n_train:
-            raise MetagameError(f"got {len(fnames)} feature names for {self.n_features} features and {len(dnames)} "
-                                f"training-point labels for {self.n_train} points")
+        fnames = player_labels(feature_names, self.n_features, prefix="x", what="feature names", of="features")
+        dnames = player_labels(players, self.n_train, prefix="z", what="training-point labels", of="training points")
         self.players = require_unique(list(fnames) + list(dnames), "feature_names and players")
         self.player_kinds = ["feature"] * self.n_features + ["data"] * self.n_train
         self.n_players = self.n_features + self.n_train

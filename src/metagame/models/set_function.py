@@ -45,8 +45,6 @@ class SetFunctionModel(ModelAdapter):
         self.n_players = int(d)
         names = players if players is not None else _game_player_names(game)
         self.players = player_labels(names, self.n_players)
-        if len(self.players) != self.n_players:
-            raise MetagameError(f"got {len(self.players)} player labels for {self.n_players} players")
         self.player_kinds = ["player"] * self.n_players
 
     @property
