@@ -14,13 +14,18 @@ Adapters count model rows and forward passes, and cache values by coalition cont
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from ..errors import MetagameError, ModelOutputError
-from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition, require_unique
+from ..errors import ModelOutputError
+from ..players.coalitions import (
+    EXACT_MAX_PLAYERS,
+    CoalitionCache,
+    as_coalitions,
+    format_coalition,
+)
 
 
 def repeat_rows(extra: Any, repeats: int) -> Any:
@@ -241,16 +246,3 @@ class ModelAdapter:
         empty = np.zeros(d, dtype=bool) if empty is None else np.asarray(empty, dtype=bool)
         v = self.values(np.stack([full, empty])).double().cpu().numpy()
         return {"value_full": float(v[0]), "value_empty": float(v[1])}
-
-
-def player_labels(
-    players: Sequence[str] | None, d: int, prefix: str = "x", what: str = "player labels", of: str = "players"
-) -> list[str]:
-    """Default player labels ``x0 .. x{d-1}``, or the given ones (unique, exactly ``d`` of them: ``what`` for ``d``
-    ``of`` names them in the error)."""
-    if players is None:
-        return [f"{prefix}{i}" for i in range(d)]
-    labels = require_unique(players)
-    if len(labels) != d:
-        raise MetagameError(f"got {len(labels)} {what} for {d} {of}")
-    return labels

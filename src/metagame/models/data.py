@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError, NotDifferentiableError
-from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition
-from .base import ModelAdapter, player_labels
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition, player_labels
+from .base import ModelAdapter
 
 UtilityName = Literal["accuracy", "neg_log_loss", "neg_mse"]
 _UTILITIES = ("accuracy", "neg_log_loss", "neg_mse")

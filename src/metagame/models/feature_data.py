@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError, NotDifferentiableError
-from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, require_unique
-from .base import ModelAdapter, player_labels
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, player_labels, require_unique
+from .base import ModelAdapter
 from .data import _PROBA_FLOOR, DataModel, EmptyModel, _as_2d, knn_order
 
 FeatureUtility = Literal["proba", "accuracy", "neg_log_loss", "neg_mse"]

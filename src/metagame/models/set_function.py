@@ -9,7 +9,8 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError, NotDifferentiableError
-from .base import ModelAdapter, player_labels
+from ..players.coalitions import player_labels
+from .base import ModelAdapter
 
 
 def is_set_function(model: Any) -> bool:

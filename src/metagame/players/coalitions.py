@@ -110,6 +110,21 @@ def require_unique(labels: Sequence[str], option: str = "players") -> list[str]:
     return labels
 
 
+def player_labels(
+    players: Sequence[str] | None, d: int, prefix: str = "x", what: str = "player labels", of: str = "players"
+) -> list[str]:
+    """Default player labels ``x0 .. x{d-1}``, or the given ones (unique, exactly ``d`` of them: ``what`` for ``d``
+    ``of`` names them in the error)."""
+    if players is None:
+        return [f"{prefix}{i}" for i in range(d)]
+    labels = require_unique(players)
+    if len(labels) != d:
+        from ..errors import MetagameError
+
+        raise MetagameError(f"got {len(labels)} {what} for {d} {of}")
+    return labels
+
+
 def format_coalition(coalition: np.ndarray, players: Sequence[str] | None = None, limit: int = 12) -> str:
     """Human-readable coalition, e.g. ``{0:'not', 2:'bad'}`` for error messages."""
     members = np.flatnonzero(np.asarray(coalition, dtype=bool))

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ..errors import MetagameError
-from .coalitions import require_unique
+from .coalitions import player_labels
 
 
 def to_tensor(x, dtype: torch.dtype | None = None, device=None) -> torch.Tensor:
@@ -112,12 +112,7 @@ class BaselineMasking(Masking):
                 raise MetagameError("feature_mask must use the player ids 0 .. d-1, each at least once")
         self.feature_mask = fm
         self.n_players = int(fm.max().item()) + 1
-        if players is None:
-            players = [f"x{i}" for i in range(self.n_players)]
-        players = require_unique(players)
-        if len(players) != self.n_players:
-            raise MetagameError(f"got {len(players)} player labels for {self.n_players} players")
-        self.players = players
+        self.players = player_labels(players, self.n_players)
         self._flat_mask = fm.reshape(-1)
 
     def coordinate_mask(self, coalitions: np.ndarray) -> torch.Tensor:
