@@ -123,6 +123,12 @@ def jackknife_variance(replicates: np.ndarray) -> np.ndarray:
 #: data can speak for it (regression, montecarlo: stderr = inf below; stratified: at least the row's widest bar)
 MIN_SIDE_ROWS = 5
 
+
+def thin_sides(n_in: np.ndarray, n_rows) -> np.ndarray:
+    """Entries whose player is in ``n_in`` of ``n_rows`` sampled coalitions and so on one side (in / out) of fewer
+    than ``MIN_SIDE_ROWS`` of them: the data cannot speak for their share."""
+    return np.minimum(n_in, n_rows - n_in) < MIN_SIDE_ROWS
+
 #: groups of the delete-a-group jackknives
 JACKKNIFE_GROUPS = 20
 _Z95 = 1.959963984540054
@@ -159,6 +165,7 @@ def t_factor(dof: float) -> float:
 __all__ = [
     "JACKKNIFE_GROUPS",
     "MIN_SIDE_ROWS",
+    "thin_sides",
     "Estimate",
     "Estimator",
     "Rows",

@@ -106,7 +106,7 @@ def estimate_meta_attributions(
     if auto:
         budget = auto_max_budget(d, variant)
     plan_budget = min(budget, AUTO_PLAN_CALLS_PER_PLAYER * d) if auto else budget
-    minimum = d + 1 if variant == "metagame" else d + 2
+    minimum = minimum_budget(d, variant)
     if budget < minimum:
         what = "the full coalition and the d singletons" + ("" if variant == "metagame" else " and the empty coalition")
         raise MetagameError(
@@ -313,8 +313,12 @@ def auto_max_budget(d: int, variant: str) -> int:
     """The cap of ``budget="auto"``: ``AUTO_MAX_CALLS_PER_PLAYER``·d calls, at most the coalitions there are (2^d − 1;
     2^d for the serial variant), at least the minimum budget."""
     coalitions = 2**d - (1 if variant == "metagame" else 0) if d < 62 else 2**62
-    minimum = d + 1 if variant == "metagame" else d + 2
-    return int(max(min(AUTO_MAX_CALLS_PER_PLAYER * d, coalitions), minimum))
+    return int(max(min(AUTO_MAX_CALLS_PER_PLAYER * d, coalitions), minimum_budget(d, variant)))
+
+
+def minimum_budget(d: int, variant: str) -> int:
+    """The calls every sampled run pays first: the full coalition and the d singletons (serial: and ∅)."""
+    return d + 1 if variant == "metagame" else d + 2
 
 
 def worst_stderr(stderr: np.ndarray, off: np.ndarray) -> tuple[float, bool]:
@@ -324,5 +328,5 @@ def worst_stderr(stderr: np.ndarray, off: np.ndarray) -> tuple[float, bool]:
     return (float(se[finite].max()) if finite.any() else float("inf")), bool((~finite).any())
 
 
-__all__ = ["ESTIMATORS", "auto_max_budget", "check_sampled", "estimate_meta_attributions", "resolve_estimator",
-           "worst_stderr"]
+__all__ = ["ESTIMATORS", "auto_max_budget", "check_sampled", "estimate_meta_attributions", "minimum_budget",
+           "resolve_estimator", "worst_stderr"]

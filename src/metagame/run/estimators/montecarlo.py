@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import MIN_SIDE_ROWS, Estimator, Rows, coefficients
+from .base import Estimator, Rows, coefficients, thin_sides
 from .plan import Plan, semivalue_logweights, size_coefficients
 
 
@@ -94,7 +94,7 @@ class MonteCarlo(Estimator):
         se = np.sqrt(var / self.k)
         # an entry whose player sits on one side of fewer than MIN_SIDE_ROWS sampled coalitions of the target's game
         # is not pinned down: sd/√K of a handful of skewed Horvitz–Thompson terms can be 0 or tiny by chance
-        thin = np.minimum(self.n_in, self.n_rel[:, None] - self.n_in) < MIN_SIDE_ROWS
+        thin = thin_sides(self.n_in, self.n_rel[:, None])
         if self.plan.variant == "metagame":  # M[i, i] = u_i(∅) is paid exactly (the driver sets it)
             np.fill_diagonal(thin, False)
         se[thin] = np.inf

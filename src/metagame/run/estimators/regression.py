@@ -18,10 +18,10 @@ import numpy as np
 
 from .base import (
     JACKKNIFE_GROUPS,
-    MIN_SIDE_ROWS,
     StoredRows,
     jackknife_variance,
     t_factor,
+    thin_sides,
     unique_rows,
 )
 from .plan import Plan, log_kernel
@@ -162,17 +162,15 @@ class Regression(StoredRows):
             cov_diag = np.zeros(len(cols))
             if plan.sampled:
                 n_coalitions = eq.n_coalitions
-                n_in = eq.n_in
                 # residual degrees of freedom: distinct coalitions in the fit beyond its rank (a repeated draw adds
                 # weight, not information); with none left the fit interpolates and its spread says nothing
                 resid_dof = len(np.unique(ci)) - rank
                 if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
                     cov_diag = self._jackknife(eq, delta, basis, full_rank=rank == len(cols) - 1)
-                    groups = min(n_coalitions, JACKKNIFE_GROUPS)
-                    cov_diag = cov_diag * t_factor(min(groups - 1, resid_dof)) ** 2 + prior_var
+                    cov_diag = cov_diag * t_factor(min(eq.groups - 1, resid_dof)) ** 2 + prior_var
                     # a player on one side of only a few distinct sampled coalitions: its coefficient rests on
                     # them alone and the jackknife cannot see how wrong they are
-                    cov_diag[np.minimum(n_in, n_coalitions - n_in) < MIN_SIDE_ROWS] = np.inf
+                    cov_diag[thin_sides(eq.n_in, n_coalitions)] = np.inf
                 else:  # too few sampled units or distinct coalitions inform this target: no error estimate
                     cov_diag = np.full(len(cols), np.inf)
             cov_diag[~identified] = np.inf

@@ -376,15 +376,12 @@ class Sparse(Regression):
             coef[own, bins] + (tv @ coef[:, n_bins:].T)[np.arange(n_distinct), own],
             mean[bins] + tv @ mean[n_bins:],
         )[inverse]
-        poly = mean[n_bins:]
-        # g(N) = δ by its full-coalition intercept, a symmetric term worth (δ − poly(N))/m to every player
-        prior = term_shapley(terms, poly, m) + (delta - float(poly.sum())) / m
+        # Shapley(g_k): g(N) = δ by its full-coalition intercept, a symmetric term worth (δ − poly(N))/m to every
+        # player; Shapley(ḡ) is their mean (Shapley is linear)
+        per_fold = np.stack([term_shapley(terms, c, m) + (delta - float(c.sum())) / m for c in coef[:, n_bins:]])
         # the fold fits are delete-a-group replicates of the surrogate's coefficients: their jackknife variance is how
-        # much Shapley(ḡ) rests on the rows drawn (d = 10, 200 calls: entries off by 500× a residual-only bar where
-        # the folds disagreed on an aliased pair)
-        per_fold = np.stack([term_shapley(terms, c, m) - float(c.sum()) / m for c in coef[:, n_bins:]])
-        prior_var = jackknife_variance(per_fold)
-        return y - g, 0.0, prior, prior_var
+        # much Shapley(ḡ) rests on the rows drawn
+        return y - g, 0.0, per_fold.mean(axis=0), jackknife_variance(per_fold)
 
 
 __all__ = ["Sparse", "fit_surrogate", "term_shapley"]

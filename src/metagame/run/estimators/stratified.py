@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import MIN_SIDE_ROWS, StoredRows, distinct_rows, t_factor, t_factors
+from .base import StoredRows, distinct_rows, t_factor, t_factors, thin_sides
 from .gaussian_process import GameGP, Kernel, fit_prior
 from .plan import lcomb
 
@@ -296,8 +296,7 @@ class Stratified(StoredRows):
             # 20σ off). Such an entry gets at least the row's widest bar; a row where every entry is thin has no data
             # to check the process against (d = 12 at 1.5d: 18σ under the widest bar) and gets stderr = inf
             z_s = tg.z[tg.sampled]
-            n_in = z_s.sum(axis=0)
-            thin = np.minimum(n_in, len(z_s) - n_in) < MIN_SIDE_ROWS
+            thin = thin_sides(z_s.sum(axis=0), len(z_s))
             if thin.all():
                 var = np.full(m, np.inf)
             elif thin.any():
