@@ -168,7 +168,7 @@ def exact_tensor(phi: np.ndarray) -> np.ndarray:
 
 def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2, order: int = 2) -> None:
     """Print the coverage table: estimator × budget (1.5d … 200d) × d (order 3: the stratified tensor)."""
-    names = ["stratified", "sparse", "regression", "montecarlo"] if order == 2 else ["stratified"]
+    names = list(ESTIMATORS) if order == 2 else ["stratified"]
     cells: dict[tuple[str, int, int], dict] = {}
     t0 = time.time()
     for d in ds:
