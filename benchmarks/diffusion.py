@@ -30,9 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from tiny_diffusion import tiny_flux_transformer  # noqa: E402
 
-from metagame.applications.diffusion import diffusion_adapter  # noqa: E402
+from metagame.domains.diffusion.entry import diffusion_adapter  # noqa: E402
 from metagame.run.tables import metagame_from_table as metagame_maps_from_table  # noqa: E402
-from metagame.models.diffusion import masked_text_forward, run_transformer  # noqa: E402
+from metagame.domains.diffusion import masked_text_forward, run_transformer  # noqa: E402
 from metagame.players import all_coalitions  # noqa: E402
 
 

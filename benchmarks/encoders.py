@@ -51,7 +51,7 @@ def _minilm() -> str:
 def halves_vs_joint(steps: int, repeats: int) -> list[list[str]]:
     """Exact Meta-IG and Meta-SV, halves ÷ joint, on the 5 + 5-word demo pair."""
     import metagame
-    from metagame.applications.encoders import text_pair_adapter
+    from metagame.domains.encoders.entry import text_pair_adapter
 
     path = _minilm()
     rows = []
@@ -84,7 +84,7 @@ def demo_wall_time() -> float:
 def alignment(steps: int) -> list[list[str]]:
     """Recall@1 of hand-aligned words, per inner method and empty-side mode."""
     import metagame
-    from metagame.applications.encoders import text_pair_adapter
+    from metagame.domains.encoders.entry import text_pair_adapter
 
     path = _minilm()
     methods = [("shapley", None), ("gradient_x_input", None), ("integrated_gradients", {"n_steps": steps})]

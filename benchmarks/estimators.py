@@ -34,7 +34,7 @@ import metagame
 from metagame.games.masked import AttributionGame
 from metagame.methods.base import AttributionMethod
 from metagame.methods.registry import get_method
-from metagame.models.tensor import TensorModel
+from metagame.domains.tensors.adapter import TensorModel
 from metagame.players.coalitions import coalition_index
 from metagame.run import RunOptions
 from metagame.run.estimators import estimate_meta_attributions

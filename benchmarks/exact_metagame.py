@@ -26,7 +26,7 @@ import torch
 
 import metagame
 from metagame.players import all_coalitions
-from metagame.models.tensor import auto_batch_size
+from metagame.domains.tensors.adapter import auto_batch_size
 from metagame.players.coalitions import coalition_index
 
 

@@ -23,7 +23,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import AutoConfig, AutoModelForCausalLM, CLIPConfig, CLIPImageProcessor, CLIPModel, PreTrainedTokenizerFast
 
 import metagame
-from metagame.applications.encoders import explain_vision
+from metagame.domains.encoders.entry import explain_vision
 from metagame.viz import heatmap, image_overlay
 
 OUT = os.path.join(os.path.dirname(__file__), "..", "docs", "figures")

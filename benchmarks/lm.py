@@ -26,8 +26,8 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
 from metagame.methods import GradientXInput
-from metagame.methods.attnlrp import AttnLRP
-from metagame.models.language import CausalLM
+from metagame.domains.lm.attnlrp import AttnLRP
+from metagame.domains.lm.adapter import CausalLM
 from metagame.players import all_coalitions
 
 SPECIALS = ["<pad>", "<unk>", "<mask>", "<s>", "</s>", "<|system|>", "<|user|>", "<|assistant|>", "<|end|>"]

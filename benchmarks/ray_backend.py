@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import metagame
-from metagame.models.tensor import TensorModel
+from metagame.domains.tensors.adapter import TensorModel
 from metagame.run import backend as backend_module
 
 D = 11

@@ -124,8 +124,8 @@ def timed(fn) -> float:
 
 def floor_table(model, tok, args) -> None:
     from metagame.methods import GradientXInput, IntegratedGradients
-    from metagame.methods.attnlrp import AttnLRP
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.attnlrp import AttnLRP
+    from metagame.domains.lm.adapter import CausalLM
 
     a = CausalLM(model, PROMPTS[9], None, tokenizer=tok, batch_size=args.batch_size, cache_values=False)
     plain = PlainRows(a)
@@ -160,7 +160,7 @@ def floor_table(model, tok, args) -> None:
 
 
 def where_table(model, tok, base, args) -> None:
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     C = np.random.default_rng(1).random((args.coalitions, base.n_players)) < 0.5
     bf16 = copy.deepcopy(model).to(torch.bfloat16)
@@ -197,7 +197,7 @@ def where_table(model, tok, base, args) -> None:
 
 def wall_table(model, tok, args) -> None:
     from metagame import explain
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     print(f"\n3. Wall time of explain (answer generated once, first phrase; sampled: budget {args.budget}, stratified, "
           f"seed 0; exact: measured where 2^d ≤ {args.exact_max_coalitions}, else 2^d × the sampled run's time per call)")

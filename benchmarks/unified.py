@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 import metagame
-from metagame.methods.data import KNNShapley
-from metagame.models.components import ComponentModel
-from metagame.models.data import KNNDataModel
+from metagame.domains.data.methods import KNNShapley
+from metagame.domains.components.adapter import ComponentModel
+from metagame.domains.data.adapter import KNNDataModel
 
 
 def blobs(n: int, n_test: int, seed: int):
@@ -157,7 +157,7 @@ def joint_benchmark(rows: list[tuple[str, str, str]], gradients: bool = True) ->
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from metagame.applications.joint import lm_components
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
     from metagame.players import all_coalitions
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -27,7 +27,7 @@ import torch
 
 from metagame.methods.registry import get_method
 from metagame.models.base import ModelAdapter
-from metagame.models.tensor import TensorModel
+from metagame.domains.tensors.adapter import TensorModel
 from metagame.run import RunOptions, exact_meta_attributions
 from metagame.run.estimators import estimate_meta_attributions
 
@@ -119,7 +119,7 @@ def build_lm(d: int, seed: int, ref_calls: int, exact_max: int = EXACT_MAX_PLAYE
     prompt; f = log p("w1 w2" | prompt); masking: a word's tokens leave the attention mask (CausalLM's default)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     tok = _word_tokenizer(LM_WORDS)
     cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
@@ -139,7 +139,7 @@ def build_clip(d: int, seed: int, ref_calls: int, exact_max: int = EXACT_MAX_PLA
     "a photo"; absent patches take the image's mean colour. Gradients on the joint view (``halves=False``)."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from metagame.models.vision import VisionLanguageModel
+    from metagame.domains.encoders.vision import VisionLanguageModel
 
     grid = math.isqrt(d)
     if grid * grid != d:

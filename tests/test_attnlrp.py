@@ -18,15 +18,15 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoConfig, AutoModelForCausalLM, PreTrainedTokenizerFast
 
-from metagame.applications.components import explain_components
-from metagame.applications.lm import explain_lm
+from metagame.domains.components.entry import explain_components
+from metagame.domains.lm.entry import explain_lm
 from metagame.cli import main
 from metagame.errors import MetagameError
 from metagame.methods import GradientXInput, get_method
-from metagame.methods.attnlrp import AttnLRP, attnlrp_rules, detect_family
-from metagame.models.components import ComponentModel
-from metagame.models.language import CausalLM
-from metagame.models.tensor import TensorModel
+from metagame.domains.lm.attnlrp import AttnLRP, attnlrp_rules, detect_family
+from metagame.domains.components.adapter import ComponentModel
+from metagame.domains.lm.adapter import CausalLM
+from metagame.domains.tensors.adapter import TensorModel
 from metagame.players import all_coalitions
 
 FAMILIES = ["llama", "qwen2", "mistral", "gemma3_text", "gpt2"]

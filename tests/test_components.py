@@ -12,10 +12,10 @@ from transformers import AutoConfig, AutoModel, AutoModelForCausalLM
 from transformers.utils import logging as hf_logging
 
 import metagame
-from metagame.applications.components import component_adapter, explain_components
+from metagame.domains.components.entry import component_adapter, explain_components
 from metagame.errors import MetagameError
 from metagame.methods import GradientXInput, IntegratedGradients, Occlusion
-from metagame.models.components import ComponentModel
+from metagame.domains.components.adapter import ComponentModel
 from metagame.players import all_coalitions
 
 #: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")

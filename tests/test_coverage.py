@@ -96,7 +96,7 @@ def test_repeated_coalitions_add_no_information(estimator):
     d = 8
     f, x = _mlp(d, seed=3)
     from metagame.methods.registry import get_method
-    from metagame.models.tensor import TensorModel
+    from metagame.domains.tensors.adapter import TensorModel
 
     model = TensorModel(f, x)
     method = get_method("gradient_x_input")

@@ -11,12 +11,12 @@ import torch
 from sklearn.linear_model import LogisticRegression
 
 import metagame
-from metagame.applications.data import data_adapter, data_method, explain_data
+from metagame.domains.data.entry import data_adapter, data_method, explain_data
 from metagame.errors import MetagameError, NotDifferentiableError
 from metagame.methods import Occlusion, Shapley
-from metagame.methods.data import GradientInfluence, KNNShapley
-from metagame.models import TensorModel
-from metagame.models.data import Checkpoints, DataModel, KNNDataModel
+from metagame.domains.data.methods import GradientInfluence, KNNShapley
+from metagame.domains.tensors import TensorModel
+from metagame.domains.data.adapter import Checkpoints, DataModel, KNNDataModel
 from metagame.players import all_coalitions
 
 

@@ -19,16 +19,16 @@ pytest.importorskip("diffusers")
 
 from tiny_diffusion import tiny_flux_pipeline, tiny_flux_transformer, tiny_sd3_pipeline, tiny_sd3_transformer  # noqa: E402
 
-from metagame.applications.diffusion import (  # noqa: E402
+from metagame.domains.diffusion.entry import (  # noqa: E402
     diffusion_adapter,
     explain_diffusion,
     load_diffusion,
     prompt_words,
 )
-from metagame.methods.concept_attention import ConceptAttention as ConceptAttentionMethod  # noqa: E402
+from metagame.domains.diffusion.concept_attention import ConceptAttention as ConceptAttentionMethod  # noqa: E402
 from metagame.run.tables import metagame_from_table as metagame_maps_from_table  # noqa: E402
 from metagame.errors import MetagameError  # noqa: E402
-from metagame.models.diffusion import (  # noqa: E402
+from metagame.domains.diffusion import (  # noqa: E402
     ConceptStreams,
     masked_text_forward,
     run_transformer,
@@ -431,7 +431,7 @@ def test_errors_name_the_fix(flux_pipe):
 
 def test_figures_overlay_maps_on_the_image(flux_pipe, tmp_path):
     pytest.importorskip("matplotlib")
-    from metagame.viz.diffusion import concept_maps_figure, diffusion_figures, meta_maps_figure
+    from metagame.domains.diffusion.pictures import concept_maps_figure, diffusion_figures, meta_maps_figure
 
     res = explain_diffusion(flux_pipe, "a cat under a tree", concepts=CONCEPTS, **GEN)
     figs = diffusion_figures(res)

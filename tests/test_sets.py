@@ -372,7 +372,7 @@ def _count_loads(monkeypatch, module, name):
 def test_lm_prompt_set_loads_once_and_equals_separate_calls(tmp_path, monkeypatch):
     from test_lm import make_model
 
-    from metagame.models import language
+    from metagame.domains.lm import adapter as language
 
     path = make_model("llama", tmp_path / "llama")
     loads = _count_loads(monkeypatch, language, "load_causal_lm")

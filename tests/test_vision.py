@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from metagame import explain
-from metagame.applications.encoders import explain_vision, vision_adapter
+from metagame.domains.encoders.entry import explain_vision, vision_adapter
 from metagame.errors import MetagameError
-from metagame.models.vision import PatchMapsModel, VisionLanguageModel, load_vision_language
+from metagame.domains.encoders.vision import PatchMapsModel, VisionLanguageModel, load_vision_language
 
 #: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
 pytestmark = pytest.mark.slow

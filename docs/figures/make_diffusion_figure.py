@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from tiny_diffusion import tiny_flux_pipeline  # noqa: E402
 
 from metagame import explain_diffusion  # noqa: E402
-from metagame.viz.diffusion import meta_maps_figure  # noqa: E402
+from metagame.domains.diffusion.pictures import meta_maps_figure  # noqa: E402
 from metagame.viz.plots import save_figure  # noqa: E402
 
 

@@ -9,23 +9,21 @@
 import logging as _logging
 
 from ._version import __version__
-from .api import attribute, explain, meta_attributions, shapley_taylor
+from .domains import entry_points as _entry_points
+from .domains.tensors import SetFunctionModel, TensorModel, attribute, meta_attributions, shapley_taylor
 from .errors import MetagameError, ModelOutputError, NotDifferentiableError
 from .models.joint import JointModel, joint
 from .methods.registry import METHODS, MethodName
 from .results.interaction import InteractionResult
 from .results.result import MetaAttribution, load
 from .results.result_set import ResultSet, load_set
+from .run.explain import explain
 from .run.options import RunOptions
 
-#: application entry points, imported on first use (they pull in transformers / scikit-learn)
+#: entry points of the domains (registered in metagame.domains.DOMAINS) and of mixed games, imported on first use
+#: (they pull in transformers / scikit-learn)
 _APPLICATIONS = {
-    "explain_lm": "metagame.applications.lm",
-    "explain_text_pair": "metagame.applications.encoders",
-    "explain_vision": "metagame.applications.encoders",
-    "explain_data": "metagame.applications.data",
-    "explain_components": "metagame.applications.components",
-    "explain_diffusion": "metagame.applications.diffusion",
+    **{name: module for name, module in _entry_points().items() if name not in globals()},
     "explain_joint": "metagame.applications.joint",
     "explain_feature_data": "metagame.applications.joint",
 }
@@ -76,6 +74,8 @@ __all__ = [
     "NotDifferentiableError",
     "ResultSet",
     "RunOptions",
+    "SetFunctionModel",
+    "TensorModel",
     "__version__",
     "attribute",
     "evaluate",

@@ -1,4 +1,4 @@
-"""Command line: ``metagame <command> ...``. Each command lives in :mod:`metagame.commands`."""
+"""Command line: ``metagame <command> ...``. The core commands live in :mod:`metagame.commands`, the\ndomains' commands in their packages (:data:`metagame.domains.DOMAINS`)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import importlib
 import sys
 
 from ._version import __version__
+from .domains import domain_commands
 from .errors import MetagameError
 
-#: command modules; each defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``
-COMMANDS: tuple[str, ...] = ("lm", "demo", "similarity", "vision", "diffusion", "evaluate")
+#: command -> module; each module defines ``HELP``, ``DESCRIPTION``, ``add_arguments(parser)`` and ``run(args) -> int``.
+#: The domains register theirs in :data:`metagame.domains.DOMAINS`; the core adds the demo and evaluation.
+COMMANDS: dict[str, str] = {
+    **domain_commands(),
+    "demo": "metagame.commands.demo",
+    "evaluate": "metagame.commands.evaluate",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"metagame {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = importlib.import_module(f"metagame.commands.{name}")
+    for name, path in COMMANDS.items():
+        module = importlib.import_module(path)
         p = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

@@ -23,8 +23,8 @@ from ..errors import MetagameError
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
 from ..models.base import ModelAdapter
-from ..models.components import Ablation, ComponentKind, ComponentModel
-from ..models.feature_data import FeatureDataModel, FeatureUtility
+from ..domains.components.adapter import Ablation, ComponentKind, ComponentModel
+from ..domains.data.feature_data import FeatureDataModel, FeatureUtility
 from ..models.joint import JointModel, joint
 from ..results.result import MetaAttribution
 from ..run.explain import explain
@@ -34,7 +34,7 @@ from .common import Extension, explain_application
 @dataclass(frozen=True)
 class ComponentOptions:
     """The keywords of ``explain_lm`` / ``explain_text_pair`` / ``explain_vision`` that add component players (defined
-    once; see :class:`~metagame.models.components.ComponentModel` for their meaning)."""
+    once; see :class:`~metagame.domains.components.adapter.ComponentModel` for their meaning)."""
 
     components: ComponentKind | Sequence[str] = "heads"
     layers: Sequence[int] | None = None
@@ -111,8 +111,8 @@ def encoder_components(adapter: Any, **options: Any) -> ComponentModel:
     o = ComponentOptions(**options)
     if o.corrupted is not None or o.ablation == "patch":
         raise MetagameError("activation patching is not offered for encoder components; use ablation='zero' or 'mean'")
-    from ..models.text_pair import TextPairModel
-    from ..models.vision import VisionLanguageModel
+    from ..domains.encoders.text_pair import TextPairModel
+    from ..domains.encoders.vision import VisionLanguageModel
 
     device = adapter.device
     if isinstance(adapter, TextPairModel):
@@ -182,7 +182,7 @@ def feature_data_adapter(
     train_seed: int = 0,
     empty_value: float = 0.0,
 ) -> FeatureDataModel:
-    """The features × training points adapter (:class:`~metagame.models.feature_data.FeatureDataModel`)."""
+    """The features × training points adapter (:class:`~metagame.domains.data.feature_data.FeatureDataModel`)."""
     return FeatureDataModel(X, y, X_test=X_test, y_test=y_test, train=train, k=k, utility=utility, baseline=baseline,
                             feature_names=feature_names, players=players, seed=train_seed, empty_value=empty_value)
 

@@ -6,7 +6,7 @@
 ``similarity`` (the default) explains why two sentences are similar on the bundled all-MiniLM-L6-v2 sentence
 encoder: players are the words of both sentences, f is the cosine similarity of their embeddings, and M[i, j] says
 how word j moves the attribution of word i. ``lm`` explains an instruction to SmolLM2-135M-Instruct
-(:mod:`metagame.commands.demo_lm`).
+(:mod:`metagame.domains.lm.demo`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 
-from ..models.language import DEFAULT_MAX_ANSWER_TOKENS
+from ..domains.lm.adapter import DEFAULT_MAX_ANSWER_TOKENS
 from .common import add_run_options, explain_command, finish
-from .demo_lm import DEMO_LM_METHOD, add_lm_arguments, run_lm
+from ..domains.lm.demo import DEMO_LM_METHOD, add_lm_arguments, run_lm
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
 DEMO_TEXT_A = "A man plays the guitar"
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "lm":
         hf_logging.set_verbosity_error()  # transformers' GGUF de-quantization notices
         return run_lm(args)
-    from ..applications.encoders import text_pair_adapter
+    from ..domains.encoders.entry import text_pair_adapter
 
     start = time.perf_counter()
 

@@ -109,7 +109,7 @@ def _check_adapter(model: Any, d: int) -> None:
     if not isinstance(model, ModelAdapter):
         raise MetagameError(
             f"model must be the adapter the result was computed with (a ModelAdapter) or a Game; got "
-            f"{type(model).__name__}. For a tensor model build it with metagame.models.tensor.TensorModel(model, x, baseline)"
+            f"{type(model).__name__}. For a tensor model build it with metagame.domains.tensors.adapter.TensorModel(model, x, baseline)"
         )
     if model.n_players != d:
         raise MetagameError(

@@ -63,7 +63,7 @@ def rebuild_adapter(
     kind = meta.get("adapter")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if kind == "TextPairModel":
-        from ..applications.encoders import text_pair_adapter
+        from ..domains.encoders.entry import text_pair_adapter
 
         adapter = text_pair_adapter(
             _model_source(meta.get("name"), model), ctx["text_a"], ctx["text_b"], masking=meta.get("masking", "attention"),
@@ -77,7 +77,7 @@ def rebuild_adapter(
                 f"the result's image ({image!r}) is not on disk; the adapter cannot be rebuilt. Evaluate in Python with the "
                 f"adapter, or against annotations only (--no-model)"
             )
-        from ..applications.encoders import vision_adapter
+        from ..domains.encoders.entry import vision_adapter
 
         grid = meta.get("grid") or ctx.get("grid")
         candidates = [vision_adapter(
@@ -86,7 +86,7 @@ def rebuild_adapter(
             trust_remote_code=trust_remote_code,
         )]
     elif kind == "CausalLM":
-        from ..models.language import CausalLM
+        from ..domains.lm.adapter import CausalLM
 
         source = _model_source(meta.get("name"), model)
         candidates = []

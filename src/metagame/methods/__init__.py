@@ -1,9 +1,8 @@
-"""First-order attribution methods behind one protocol (gradient, perturbation, surrogate, Captum)."""
+"""First-order attribution methods behind one protocol (gradient, perturbation, surrogate, Captum);
+the methods made for one domain (AttnLRP, Grad-ECLIP, ConceptAttention, data) live in that domain."""
 
-from .attnlrp import AttnLRP, attnlrp_rules
 from .base import AttributionMethod, coalition_rng
 from .captum_adapter import AdapterModule, CaptumMethod, is_captum_method
-from .grad_eclip import GradECLIP
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad, input_gradients, quadrature
 from .perturbation import Banzhaf, Occlusion, Shapley, evaluate_expansions, subset_table_rows
 from .registry import ALIASES, METHODS, MethodName, get_method
@@ -13,11 +12,9 @@ __all__ = [
     "ALIASES",
     "METHODS",
     "AdapterModule",
-    "AttnLRP",
     "AttributionMethod",
     "Banzhaf",
     "CaptumMethod",
-    "GradECLIP",
     "GradientXInput",
     "IntegratedGradients",
     "KernelShap",
@@ -27,7 +24,6 @@ __all__ = [
     "Saliency",
     "Shapley",
     "SmoothGrad",
-    "attnlrp_rules",
     "coalition_rng",
     "evaluate_expansions",
     "get_method",

@@ -6,12 +6,9 @@ import inspect
 from typing import Any, Literal, get_args
 
 from ..errors import MetagameError
-from .attnlrp import AttnLRP
+from ..domains import domain_methods, resolve
 from .base import AttributionMethod
 from .captum_adapter import CaptumMethod, is_captum_method
-from .concept_attention import ConceptAttention
-from .data import GradientInfluence, KNNShapley
-from .grad_eclip import GradECLIP
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad
 from .perturbation import Banzhaf, Occlusion, Shapley
 from .surrogate import KernelShap, Lime
@@ -43,13 +40,11 @@ METHODS: dict[str, type[AttributionMethod]] = {
     "banzhaf": Banzhaf,
     "kernel_shap": KernelShap,
     "lime": Lime,
-    "knn_shapley": KNNShapley,
-    "gradient_influence": GradientInfluence,
-    "attnlrp": AttnLRP,
-    "grad_eclip": GradECLIP,
-    "concept_attention": ConceptAttention,
 }
+#: the domains' own methods (AttnLRP, Grad-ECLIP, ConceptAttention, the data methods), registered in their table
+METHODS.update({name: resolve(ref) for name, ref in domain_methods().items()})
 assert set(METHODS) == set(get_args(MethodName))
+METHODS = {name: METHODS[name] for name in get_args(MethodName)}  # listed (in errors, --help) in MethodName's order
 
 #: accepted aliases (common spellings in other libraries)
 ALIASES = {

@@ -1,8 +1,7 @@
-"""Model adapters: a model seen through its players (tensor callables, language models, encoders, ...)."""
+"""Generic model adapters: the adapter protocol, joint games of several adapters, model state and fingerprints.
+The adapters of each kind of model (tensors, language models, encoders, ...) live in :mod:`metagame.domains`."""
 
 from ..players.coalitions import player_labels
 from .base import ModelAdapter, repeat_rows, take_rows
-from .set_function import SetFunctionModel
-from .tensor import TensorModel
 
-__all__ = ["ModelAdapter", "SetFunctionModel", "TensorModel", "player_labels", "repeat_rows", "take_rows"]
+__all__ = ["ModelAdapter", "player_labels", "repeat_rows", "take_rows"]

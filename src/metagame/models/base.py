@@ -233,7 +233,7 @@ class ModelAdapter:
 
     def training_runs(self, coalition: np.ndarray) -> Any:
         """What gradient influence needs for one coalition of training points, or None when the adapter does not
-        train torch models (see :class:`metagame.models.data.DataModel`)."""
+        train torch models (see :class:`metagame.domains.data.adapter.DataModel`)."""
         return None
 
     def endpoint_values(self, full=None, empty=None) -> dict[str, float]:

@@ -2,7 +2,7 @@
 
 A joint game has one *driver* (an adapter whose forward pass computes f: a causal LM over the words of a prompt, a
 text-pair or CLIP encoder) and one or more *modifiers* (component adapters whose gates act on the driver's model
-through hooks, :meth:`~metagame.models.components.ComponentModel.gating`). The players are the union of the parts'
+through hooks, :meth:`~metagame.domains.components.adapter.ComponentModel.gating`). The players are the union of the parts'
 players, in the order the parts are given; a coalition S splits into each part's mask, and
 
     f(x_S) = f_driver(x_{S ∩ words}) with every component outside S ablated,
@@ -123,8 +123,8 @@ class JointModel(ModelAdapter):
 
     Args:
         parts: the adapters, in the order their players appear: exactly one driver (an adapter with its own forward
-            pass, e.g. :class:`~metagame.models.language.CausalLM`) and at least one modifier
-            (:class:`~metagame.models.components.ComponentModel` on the driver's model or a module inside it).
+            pass, e.g. :class:`~metagame.domains.lm.adapter.CausalLM`) and at least one modifier
+            (:class:`~metagame.domains.components.adapter.ComponentModel` on the driver's model or a module inside it).
         batch_size: coalitions per forward pass (default: the driver's).
     """
 

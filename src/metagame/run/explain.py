@@ -80,7 +80,7 @@ def explain(
         The :class:`~metagame.MetaAttribution`.
 
     Example:
-        >>> from metagame.models import TensorModel
+        >>> from metagame.domains.tensors import TensorModel
         >>> res = explain(TensorModel(lambda x: x[:, 0] * x[:, 1], torch.ones(2)), "gradient_x_input")
         >>> res.matrix            # [[0, 1], [1, 0]]
     """

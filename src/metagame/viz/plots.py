@@ -333,10 +333,10 @@ def default_figures(result: MetaAttribution) -> dict[FigureName, "Figure"]:
         figs["comparison"] = comparison(result)
     if result.tensor is not None and result.n_players >= 3:
         figs["tensor"] = tensor_heatmap(result)
-    if "meta_maps" in result.extras:  # diffusion: concept maps and meta-maps over the generated image
-        from .diffusion import diffusion_figures
+    from ..domains import picture_hooks
 
-        figs.update(diffusion_figures(result))
+    for domain_figures in picture_hooks():  # e.g. diffusion: concept maps and meta-maps over the generated image
+        figs.update(domain_figures(result))
     return figs
 
 

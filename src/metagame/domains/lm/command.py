@@ -1,0 +1,120 @@
+"""``metagame lm``: meta-attributions over the words of a prompt to a Hugging Face causal LM.
+
+    metagame lm --model NAME_OR_PATH [--gguf-file FILE] --prompt TEXT [--answer TEXT] [--masking MODE]
+                [--max-answer-tokens N]
+                [--components heads|neurons|layers [--layers L ...] [--ablation zero|mean|patch]]
+                [run options: --method M --budget N --seed S --variant V ...] --out DIR
+
+With ``--components`` the model's attention heads (neurons, layers) join the prompt's words as players of one game:
+the report then shows the cross blocks head → word and word → head.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from .adapter import DEFAULT_MAX_ANSWER_TOKENS, MASKING_MODES
+from ...commands.common import add_model_options, add_run_options, explain_command, finish
+
+
+HELP = "word-to-word meta-attributions of a causal LM's answer log-probability"
+DESCRIPTION = (
+    "Players are the words of the user prompt (inside the chat template); f is the teacher-forced "
+    "log-probability of the answer. Writes DIR/result.json (matrix[i][j] = φ_{j→i}) and the report."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``lm`` command's arguments."""
+    add_model_options(p, "Hugging Face model name, local folder (safetensors or one .gguf file) or .gguf path", 32,
+                      device=True)
+    p.add_argument("--gguf-file", default=None, metavar="FILE",
+                   help="the GGUF file inside the --model folder (needs pip install 'metagame[gguf]')")
+    p.add_argument("--prompt", default=None, help="the user prompt; its words are the players")
+    p.add_argument("--prompts-file", default=None, metavar="FILE",
+                   help="a set of prompts: one per line, or JSON Lines with prompt/answer/alternative (instead of --prompt)")
+    p.add_argument("--answer", default=None,
+                   help="the explained answer (default: generated greedily once, at most --max-answer-tokens tokens)")
+    p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
+    p.add_argument("--masking", default="attention", choices=MASKING_MODES, help="how absent words are masked (default attention)")
+    p.add_argument("--tokens", action="store_true", help="players are tokens instead of words")
+    p.add_argument("--max-answer-tokens", "--max-new-tokens", dest="max_answer_tokens", type=int,
+                   default=DEFAULT_MAX_ANSWER_TOKENS,
+                   help=f"length limit of the generated answer (default {DEFAULT_MAX_ANSWER_TOKENS}: a label or short "
+                        f"answer; 1 scores the first answer token only)")
+    p.add_argument("--system", default=None, help="system prompt for the chat template")
+    p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
+    c = p.add_argument_group("components as players (words and components in one game)")
+    c.add_argument("--components", default=None, choices=("heads", "neurons", "layers"),
+                   help="add the model's attention heads, MLP neurons or layers as players of the same game")
+    c.add_argument("--layers", type=int, nargs="+", default=None, metavar="L",
+                   help="only the components of these layers (default: every layer)")
+    c.add_argument("--ablation", default="zero", choices=("zero", "mean", "patch"),
+                   help="how absent components are ablated (default zero; mean needs --reference, patch --corrupted)")
+    c.add_argument("--reference", action="append", default=None, metavar="TEXT",
+                   help="a text whose activations, averaged over every position, are the mean ablation (repeatable)")
+    c.add_argument("--corrupted", default=None, metavar="TEXT",
+                   help="a prompt with the same number of tokens whose activations are patched in (--ablation patch; "
+                        "needs --masking mask_token or zero_embedding)")
+    c.add_argument("--neuron-groups", type=int, default=None, metavar="N",
+                   help="with --components neurons: N contiguous groups per layer (default one player per neuron)")
+    add_run_options(p, default_method="integrated_gradients")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``metagame lm``; returns the exit code."""
+    from .adapter import CausalLM
+
+    from ...errors import MetagameError
+
+    components = getattr(args, "components", None)
+    if components is None:
+        stray = [flag for flag, value in (("--layers", args.layers), ("--reference", args.reference),
+                                          ("--corrupted", args.corrupted), ("--neuron-groups", args.neuron_groups))
+                 if value is not None] + (["--ablation"] if args.ablation != "zero" else [])
+        if stray:
+            raise MetagameError(f"{', '.join(stray)} only apply with --components heads (or neurons, layers)")
+
+    if (args.prompt is None) == (args.prompts_file is None):
+        raise MetagameError("pass --prompt TEXT or --prompts-file FILE (one of them)")
+    if args.prompts_file is not None:
+        from .entry import explain_lm
+        from ...commands.sets import read_prompts_file, run_set_command
+
+        prompts = read_prompts_file(args.prompts_file)
+        extra = {} if components is None else dict(
+            components=components, layers=args.layers, ablation=args.ablation, neuron_groups=args.neuron_groups,
+            reference=args.reference, corrupted=args.corrupted)
+        return run_set_command(args, lambda **kw: explain_lm(
+            args.model, prompts, args.answer, alternative=args.alternative,
+            grouping="tokens" if args.tokens else "words", masking=args.masking,
+            chat_template=False if args.no_chat_template else None, system_prompt=args.system,
+            max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size, **extra, **kw))
+
+    def build():
+        words = CausalLM(
+            args.model, args.prompt, args.answer, alternative=args.alternative,
+            grouping="tokens" if args.tokens else "words", masking=args.masking,
+            chat_template=False if args.no_chat_template else None, system_prompt=args.system,
+            max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
+            trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size,
+        )
+        if components is None:
+            return words
+        from ...applications.joint import lm_components
+        from ...models.joint import joint
+
+        parts = lm_components(words, components=components, layers=args.layers, ablation=args.ablation,
+                              neuron_groups=args.neuron_groups, reference=args.reference, corrupted=args.corrupted)
+        return joint(words, parts)
+
+    adapter, result = explain_command(args, build)
+    words = getattr(adapter, "driver", adapter)
+    if components is not None:
+        print(f"players: {words.n_players} words + {adapter.n_players - words.n_players} {components} "
+              f"(ablation {args.ablation})")
+    print(f"model {words.model_name}; answer {words.answer!r}" + (" (generated)" if words.generated else ""))
+    print(f"f = {words.f_description()}")
+    print(f"f(x) = {result.context['value_full']:.4f}; with every word masked = {result.context['value_empty']:.4f}")
+    return finish(result, args)
