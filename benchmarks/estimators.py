@@ -195,7 +195,7 @@ def coverage_table(ds: list[int], seeds: list[int], games_per_kind: int = 2, ord
                             warnings.simplefilter("ignore")
                             est = estimate_meta_attributions(dummy, TableLookup(phi), opts)
                         value, stderr = (est.matrix, est.stderr) if order == 2 else (
-                            est.extras["tensor"], est.extras["tensor_stderr"])
+                            est.tensor, est.tensor_stderr)
                         err, se = np.abs(value - exact)[off], stderr[off]
                         finite = np.isfinite(se) & (se > 0)
                         inside.extend(err[finite] <= 1.96 * se[finite])

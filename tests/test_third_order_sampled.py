@@ -54,8 +54,8 @@ def test_full_budget_tensor_is_exact(case5):
     model, _, m, t3 = case5
     est = _run(model, 2**5, 0)
     np.testing.assert_allclose(est.matrix, m, atol=1e-10)
-    np.testing.assert_allclose(est.extras["tensor"], t3, atol=1e-10)
-    assert np.all(est.extras["tensor_stderr"] == 0)
+    np.testing.assert_allclose(est.tensor, t3, atol=1e-10)
+    assert np.all(est.tensor_stderr == 0)
 
 
 def test_sampled_tensor_converges_with_honest_intervals(case5):
@@ -69,7 +69,7 @@ def test_sampled_tensor_converges_with_honest_intervals(case5):
         e = []
         for seed in range(4):
             est = _run(model, budget, seed)
-            t, se = est.extras["tensor"], est.extras["tensor_stderr"]
+            t, se = est.tensor, est.tensor_stderr
             assert t.shape == se.shape == (d, d, d)
             np.testing.assert_allclose(t.sum(axis=2), est.matrix, atol=1e-9)
             np.testing.assert_allclose(t, t.transpose(0, 2, 1), atol=1e-9)

@@ -15,7 +15,6 @@ Cost in memory: the table holds 2^d × d float64 (d = 16: 8 MiB; d = 20: 160 MiB
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 import numpy as np
@@ -28,31 +27,14 @@ from ..solvers.exact import restricted_attributions, shapley_values
 from .backend import make_attribution_game, make_value_game
 from .checkpoint import Checkpoint
 from .options import RunOptions
+from .outcome import Outcome
 from .progress import progress_bar
 from .tables import meta_shapley_from_values, metagame_from_table, serial_from_table, side_from_table
+from .third_order import check_order, third_order_from_table
 
 Route = Literal["attributions", "value_table", "moebius"]
 #: builds the checkpoint of one piece of work (``"values"`` / ``"attributions"``), or None without checkpointing
 CheckpointFactory = Callable[[str], "Checkpoint | None"]
-
-
-@dataclass
-class ExactOutcome:
-    """What the exact engine computed (:func:`metagame.explain` wraps it into a result object).
-
-    ``table`` is the attribution table ``[2**d, d, *k]`` (None on the Möbius route, which never builds one) and
-    ``values`` the model-value table ``[2**d]`` when a value route read it.
-    """
-
-    matrix: np.ndarray
-    first_order: np.ndarray
-    n_evaluations: int
-    route: Route
-    value_full: float | None = None
-    value_empty: float | None = None
-    extras: dict = field(default_factory=dict)
-    table: np.ndarray | None = None
-    values: np.ndarray | None = None
 
 
 def fill_table(
@@ -193,12 +175,14 @@ def exact_meta_attributions(
     method: AttributionMethod,
     options: RunOptions | None = None,
     checkpoint_for: CheckpointFactory | None = None,
-) -> ExactOutcome:
+) -> Outcome:
     """Exact meta-attribution matrix of ``method`` on ``model`` (docs/mathematics.md), by the cheapest route that computes what
-    the method computes (module docstring). Vector-valued adapters (``attribution_shape``) get ``extras["maps"]``
-    ``[d, d, *shape]`` with ``matrix`` = its sum over the shape; adapters with ``side_targets`` get
-    ``extras["side_matrix"]`` ``[k, d]`` (value of each player for each always-present side target)."""
+    the method computes (module docstring; ``params["route"]``). Vector-valued adapters (``attribution_shape``) get
+    ``extras["maps"]`` ``[d, d, *shape]`` with ``matrix`` = its sum over the shape; adapters with ``side_targets``
+    get ``extras["side_matrix"]`` ``[k, d]`` (value of each player for each always-present side target). With
+    ``options.order == 3`` the outcome's ``tensor`` holds T[i, j, k] from the same table (no more calls)."""
     options = options or RunOptions()
+    check_order(options)
     variant, value, progress = options.variant, options.value, options.progress
     checkpoint_for = checkpoint_for or (lambda what: None)
     d = model.n_players
@@ -210,12 +194,14 @@ def exact_meta_attributions(
         v = value_table(model, progress, checkpoint=checkpoint_for("values"), options=options)
         exact_everywhere = method.table_rule_limit is None or method.table_rule_limit >= d
         if rule == "shapley" and exact_everywhere and variant == "metagame" and value == "shapley":
-            matrix = meta_shapley_from_values(v)
-            first = shapley_values(v)
-            return ExactOutcome(matrix, first, 2**d, "moebius", float(v[full]), float(v[0]), values=v)
-        phi = _restricted_with_method(v, model, method, rule)
-        out = _from_table(phi, variant, value, 2**d, "value_table")
-        out.value_full, out.value_empty, out.values = float(v[full]), float(v[0]), v
+            out = Outcome(meta_shapley_from_values(v), shapley_values(v), 2**d, params={"route": "moebius"})
+            phi = None  # the Möbius route builds no table; order 3 gets it from the values by the table rule
+        else:
+            phi = _restricted_with_method(v, model, method, rule)
+            out = _from_table(phi, variant, value, 2**d, "value_table")
+        out.value_full, out.value_empty = float(v[full]), float(v[0])
+        if options.order == 3:
+            out.tensor = third_order_from_table(restricted_attributions(v, "shapley") if phi is None else phi)
         return out
     include_empty = variant == "serial" or n_side > 0
     table, calls = attribution_table(
@@ -229,12 +215,14 @@ def exact_meta_attributions(
         side = table[:, d * per :]
         out.extras.update(side_matrix=side_from_table(side, value), side_first_order=side[full].copy(),
                           side_at_empty=side[0].copy())
+    if options.order == 3:
+        out.tensor = third_order_from_table(phi)
     return out
 
 
 def _from_table(
     phi: np.ndarray, variant: str, value: str, calls: int, route: Route, weights: np.ndarray | None = None
-) -> ExactOutcome:
+) -> Outcome:
     """Matrix (and maps, for vector-valued attributions) from a finished table ``phi[2**d, d, *k]``; the matrix of
     vector-valued attributions is Σ_p w_p M[i, j, p] (``weights`` w over the flattened trailing coordinates; None:
     the plain sum), and first_order the same summary of φ(x)."""
@@ -254,7 +242,7 @@ def _from_table(
         matrix, first = maps, phi[full].copy()
         if variant == "serial":
             extras["attribution_at_baseline"] = phi[0].copy()
-    return ExactOutcome(matrix, first, calls, route, extras=extras, table=phi)
+    return Outcome(matrix, first, calls, params={"route": route}, extras=extras)
 
 
-__all__ = ["ExactOutcome", "attribution_table", "exact_meta_attributions", "fill_table", "value_table"]
+__all__ = ["attribution_table", "exact_meta_attributions", "fill_table", "value_table"]

@@ -13,7 +13,7 @@ import logging
 from typing import Any, Mapping
 
 
-from ..errors import MetagameError, NotDifferentiableError
+from ..errors import NotDifferentiableError
 from ..methods.base import AttributionMethod
 from ..methods.registry import METHODS, MethodName, get_method
 from ..models.base import ModelAdapter
@@ -24,6 +24,7 @@ from .backend import backend_metadata, backend_session
 from .checkpoint import Checkpoint, run_fingerprint
 from .exact import exact_meta_attributions
 from .options import RunOptions
+from .third_order import check_order
 
 log = logging.getLogger(__name__)
 
@@ -98,69 +99,50 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
         from .estimators.driver import check_sampled
 
         check_sampled(model, opts)  # vector-valued attributions are exact only: refuse a budget before any work
-    if opts.order == 3 and (opts.value != "shapley" or opts.variant != "metagame"):
-        raise MetagameError(
-            "order=3 (meta-meta-attributions) is defined for the metagame variant with the Shapley value "
-            "(docs/mathematics.md, Third order); drop variant/value or use order=2"
-        )
+    check_order(opts)
     checkpoint_for = _checkpoint_factory(model, inner, opts)  # probes the model before the run's rows are counted
     rows_before = model.n_model_rows
     hits_before, misses_before = model.value_cache.hits, model.value_cache.misses
     log.info("Meta-%s of %d players (%s): %s", inner.name, model.n_players, type(model).__name__,
              "exact enumeration" if opts.exact else f"estimate with budget {opts.budget} ({opts.estimator} estimator)")
     params: dict[str, Any] = {"method": inner.name, "method_params": inner.params(), **opts.as_params()}
-    tensor = tensor_se = None
     with backend_session(model, opts) as backend:  # the workers of backend='ray' live for this block
         if opts.exact:
             out = exact_meta_attributions(model, inner, opts, checkpoint_for)
-            matrix, first, stderr, calls = out.matrix, out.first_order, None, out.n_evaluations
-            params["route"] = out.route
-            extras = dict(out.extras)
-            if opts.order == 3:
-                from .third_order import exact_third_order
-
-                tensor = exact_third_order(out, model)
-            endpoints = (
-                {"value_full": out.value_full, "value_empty": out.value_empty} if out.value_full is not None else None
-            )
         else:
             from .estimators import estimate_meta_attributions
 
-            est = estimate_meta_attributions(model, inner, opts, checkpoint_for)
-            matrix, first, stderr, calls = est.matrix, est.first_order, est.stderr, est.n_evaluations
-            params.update(est.params)
-            extras = dict(est.extras)
-            if opts.order == 3:
-                tensor, tensor_se = est.extras.pop("tensor", None), est.extras.pop("tensor_stderr", None)
-                extras.pop("tensor", None), extras.pop("tensor_stderr", None)
-            endpoints = None
+            out = estimate_meta_attributions(model, inner, opts, checkpoint_for)
+    params.update(out.params)
     n_rows = model.n_model_rows - rows_before
     if opts.exact:
-        log.info("exact route %r: %d attribution calls", params.get("route"), calls)
+        log.info("exact route %r: %d attribution calls", params.get("route"), out.n_evaluations)
     else:
         log.info("estimator %r: %d attribution calls (%d resumed from a checkpoint), %d entries not identified",
-                 params.get("estimator"), calls, params.get("resumed_evaluations", 0), params.get("unidentified_entries", 0))
+                 params.get("estimator"), out.n_evaluations, params.get("resumed_evaluations", 0), params.get("unidentified_entries", 0))
     log.info("model values: %d computed (%d model rows), %d served from the cache",
              model.value_cache.misses - misses_before, n_rows, model.value_cache.hits - hits_before)
+    endpoints = out.endpoints
     if endpoints is None:
         endpoints = model.endpoint_values()  # two forward rows (cached), not counted in n_model_rows
     reference = inner.reference_value(model)  # one forward row, not counted either
     if reference is not None:
         endpoints = {**endpoints, "value_reference": reference[0], "reference": reference[1]}
-    if tensor is not None:
-        extras["tensor"] = tensor
-        if tensor_se is not None:
-            extras["tensor_stderr"] = tensor_se
+    extras = dict(out.extras)
+    if out.tensor is not None:
+        extras["tensor"] = out.tensor
+        if out.tensor_stderr is not None:
+            extras["tensor_stderr"] = out.tensor_stderr
     result = MetaAttribution(
-        matrix=matrix,
-        first_order=first,
+        matrix=out.matrix,
+        first_order=out.first_order,
         players=list(model.players),
         method=inner.name,
         variant=opts.variant,
         value=opts.value,
         exact=opts.exact,
-        stderr=stderr,
-        n_evaluations=int(calls),
+        stderr=out.stderr,
+        n_evaluations=int(out.n_evaluations),
         n_model_rows=int(n_rows),
         player_kinds=list(model.player_kinds) if model.player_kinds is not None else None,
         metadata={

@@ -15,13 +15,24 @@ transforms, ~0.3 s in all; d = 20: seconds).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from ..errors import MetagameError
-from ..solvers.exact import restricted_attributions
+from .options import RunOptions
 from .tables import meta_shapley_from_values
+
+
+def check_order(options: RunOptions) -> None:
+    """Refuse ``order=3`` outside the metagame variant with the Shapley value (T[i] is the Meta-SV of u_i).
+
+    Raises:
+        MetagameError: for ``order=3`` with ``variant="serial"`` or ``value="banzhaf"``.
+    """
+    if options.order == 3 and (options.value != "shapley" or options.variant != "metagame"):
+        raise MetagameError(
+            "order=3 (meta-meta-attributions) is defined for the metagame variant with the Shapley value "
+            "(docs/mathematics.md, Third order); drop variant/value or use order=2"
+        )
 
 
 def target_game(phi: np.ndarray, i: int) -> np.ndarray:
@@ -48,14 +59,4 @@ def third_order_from_table(phi: np.ndarray) -> np.ndarray:
     return out
 
 
-def exact_third_order(outcome: Any, model: Any) -> np.ndarray:
-    """The exact tensor from a finished exact run (its attribution table, or its value table for the value and
-    Möbius routes, which the table rule turns into attributions without model calls)."""
-    if outcome.table is not None:
-        return third_order_from_table(outcome.table)
-    if outcome.values is not None:
-        return third_order_from_table(restricted_attributions(outcome.values, "shapley"))
-    raise MetagameError("order=3 needs the exact run's table; this route kept none")  # pragma: no cover
-
-
-__all__ = ["exact_third_order", "target_game", "third_order_from_table"]
+__all__ = ["check_order", "target_game", "third_order_from_table"]

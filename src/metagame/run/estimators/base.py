@@ -1,26 +1,13 @@
-"""What every estimator shares: the result record, blocks of evaluated rows, stored rows, the jackknife, and the
-protocol the driver talks to (no type checks on estimators anywhere)."""
+"""What every estimator shares: blocks of evaluated rows, stored rows, the jackknife, and the protocol the driver
+talks to (no type checks on estimators anywhere: the driver asks the class attributes of :class:`Estimator`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from .plan import Plan
-
-
-@dataclass
-class Estimate:
-    """What an estimator computed (:func:`metagame.explain` wraps it into a result object)."""
-
-    matrix: np.ndarray
-    first_order: np.ndarray
-    stderr: np.ndarray
-    n_evaluations: int
-    params: dict = field(default_factory=dict)
-    extras: dict = field(default_factory=dict)
 
 
 class Rows:
@@ -166,7 +153,6 @@ __all__ = [
     "JACKKNIFE_GROUPS",
     "MIN_SIDE_ROWS",
     "thin_sides",
-    "Estimate",
     "Estimator",
     "Rows",
     "StoredRows",

@@ -165,6 +165,10 @@ class GameGP:
             self._linv = np.tril(inv)
         return self._linv
 
+    def drop_inverse(self) -> None:
+        """Free L⁻¹ (n × n floats); :attr:`linv` recomputes it when next asked."""
+        self._linv = None
+
     def loo_residuals(self) -> tuple[np.ndarray, np.ndarray]:
         """Leave-one-out residuals e_r = y_r − E[v(T_r) | other rows] = α_r / (K⁻¹)_rr and their unit-scale
         predictive variances 1/(K⁻¹)_rr."""

@@ -13,6 +13,7 @@ memory O(budget·d).
 from __future__ import annotations
 
 from math import log
+from typing import NamedTuple
 
 import numpy as np
 
@@ -85,6 +86,16 @@ def fast_constrained_solve(a: np.ndarray, b: np.ndarray, delta: float, basis: np
     return beta
 
 
+class Control(NamedTuple):
+    """A control variate g of one target's game: the fit sees u − g (``y``, row total ``delta`` = δ − g(N)) and adds
+    Shapley(g) (``prior``) to its coefficients and Var Shapley(g) (``prior_var``) to their variances."""
+
+    y: np.ndarray
+    delta: float
+    prior: np.ndarray | float
+    prior_var: np.ndarray | float
+
+
 class Regression(StoredRows):
     """Constrained weighted least squares per target on stored rows (``regression``)."""
 
@@ -98,13 +109,11 @@ class Regression(StoredRows):
     def control(
         self, i: int, z: np.ndarray, y: np.ndarray, delta: float, unit: np.ndarray,
         coalition: np.ndarray | None = None, zb: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, float, np.ndarray | float, np.ndarray | float]:
+    ) -> Control:
         """Hook for a control variate g of target ``i``'s game (rows ``z``, values ``y`` = u − u(∅), row total
         ``delta``, unit id −1 = exact, ``coalition``: one id per distinct row, numbered in :func:`unique_rows`'s
-        order; ``zb``: ``z`` as bool): returns the game the fit sees (y − g, δ − g(N)), Shapley(g), added to the
-        fit, and the variance of Shapley(g) over the data g was fitted on, added to the fit's. Plain KernelSHAP: no
-        control variate."""
-        return y, delta, 0.0, 0.0
+        order; ``zb``: ``z`` as bool): the :class:`Control` the fit uses. Plain KernelSHAP: no control variate."""
+        return Control(y, delta, 0.0, 0.0)
 
     def _jackknife(self, eq: "NormalEquations", delta, basis, full_rank: bool = False) -> np.ndarray:
         """Delete-a-group jackknife variance of the constrained fit over the sampled rows, grouped by *coalition*:
@@ -156,9 +165,9 @@ class Regression(StoredRows):
             y = phi[sel, i] - u_empty[i]
             delta = u_full[i] - u_empty[i]
             ci = coalition[sel]
-            y, delta, prior, prior_var = self.control(i, z, y, delta, unit[sel], coalition=ci, zb=zb)
-            eq = NormalEquations(z, wi, y, unit[sel], ci, n_exact, gid, groups)
-            beta, identified, rank = constrained_solve(eq.a, eq.b, delta, basis, need_identified=True)
+            ctl = self.control(i, z, y, delta, unit[sel], coalition=ci, zb=zb)
+            eq = NormalEquations(z, wi, ctl.y, unit[sel], ci, n_exact, gid, groups)
+            beta, identified, rank = constrained_solve(eq.a, eq.b, ctl.delta, basis, need_identified=True)
             cov_diag = np.zeros(len(cols))
             if plan.sampled:
                 n_coalitions = eq.n_coalitions
@@ -166,15 +175,15 @@ class Regression(StoredRows):
                 # weight, not information); with none left the fit interpolates and its spread says nothing
                 resid_dof = len(np.unique(ci)) - rank
                 if n_coalitions >= 2 and resid_dof >= MIN_RESIDUAL_DOF:
-                    cov_diag = self._jackknife(eq, delta, basis, full_rank=rank == len(cols) - 1)
-                    cov_diag = cov_diag * t_factor(min(eq.groups - 1, resid_dof)) ** 2 + prior_var
+                    cov_diag = self._jackknife(eq, ctl.delta, basis, full_rank=rank == len(cols) - 1)
+                    cov_diag = cov_diag * t_factor(min(eq.groups - 1, resid_dof)) ** 2 + ctl.prior_var
                     # a player on one side of only a few distinct sampled coalitions: its coefficient rests on
                     # them alone and the jackknife cannot see how wrong they are
                     cov_diag[thin_sides(eq.n_in, n_coalitions)] = np.inf
                 else:  # too few sampled units or distinct coalitions inform this target: no error estimate
                     cov_diag = np.full(len(cols), np.inf)
             cov_diag[~identified] = np.inf
-            est[i, cols] = beta + prior
+            est[i, cols] = beta + ctl.prior
             se[i, cols] = np.sqrt(cov_diag)
         return est, se
 
@@ -230,4 +239,4 @@ class NormalEquations:
         self.b = self.b_e + self.b_s
 
 
-__all__ = ["Regression", "constrained_solve", "contrast_basis"]
+__all__ = ["Control", "Regression", "constrained_solve", "contrast_basis"]

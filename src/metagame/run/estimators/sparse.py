@@ -30,7 +30,7 @@ import numpy as np
 
 from .base import jackknife_variance, unique_rows
 from .plan import Plan
-from .regression import Regression
+from .regression import Control, Regression
 
 #: folds of the sampled coalitions (cross-fitting and the held-out error of the selection path)
 FOLDS = 5
@@ -343,11 +343,11 @@ class Sparse(Regression):
         super().__init__(plan)
         self.n_terms: dict[int, int] = {}
 
-    def control(self, i, z, y, delta, unit, coalition=None, zb=None):
+    def control(self, i, z, y, delta, unit, coalition=None, zb=None) -> Control:
         m = z.shape[1]
         sampled = unit >= 0
         if not self.plan.sampled or int(sampled.sum()) == 0:
-            return y, delta, 0.0, 0.0
+            return Control(y, delta, 0.0, 0.0)
         # distinct coalitions for the fit; folds by coalition, exact rows in every fit
         if coalition is None:
             zb = z.astype(bool)
@@ -357,7 +357,7 @@ class Sparse(Regression):
             inverse = np.asarray(inverse).ravel()
         n_distinct = len(rep)
         if int(sampled[rep].sum()) < MIN_ROWS:
-            return y, delta, 0.0, 0.0
+            return Control(y, delta, 0.0, 0.0)
         rng = np.random.default_rng([i, m, 0x5A])
         fold_of = np.where(unit[rep] >= 0, rng.permutation(n_distinct) % FOLDS, -1)
         zd = z[rep].astype(bool) if zb is None else zb[rep]  # the distinct coalitions
@@ -366,7 +366,7 @@ class Sparse(Regression):
         n_bins = int(bins.max()) + 1
         self.n_terms[i] = len(terms)
         if len(terms) == 0:
-            return y, delta, 0.0, 0.0
+            return Control(y, delta, 0.0, 0.0)
         mean = coef.mean(axis=0)
         # the surrogate on every distinct coalition: g_k of its fold, ḡ on exact ones
         tv = term_values(zd, terms)
@@ -381,7 +381,7 @@ class Sparse(Regression):
         per_fold = np.stack([term_shapley(terms, c, m) + (delta - float(c.sum())) / m for c in coef[:, n_bins:]])
         # the fold fits are delete-a-group replicates of the surrogate's coefficients: their jackknife variance is how
         # much Shapley(ḡ) rests on the rows drawn
-        return y - g, 0.0, per_fold.mean(axis=0), jackknife_variance(per_fold)
+        return Control(y - g, 0.0, per_fold.mean(axis=0), jackknife_variance(per_fold))
 
 
 __all__ = ["Sparse", "fit_surrogate", "term_shapley"]

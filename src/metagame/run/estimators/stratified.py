@@ -35,6 +35,7 @@ import numpy as np
 from .base import StoredRows, distinct_rows, t_factor, t_factors, thin_sides
 from .gaussian_process import GameGP, Kernel, fit_prior
 from .plan import lcomb
+from .tensor import sampled_tensor
 
 #: at most this many distinct rows per target enter the Gaussian process (the others get out-of-sample residuals)
 MAX_GP_ROWS = 1200
@@ -52,7 +53,7 @@ FOLDS = 5
 MIN_CELL_ROWS = 5
 
 
-class _Target:
+class TargetRows:
     """One target's distinct rows: coalitions of its game, values relative to u(∅), local sizes, sampled flag."""
 
     def __init__(self, z: np.ndarray, y: np.ndarray, t: np.ndarray, unit: np.ndarray):
@@ -75,12 +76,13 @@ class Stratified(StoredRows):
     def __init__(self, plan):
         super().__init__(plan)
         self.prior = None
-        self.targets: list[_Target] = []
+        self.targets: list[TargetRows] = []
         self.gps: list[GameGP | None] = []
         self.train: list[np.ndarray] = []
 
     # ------------------------------------------------------------------ data
-    def _targets(self, u_empty: np.ndarray) -> list[_Target]:
+    def target_rows(self, u_empty: np.ndarray) -> list[TargetRows]:
+        """Every target's distinct rows (its game u_i relative to u_i(∅) on the stored coalitions)."""
         plan = self.plan
         d = plan.d
         rows, phi, t_all, _, unit = self.stacked()
@@ -92,11 +94,11 @@ class Stratified(StoredRows):
             else:
                 sel = t_all >= 1
                 cols = np.arange(d)
-            out.append(_Target(rows[sel][:, cols], phi[sel, i] - u_empty[i], t_all[sel], unit[sel]))
+            out.append(TargetRows(rows[sel][:, cols], phi[sel, i] - u_empty[i], t_all[sel], unit[sel]))
         return out
 
     # ------------------------------------------------------------------ per-size residual means
-    def _correction(self, tg: _Target, exact: np.ndarray, proxy: np.ndarray, trained: np.ndarray,
+    def _correction(self, tg: TargetRows, exact: np.ndarray, proxy: np.ndarray, trained: np.ndarray,
                     sampled_t: list[int], enumerated_t: list[int]):
         """Σ_t Δ_t(u − g) per entry j: exact where every coalition of a size (side) is a row, else estimated.
 
@@ -168,7 +170,7 @@ class Stratified(StoredRows):
     def _fit(self, u_empty: np.ndarray) -> None:
         """Distinct rows per target, the pooled prior and one Gaussian process per target (kept for the tensor)."""
         m = self.plan.m
-        self.targets = self._targets(u_empty)
+        self.targets = self.target_rows(u_empty)
         self.prior, self.posterior = fit_prior([(tg.z, tg.y) for tg in self.targets], m)
         self._fits = None
         kernel = Kernel(m, self.prior)
@@ -204,28 +206,33 @@ class Stratified(StoredRows):
         n = np.array([0.0 if gp is None else gp.n for gp in self.gps])
         return (n * raw + PRIOR_DOF * pooled) / np.maximum(n + PRIOR_DOF, 1e-300)
 
-    def _grid_gp(self, prior, i: int) -> GameGP | None:
+    def grid_gp(self, prior, i: int) -> GameGP | None:
         """Target ``i``'s process under another point of the hyperparameter posterior (the main fit at the mode)."""
         gp = self.gps[i]
         if gp is None or prior == self.prior:
             return gp
         return GameGP(gp.z, gp.y, Kernel(self.plan.m, prior), gp.inter, gp.index)
 
-    def _posterior_fits(self) -> list[tuple[float, object, list, np.ndarray]]:
+    def posterior_fits(self) -> list[tuple[float, object, list, np.ndarray]]:
         """(weight, prior, every target's Shapley posterior (mean, unit variance), moderated scales) for every point
         of the hyperparameter posterior (computed once; the mode reuses the main fits). The processes of the other
-        grid points are not kept (one n × n factor at a time); :meth:`_grid_gp` rebuilds one when needed."""
+        grid points are not kept (one n × n factor at a time); :meth:`grid_gp` rebuilds one when needed."""
         if getattr(self, "_fits", None) is None:
             self._fits = []
             for prior, weight in self.posterior:
                 shap: list = []
                 raw = np.zeros(len(self.gps))
                 for i, gp in enumerate(self.gps):
-                    g = self._grid_gp(prior, i)
+                    g = self.grid_gp(prior, i)
                     shap.append(None if g is None else g.shapley())
                     raw[i] = 0.0 if g is None else self._raw_scale(g)
                 self._fits.append((weight, prior, shap, self._scales(raw)))
         return self._fits
+
+    def reported_model_variance(self, i: int, var: np.ndarray) -> np.ndarray:
+        """var · ``CALIBRATION`` · t_{0.975}(n_i + ``PRIOR_DOF``)²/z²: target ``i``'s model variance (scaled, from its
+        process of n_i rows) as the estimate reports it."""
+        return var * CALIBRATION * t_factor(self.gps[i].n + PRIOR_DOF) ** 2
 
     def _model_variances(self, means: list[np.ndarray | None]) -> list[np.ndarray | None]:
         """Posterior variance of every target's Shapley values around ``means``, averaged over the hyperparameter
@@ -233,7 +240,7 @@ class Stratified(StoredRows):
         target's moderated leave-one-out scale under grid point k."""
         m = self.plan.m
         out: list[np.ndarray | None] = [None if mu is None else np.zeros(m) for mu in means]
-        for weight, _, shap, scales in self._posterior_fits():
+        for weight, _, shap, scales in self.posterior_fits():
             for i, (sh, mu) in enumerate(zip(shap, means)):
                 if sh is None or mu is None:
                     continue
@@ -252,7 +259,7 @@ class Stratified(StoredRows):
         cols_of = [np.flatnonzero(np.arange(d) != i) if plan.variant == "metagame" else np.arange(d) for i in range(d)]
         delta = u_full - u_empty
         if not sampled_t:  # every coalition seen: the size formula is exact with no surrogate
-            for i, tg in enumerate(self._targets(u_empty)):
+            for i, tg in enumerate(self.target_rows(u_empty)):
                 none = np.zeros(len(tg.y), dtype=bool)
                 corr = self._correction(tg, tg.y, none, none, [], enumerated_t)[0]
                 est[i, cols_of[i]] = delta[i] / m + corr / m
@@ -282,12 +289,12 @@ class Stratified(StoredRows):
                 k_folds = min(FOLDS, len(samp))
                 fold_of = tg.unit[train][samp] % k_folds
                 proxy[train[samp]] = gp.fold_residuals([samp[fold_of == f] for f in range(k_folds)])[samp]
-                gp._linv = None  # n × n; the tensor (order 3) recomputes it
+                gp.drop_inverse()  # n × n; the tensor (order 3) recomputes it
             full = tg.t == m
             boundary = float(exact[full][0]) if full.any() else 0.0  # u(N) − g(N) (≈ 0: N is a row)
             corr, v_design, dof, uncovered = self._correction(tg, exact, proxy, trained, sampled_t, enumerated_t)
             v_design = v_design * t_factors(dof) ** 2 / m**2
-            v_model = CALIBRATION * model_var[i] * t_factor(gp.n + PRIOR_DOF) ** 2
+            v_model = self.reported_model_variance(i, model_var[i])
             self.model_var[i, cols] = v_model
             row = mean + (boundary + corr) / m
             var = v_design + uncovered * v_model
@@ -310,9 +317,7 @@ class Stratified(StoredRows):
 
     def tensor(self, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray):
         """T[i, j, k] and its standard errors from each target's process (:mod:`.tensor`)."""
-        from .tensor import sampled_tensor
-
         return sampled_tensor(self, u_empty, u_full, matrix, stderr)
 
 
-__all__ = ["MAX_GP_ROWS", "Stratified"]
+__all__ = ["MAX_GP_ROWS", "Stratified", "TargetRows"]

@@ -71,10 +71,9 @@ def gap_inflation(block: np.ndarray, var: np.ndarray, row: np.ndarray, row_se: n
 
 
 def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndarray, stderr: np.ndarray):
-    """``(T, T_stderr)`` ``[d, d, d]`` from a finished :class:`~.stratified.Stratified` estimator and its final matrix."""
-    from .base import t_factor
-    from .stratified import CALIBRATION, PRIOR_DOF
-
+    """``(T, T_stderr)`` ``[d, d, d]`` from a finished :class:`~.stratified.Stratified` estimator and its final matrix
+    (read through its public methods: :meth:`target_rows`, :meth:`posterior_fits`, :meth:`grid_gp`,
+    :meth:`reported_model_variance`)."""
     plan = est.plan
     d, m = plan.d, plan.m
     tensor = np.zeros((d, d, d))
@@ -83,14 +82,14 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
         tensor[i, i, i] = matrix[i, i]
     sampled_t = [a - plan.offset for a in plan.sampled if 1 <= a - plan.offset <= m - 1]
     if not sampled_t:  # every coalition evaluated: exact from each target's table
-        for i, tg in enumerate(est._targets(u_empty)):
+        for i, tg in enumerate(est.target_rows(u_empty)):
             cols = np.flatnonzero(np.arange(d) != i)
             table = np.zeros(2**m)
             table[coalition_index(tg.z)] = tg.y
             block = meta_shapley_from_values(table)  # Meta-SV of u_i: the pair indices of the module docstring
             tensor[i][np.ix_(cols, cols)] = symmetric_adjustment(block, np.zeros((m, m)), matrix[i, cols] - block.sum(1))
         return tensor, tstd
-    fits = est._posterior_fits()
+    fits = est.posterior_fits()
     for i in range(d):
         cols = np.flatnonzero(np.arange(d) != i)
         gp = est.gps[i]
@@ -105,7 +104,7 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
         # model variance averaged over the hyperparameter posterior, around the mode's estimate
         var = np.zeros((m, m))
         for weight, prior, _, scales in fits:
-            gp_k = est._grid_gp(prior, i)
+            gp_k = est.grid_gp(prior, i)
             mp, vp, m1, v1 = mode if gp_k is gp else gp_k.pairs()
             b_k = mp.copy()
             np.fill_diagonal(b_k, m1)
@@ -116,7 +115,7 @@ def sampled_tensor(est, u_empty: np.ndarray, u_full: np.ndarray, matrix: np.ndar
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(est.model_var[i, cols] > 0, stderr[i, cols] ** 2 / est.model_var[i, cols], 1.0)
         inflate = max(float(np.median(ratio[np.isfinite(ratio)])) if np.isfinite(ratio).any() else 1.0, 1.0)
-        var = var * CALIBRATION * t_factor(gp.n + PRIOR_DOF) ** 2 * inflate
+        var = est.reported_model_variance(i, var) * inflate
         scale_y = max(float(np.abs(est.targets[i].y).max()), 1e-300)
         var = np.where(var > 0, var + (1e-8 * scale_y) ** 2, 0.0)  # numerical floor, except where exact
         var = var * gap_inflation(block, var, matrix[i, cols], stderr[i, cols])
