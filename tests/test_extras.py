@@ -112,8 +112,8 @@ def test_keys_written_by_runs_and_generic_adapters_are_declared():
         assert res.extras, name
         assert _undeclared(res) == [], name
         written |= set(res.extras)
-    assert {"tensor", "tensor_stderr", "attribution_at_baseline", "maps", "first_order_maps", "side_matrix", "side_first_order",
-            "side_at_empty", "feature_to_component", "component_to_feature"} <= written
+    assert {"tensor", "tensor_stderr", "attribution_at_baseline", "maps", "first_order_maps", "side_matrix",
+            "side_first_order", "side_at_empty", "feature_to_component", "component_to_feature"} <= written
 
 
 @pytest.mark.slow
@@ -124,8 +124,8 @@ def test_keys_written_by_every_entry_point_are_declared(models, tmp_path):
     from tiny_diffusion import tiny_flux_pipeline
 
     runs = dict(_entry_points(models, EXACT, tmp_path))
-    runs["patch_maps"] = lambda: metagame.explain_vision(models["clip"], models["image"], "a red cat", mode="patch_maps",
-                                                         grid=2, method="gradient_x_input")
+    runs["patch_maps"] = lambda: metagame.explain_vision(models["clip"], models["image"], "a red cat",
+                                                         mode="patch_maps", grid=2, method="gradient_x_input")
     runs["diffusion"] = lambda: metagame.explain_diffusion(tiny_flux_pipeline(seed=0), "a cat under a tree",
                                                            concepts=["cat", "tree"], steps=2, height=16, width=16,
                                                            max_sequence_length=12, region=np.eye(4))
