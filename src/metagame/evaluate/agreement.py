@@ -313,20 +313,20 @@ def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 def patch_maps(result: MetaAttribution) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """Per-word maps over the patch grid and the word-independent first-order heatmap of a vision-language result.
 
-    * ``patch_maps`` mode (``extras["patch_maps"]`` ``[W, rows, cols]``): word w's map is its effect on every
-      patch's attribution; the first-order map is ``extras["heatmap"]``.
+    * ``patch_maps`` mode (``result.patch_maps`` ``[W, rows, cols]``): word w's map is its effect on every
+      patch's attribution; the first-order map is ``result.heatmap``.
     * scalar mode (patch and word players, ``context["grid"]``): word w's map is M[patch, w] (w as the source
       moving each patch's attribution); the first-order map is φ of the patches.
 
     Returns:
         ``({word label: [rows, cols]}, first-order map or None)``.
     """
-    if "patch_maps" in result.extras:
-        maps = result.extras["patch_maps"]
+    maps = result.patch_maps
+    if maps is not None:
         words = [p for p, kind in zip(result.players, result.player_kinds or ["word"] * result.n_players) if kind == "word"]
         if len(words) != maps.shape[0]:
             words = list(result.players)
-        return {w: maps[k] for k, w in enumerate(words)}, result.extras.get("heatmap")
+        return {w: maps[k] for k, w in enumerate(words)}, result.heatmap
     kinds = np.asarray(result.player_kinds or [])
     patches = np.flatnonzero(kinds == "patch")
     words = np.flatnonzero(kinds == "word")

@@ -39,6 +39,7 @@ import torch
 
 from ..errors import MetagameError
 from ..players.coalitions import as_coalitions
+from ..results.extras import cross_block_key
 from .base import ModelAdapter
 
 
@@ -85,8 +86,9 @@ def _unflatten(spec: Any, leaves: Iterator[torch.Tensor]) -> Any:
 
 
 def block_name(source: str, target: str) -> str:
-    """The extras key of the cross block with sources of kind ``source`` and targets of kind ``target``."""
-    return f"{source}_to_{target}"
+    """The extras key of the cross block with sources of kind ``source`` and targets of kind ``target``
+    (:func:`metagame.results.extras.cross_block_key`)."""
+    return cross_block_key(source, target)
 
 
 def kind_blocks(kinds: Sequence[str]) -> list[tuple[str, np.ndarray]]:

@@ -14,11 +14,12 @@ from .._version import __version__
 from ..errors import MetagameError
 from .pairs import Pair, Triple
 from .codec import array_from_json, array_to_json, decode_float, encode_float, exact_json, from_exact_json, plain_json
+from .extras import CONCEPT_MAPS, EXTRAS, HEATMAP, IMAGE, META_MAPS, PATCH_MAPS, STII, TENSOR, TENSOR_STDERR
 
 #: arrays with more entries than this go to a side-car ``.npz`` next to the JSON file
 SIDECAR_THRESHOLD = 250_000
 #: extras that always go to the side-car (higher-order tensors and map stacks)
-SIDECAR_KEYS = frozenset({"tensor", "tensor_stderr", "maps", "meta_maps"})
+SIDECAR_KEYS = frozenset(key for key, extra in EXTRAS.items() if extra.sidecar)
 FORMAT = "metagame.result/1"
 
 
@@ -50,7 +51,10 @@ class MetaAttribution:
         player_kinds: optional kind per player (``feature``, ``token``, ``word_a``, ``patch``, ``data``, ``head`` ...).
         metadata: library version, parameters, timestamp, model description.
         context: free-form context for display (prompt, answer, image grid, value_full, value_empty ...).
-        extras: further named arrays (e.g. per-word patch maps), saved with the result.
+        extras: further named arrays, saved with the result. The keys the library writes are declared in
+            :mod:`metagame.results.extras` and read through the typed properties of the same names (:attr:`image`,
+            :attr:`patch_maps`, :attr:`heatmap`, :attr:`concept_maps`, :attr:`meta_maps`, :attr:`stii`,
+            :attr:`tensor`, :attr:`tensor_stderr`); any other key is kept as the caller's own.
     """
 
     matrix: np.ndarray
@@ -90,16 +94,51 @@ class MetaAttribution:
     def n_players(self) -> int:
         return len(self.players)
 
+    # the declared extras the pictures and reports read (metagame.results.extras); None when absent
     @property
     def tensor(self) -> np.ndarray | None:
         """``(d, d, d)`` meta-meta-attributions T[i, j, k] (how k moves the push of j on i) of an ``order=3`` run;
         Σ_k T[i, j, k] = M[i, j]. None for order-2 results."""
-        return self.extras.get("tensor")
+        return self.extras.get(TENSOR)
 
     @property
     def tensor_stderr(self) -> np.ndarray | None:
         """Standard errors of :attr:`tensor` for sampled ``order=3`` runs (None otherwise)."""
-        return self.extras.get("tensor_stderr")
+        return self.extras.get(TENSOR_STDERR)
+
+    @property
+    def image(self) -> np.ndarray | None:
+        """The input (or generated) image the maps are drawn over, ``[H, W, 3]`` in [0, 1] as the library writes it
+        (vision-language and diffusion results); None otherwise."""
+        return self.extras.get(IMAGE)
+
+    @property
+    def patch_maps(self) -> np.ndarray | None:
+        """``[W, rows, cols]``: how each word moves every patch's attribution (the patch-maps view of a
+        vision-language model); None otherwise."""
+        return self.extras.get(PATCH_MAPS)
+
+    @property
+    def heatmap(self) -> np.ndarray | None:
+        """``[rows, cols]`` first-order patch attribution with all words present (patch-maps view); None otherwise."""
+        return self.extras.get(HEATMAP)
+
+    @property
+    def concept_maps(self) -> np.ndarray | None:
+        """``[d, rows, cols]``: each concept's full map φ_i(x) over the patches (diffusion results); None otherwise."""
+        return self.extras.get(CONCEPT_MAPS)
+
+    @property
+    def meta_maps(self) -> np.ndarray | None:
+        """``[d, d, rows, cols]`` meta-maps: how concept j moves concept i's map at each patch, summing over j to
+        :attr:`concept_maps` (diffusion results); None otherwise."""
+        return self.extras.get(META_MAPS)
+
+    @property
+    def stii(self) -> np.ndarray | None:
+        """``[d, d]`` Shapley-Taylor interaction index stored by the caller, drawn next to M by
+        :func:`metagame.viz.comparison`; None when not stored."""
+        return self.extras.get(STII)
 
     @property
     def diagonal(self) -> np.ndarray:

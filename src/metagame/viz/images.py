@@ -53,8 +53,9 @@ def patch_layout(result: MetaAttribution) -> tuple[list[int], int, int, list[tup
 
 
 def input_image(result: MetaAttribution) -> np.ndarray | None:
-    """The input image as float ``[H, W, 3]`` in [0, 1]: ``extras["image"]``, else ``context["image_path"]``."""
-    img = result.extras.get("image")
+    """The input image as float ``[H, W, 3]`` in [0, 1]: :attr:`~metagame.results.result.MetaAttribution.image`,
+    else ``context["image_path"]``."""
+    img = result.image
     if img is not None:
         img = np.asarray(img, dtype=np.float64)
         if img.ndim == 2:
@@ -108,12 +109,12 @@ def image_overlay(
 ) -> "Figure":
     """Patch attributions over the image, one panel per map.
 
-    With ``extras["patch_maps"]`` ([n_words, rows, cols]) one panel per word (how the word moves every patch's
+    With :attr:`~metagame.results.result.MetaAttribution.patch_maps` ([n_words, rows, cols]) one panel per word (how the word moves every patch's
     attribution). Otherwise: the first-order patch map, then for each non-patch player j the column
     M[patches, j] (how j moves each patch), or, without such players, the rows M[i, patches] of the top patches.
     """
     idx, rows, cols, cells = patch_layout(result)
-    maps = result.extras.get("patch_maps")
+    maps = result.patch_maps
     if not idx and maps is None:
         raise MetagameError("image_overlay needs patch players (player_kinds 'patch') or extras['patch_maps']")
     img = input_image(result)

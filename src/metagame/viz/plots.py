@@ -272,11 +272,12 @@ def comparison(
     *,
     save: str | Path | None = None,
 ) -> "Figure":
-    """First-order φ (bars, with row sums Σ_j M[i, j] marked), the meta matrix M, and STII (or M + Mᵀ) side by side,
-    each matrix on its own colour scale (pairs only; diagonals are grey)."""
+    """First-order φ (bars, with row sums Σ_j M[i, j] marked), the meta matrix M, and STII (``stii``, else the
+    result's :attr:`~metagame.results.result.MetaAttribution.stii`, else M + Mᵀ) side by side, each matrix on its own
+    colour scale (pairs only; diagonals are grey)."""
     d = result.n_players
-    if stii is None and "stii" in result.extras:
-        stii = result.extras["stii"]
+    if stii is None:
+        stii = result.stii
     if stii is not None:
         stii = np.asarray(stii, dtype=np.float64)
         if stii.shape != (d, d):
@@ -327,7 +328,7 @@ def default_figures(result: MetaAttribution) -> dict[FigureName, "Figure"]:
         figs["arcs"] = arc_diagram(result)
     if result.n_players:
         figs["waterfall"] = waterfall(result)
-    if "patch" in kinds or "patch_maps" in result.extras:
+    if "patch" in kinds or result.patch_maps is not None:
         figs["image"] = image_overlay(result)
     if result.n_players <= 80:
         figs["comparison"] = comparison(result)

@@ -12,6 +12,7 @@ from ...errors import MetagameError
 from ...players.coalitions import as_coalitions, require_unique
 from ...players.image import region_weights
 from ...models.base import ModelAdapter
+from ...results.extras import CONCEPT_MAPS, FIRST_ORDER_MAPS, IMAGE, MAPS, META_MAPS, REGION
 
 from .inputs import (
     CHUNK_FLOATS, PlayerMode, Route, StepInputs, check_blocks, joint_blocks, patch_grid, resolve_route, run_transformer,
@@ -319,13 +320,13 @@ class DiffusionConceptModel(ModelAdapter):
         ``[d, d, rows, cols]``), add the generated image, the region and the map settings."""
         rows, cols = self.grid
         d = self.n_players
-        maps = result.extras.pop("maps")
-        result.extras["meta_maps"] = maps.reshape(d, d, rows, cols)
-        result.extras["concept_maps"] = result.extras.pop("first_order_maps").reshape(d, rows, cols)
+        maps = result.extras.pop(MAPS)
+        result.extras[META_MAPS] = maps.reshape(d, d, rows, cols)
+        result.extras[CONCEPT_MAPS] = result.extras.pop(FIRST_ORDER_MAPS).reshape(d, rows, cols)
         if self.region is not None:
-            result.extras["region"] = self.region.reshape(rows, cols)
+            result.extras[REGION] = self.region.reshape(rows, cols)
         if self.image is not None:
-            result.extras["image"] = np.asarray(self.image, dtype=np.float64)
+            result.extras[IMAGE] = np.asarray(self.image, dtype=np.float64)
         settings = self.settings()
         result.context.update(route=settings["route"], timesteps=settings["timesteps"], blocks=settings["blocks"],
                               concept_rows=int(self.n_stream_rows),

@@ -22,7 +22,7 @@ MAP_CMAP = "inferno"
 
 
 def _maps(result: MetaAttribution) -> tuple[np.ndarray, np.ndarray]:
-    maps, meta = result.extras.get("concept_maps"), result.extras.get("meta_maps")
+    maps, meta = result.concept_maps, result.meta_maps
     if maps is None or meta is None:
         raise MetagameError("diffusion pictures need extras['concept_maps'] and extras['meta_maps'] "
                             "(a result of metagame.explain_diffusion)")
@@ -164,7 +164,7 @@ def meta_maps_figure(
 def diffusion_figures(result: MetaAttribution) -> dict:
     """``{"concept_maps": Figure, "meta_maps": Figure}`` for a result with concept maps and meta-maps; ``{}`` for
     any other result (the picture hook of the diffusion domain)."""
-    if "meta_maps" not in result.extras:
+    if result.meta_maps is None:
         return {}
     _maps(result)
     return {"concept_maps": concept_maps_figure(result), "meta_maps": meta_maps_figure(result)}

@@ -23,6 +23,7 @@ from ...players.text import Word, unique_labels
 from .two_tower import EmptySide, TwoTowerModel
 from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
 from ...models.state import keeps_models
+from ...results.extras import A_TO_B, B_TO_A
 
 TextMasking = Literal["attention", "mask_token"]
 PoolingMode = Literal["mean", "cls", "max"]
@@ -140,7 +141,7 @@ def cross_blocks(result: Any) -> dict[str, np.ndarray]:
     b = np.flatnonzero(kinds == "word_b")
     if len(a) == 0 or len(b) == 0:
         raise MetagameError("cross_blocks needs a text-pair result (player kinds 'word_a' and 'word_b')")
-    return {"a_to_b": result.matrix[np.ix_(b, a)].copy(), "b_to_a": result.matrix[np.ix_(a, b)].copy()}
+    return {A_TO_B: result.matrix[np.ix_(b, a)].copy(), B_TO_A: result.matrix[np.ix_(a, b)].copy()}
 
 
 class TextPairModel(TwoTowerModel):

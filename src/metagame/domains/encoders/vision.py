@@ -20,6 +20,7 @@ from ...models.loaded import shared_load
 from ...players.text import Word, unique_labels
 from ...players.image import gaussian_blur, grid_shape, load_image
 from ...models.base import ModelAdapter
+from ...results.extras import HEATMAP, HEATMAP_NO_WORDS, IMAGE, PATCH_MAPS, SIDE_AT_EMPTY, SIDE_FIRST_ORDER, SIDE_MATRIX
 from .two_tower import EmptySide, TwoTowerModel
 from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
 from ...models.state import keeps_models
@@ -368,7 +369,7 @@ class VisionLanguageModel(TwoTowerModel):
     def finalize(self, result: Any) -> None:
         """Adds the (downsized) input image as ``extras["image"]`` and the tower passes used."""
         super().finalize(result)
-        result.extras["image"] = self.small_image()
+        result.extras[IMAGE] = self.small_image()
 
     def fingerprint_parts(self) -> dict[str, Any]:
         return {
@@ -456,11 +457,11 @@ class PatchMapsModel(ModelAdapter):
         """Turns the side-target blocks into ``patch_maps`` ``[W, rows, cols]``, ``heatmap`` and ``heatmap_no_words``
         ``[rows, cols]`` and adds the image."""
         rows, cols = self.inner.grid
-        side = result.extras.pop("side_matrix")  # [P, W]
-        result.extras["patch_maps"] = side.T.reshape(self.n_players, rows, cols)
-        result.extras["heatmap"] = result.extras.pop("side_first_order").reshape(rows, cols)
-        result.extras["heatmap_no_words"] = result.extras.pop("side_at_empty").reshape(rows, cols)
-        result.extras["image"] = self.inner.small_image()
+        side = result.extras.pop(SIDE_MATRIX)  # [P, W]
+        result.extras[PATCH_MAPS] = side.T.reshape(self.n_players, rows, cols)
+        result.extras[HEATMAP] = result.extras.pop(SIDE_FIRST_ORDER).reshape(rows, cols)
+        result.extras[HEATMAP_NO_WORDS] = result.extras.pop(SIDE_AT_EMPTY).reshape(rows, cols)
+        result.extras[IMAGE] = self.inner.small_image()
 
 
 __all__ = [
