@@ -31,6 +31,7 @@ from .outcome import Outcome
 from .progress import progress_bar
 from .tables import meta_shapley_from_values, metagame_from_table, serial_from_table, side_from_table
 from .third_order import check_order, third_order_from_table
+from ..results.extras import ATTRIBUTION_AT_BASELINE, FIRST_ORDER_MAPS, MAPS, SIDE_AT_EMPTY, SIDE_FIRST_ORDER, SIDE_MATRIX
 
 Route = Literal["attributions", "value_table", "moebius"]
 #: builds the checkpoint of one piece of work (``"values"`` / ``"attributions"``), or None without checkpointing
@@ -213,8 +214,8 @@ def exact_meta_attributions(
     out = _from_table(phi, variant, value, calls, "attributions", model.summary_weights())
     if n_side:
         side = table[:, d * per :]
-        out.extras.update(side_matrix=side_from_table(side, value), side_first_order=side[full].copy(),
-                          side_at_empty=side[0].copy())
+        out.extras.update({SIDE_MATRIX: side_from_table(side, value), SIDE_FIRST_ORDER: side[full].copy(),
+                           SIDE_AT_EMPTY: side[0].copy()})
     if options.order == 3:
         out.tensor = third_order_from_table(phi)
     return out
@@ -232,16 +233,16 @@ def _from_table(
     extras: dict[str, np.ndarray] = {}
     if phi.ndim > 2:
         w = np.ones(int(np.prod(phi.shape[2:]))) if weights is None else np.asarray(weights, dtype=np.float64)
-        extras["maps"] = maps
-        extras["first_order_maps"] = phi[full].copy()
+        extras[MAPS] = maps
+        extras[FIRST_ORDER_MAPS] = phi[full].copy()
         matrix = maps.reshape(d, d, -1) @ w
         first = phi[full].reshape(d, -1) @ w
         if variant == "serial":
-            extras["attribution_at_baseline"] = phi[0].reshape(d, -1) @ w
+            extras[ATTRIBUTION_AT_BASELINE] = phi[0].reshape(d, -1) @ w
     else:
         matrix, first = maps, phi[full].copy()
         if variant == "serial":
-            extras["attribution_at_baseline"] = phi[0].copy()
+            extras[ATTRIBUTION_AT_BASELINE] = phi[0].copy()
     return Outcome(matrix, first, calls, params={"route": route}, extras=extras)
 
 

@@ -25,6 +25,7 @@ from .checkpoint import Checkpoint, run_fingerprint
 from .exact import exact_meta_attributions
 from .options import RunOptions
 from .third_order import check_order
+from ..results.extras import TENSOR, TENSOR_STDERR
 
 log = logging.getLogger(__name__)
 
@@ -130,9 +131,9 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
         endpoints = {**endpoints, "value_reference": reference[0], "reference": reference[1]}
     extras = dict(out.extras)
     if out.tensor is not None:
-        extras["tensor"] = out.tensor
+        extras[TENSOR] = out.tensor
         if out.tensor_stderr is not None:
-            extras["tensor_stderr"] = out.tensor_stderr
+            extras[TENSOR_STDERR] = out.tensor_stderr
     result = MetaAttribution(
         matrix=out.matrix,
         first_order=out.first_order,

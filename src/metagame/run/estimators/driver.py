@@ -30,6 +30,7 @@ from .plan import Plan, draw_units, make_plan, sizes_rows
 from .regression import Regression
 from .sparse import Sparse
 from .stratified import Stratified
+from ...results.extras import ATTRIBUTION_AT_BASELINE
 
 #: estimator classes by name
 ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo, Sparse)}
@@ -323,7 +324,7 @@ class _Sampling:
         tensor = tensor_se = None
         if self.options.order == 3:
             tensor, tensor_se = self.acc.tensor(u_empty, u_full, matrix, stderr)
-        extras = {"attribution_at_baseline": u_empty.copy()} if variant == "serial" else {}
+        extras = {ATTRIBUTION_AT_BASELINE: u_empty.copy()} if variant == "serial" else {}
         return Outcome(matrix, u_full.copy(), int(self.ev.used), stderr, self.params(stderr), extras, tensor, tensor_se)
 
     def params(self, stderr: np.ndarray) -> dict[str, Any]:
