@@ -13,3 +13,7 @@ class ModelOutputError(MetagameError):
 
 class NotDifferentiableError(MetagameError):
     """A gradient method was asked of a model that does not propagate gradients."""
+
+
+class MissingCapabilityError(MetagameError):
+    """A method needs an optional adapter capability (:mod:`metagame.models.contract`) the adapter does not provide."""

@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 
@@ -23,6 +23,7 @@ from ..errors import MetagameError
 from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
 from ..models.base import ModelAdapter
+from ..models.contract import TorchModule, require_capability
 from ..domains.components.adapter import Ablation, ComponentKind, ComponentModel
 from ..domains.data.feature_data import FeatureDataModel, FeatureUtility
 from ..models.joint import JointModel, joint
@@ -103,6 +104,18 @@ def lm_components(words: Any, **options: Any) -> ComponentModel:
     )
 
 
+@runtime_checkable
+class ComponentHost(TorchModule, Protocol):
+    """The capability :func:`encoder_components` needs: the torch ``model`` whose components join the players, its
+    ``batch_size``, and ``component_inputs()`` -> (the model inputs the components are read at, a tokenizer of
+    ``reference`` texts or None). Text pairs and CLIP/SigLIP adapters (scalar mode) provide it."""
+
+    batch_size: int
+
+    def component_inputs(self) -> tuple[dict, Callable[[str], dict] | None]:
+        """The model inputs (dict of tensors, one row) and the tokenizer of reference texts (None: none)."""
+
+
 def encoder_components(adapter: Any, **options: Any) -> ComponentModel:
     """Component players of a text-pair encoder (BERT-style heads) or a CLIP model (vision-tower heads), for
     :func:`metagame.joint` with the adapter's words / patches. The components only gate (``output=None``); a ``mean``
@@ -111,21 +124,9 @@ def encoder_components(adapter: Any, **options: Any) -> ComponentModel:
     o = ComponentOptions(**options)
     if o.corrupted is not None or o.ablation == "patch":
         raise MetagameError("activation patching is not offered for encoder components; use ablation='zero' or 'mean'")
-    from ..domains.encoders.text_pair import TextPairModel
-    from ..domains.encoders.vision import VisionLanguageModel
-
-    device = adapter.device
-    if isinstance(adapter, TextPairModel):
-        inputs = {"input_ids": adapter.input_ids[: adapter.len_a].unsqueeze(0)}
-
-        def tokenize(text: str) -> dict:
-            enc = adapter.tokenizer(text, return_tensors="pt")
-            return {"input_ids": enc["input_ids"].to(device)}
-    elif isinstance(adapter, VisionLanguageModel):
-        inputs = {"pixel_values": adapter.pixels.unsqueeze(0), "input_ids": adapter.input_ids.unsqueeze(0)}
-        tokenize = None
-    else:
-        raise MetagameError(f"components=... is offered for text pairs and CLIP (scalar mode); got {type(adapter).__name__}")
+    require_capability(adapter, ComponentHost, "components=...",
+                       "components=... is offered for text pairs and CLIP (scalar mode)")
+    inputs, tokenize = adapter.component_inputs()
     return ComponentModel(
         adapter.model, inputs, output=None, components=o.components, layers=o.layers, neuron_groups=o.neuron_groups,
         ablation=o.ablation, reference=_reference_inputs(o.reference, tokenize), architecture=o.architecture,
@@ -214,6 +215,7 @@ def explain_feature_data(
 
 
 __all__ = [
+    "ComponentHost",
     "ComponentOptions",
     "COMPONENT_OPTIONS",
     "encoder_components",

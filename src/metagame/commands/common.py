@@ -123,7 +123,10 @@ def add_model_options(p: argparse.ArgumentParser, model: str, batch_size: int | 
 
 def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple[Any, Any]:
     """The body every explaining command shares: check ``--out`` and the run options before any work, build the
-    adapter, run :func:`metagame.explain`. Returns ``(adapter, result)``."""
+    adapter, run :func:`metagame.explain`. Returns ``(adapter, result)``.
+
+    ``build`` should go through an entry point's factory (:func:`~metagame.applications.common.build_adapter`): its
+    recipe is then stored in the result, which rebuilds the adapter (:func:`metagame.evaluate.rebuild_adapter`)."""
     from ..run import explain
     from ..run.backend import set_recipe
 
@@ -133,8 +136,8 @@ def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple
     options = run_options(args)
     check_method_for(args.method, method_kwargs(args), COMMAND_APPLICATIONS.get(args.command, args.command))
     adapter = build()
-    if getattr(adapter, "recipe", None) is None:
-        set_recipe(adapter, build)  # Ray workers (--backend ray) build their own copy the same way
+    if getattr(adapter, "recipe", None) is None:  # built through an entry point's factory, it has a named recipe
+        set_recipe(adapter, build)  # else Ray workers (--backend ray) build their own copy the same way
     return adapter, explain(adapter, args.method, method_kwargs=method_kwargs(args), options=options)
 
 

@@ -85,12 +85,14 @@ def run(args: argparse.Namespace) -> int:
     if args.kind == "lm":
         hf_logging.set_verbosity_error()  # transformers' GGUF de-quantization notices
         return run_lm(args)
+    from ..applications.common import build_adapter
     from ..domains.encoders.entry import text_pair_adapter
 
     start = time.perf_counter()
 
     def build():
-        adapter = text_pair_adapter(demo_model_path(), args.text_a, args.text_b, empty=args.empty)
+        adapter = build_adapter(text_pair_adapter, "metagame demo", demo_model_path(), args.text_a, args.text_b,
+                                empty=args.empty)
         adapter.name = "sentence-transformers/all-MiniLM-L6-v2"
         print(f"metagame demo: all-MiniLM-L6-v2, A = {args.text_a!r}, B = {args.text_b!r}")
         print(f"players: {adapter.n_a} + {adapter.n_b} words; f = cosine similarity of the two sentence embeddings; "

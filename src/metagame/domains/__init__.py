@@ -37,8 +37,9 @@ class Domain:
             ``add_arguments(parser)`` and ``run(args)``).
         pictures: ``"module:function"``, ``function(result) -> {name: Figure}`` adding this domain's pictures to
             :func:`metagame.viz.default_figures` (an empty dict when the result is not this domain's).
-        rebuild: adapter factories that rebuild a saved result from its stored recipe, ``factory name ->
-            "module:function"``.
+        rebuild: adapter factories that rebuild a saved result from its stored recipe (``metadata["recipe"]``, see
+            :meth:`metagame.run.backend.AdapterRecipe.to_json`), ``factory name -> "module:function"``; each takes
+            the model name/path as its first argument (what ``rebuild_adapter(model=...)`` replaces).
     """
 
     name: str
@@ -65,12 +66,15 @@ DOMAINS: tuple[Domain, ...] = (
         entry_points={"explain_lm": _m("lm", "entry")},
         methods={"attnlrp": _m("lm", "attnlrp") + ":AttnLRP"},
         commands={"lm": _m("lm", "command")},
+        rebuild={"causal_lm": _m("lm", "adapter") + ":CausalLM"},
     ),
     Domain(
         "encoders",
         entry_points={"explain_text_pair": _m("encoders", "entry"), "explain_vision": _m("encoders", "entry")},
         methods={"grad_eclip": _m("encoders", "grad_eclip") + ":GradECLIP"},
         commands={"similarity": _m("encoders", "similarity_command"), "vision": _m("encoders", "vision_command")},
+        rebuild={"text_pair": _m("encoders", "entry") + ":text_pair_adapter",
+                 "vision": _m("encoders", "entry") + ":vision_adapter"},
     ),
     Domain(
         "diffusion",

@@ -13,6 +13,7 @@ from ..games.masked import AttributionGame, MaskedModelGame
 from ..methods.base import AttributionMethod
 from ..methods.registry import get_method
 from ..models.base import ModelAdapter
+from ..models.contract import Adapter, provides
 from ..results.result import MetaAttribution
 
 Role = Literal["metagame", "serial", "stii", "first_order"]
@@ -106,7 +107,7 @@ def value_game(model: ModelAdapter | Game, d: int) -> Game:
 
 
 def _check_adapter(model: Any, d: int) -> None:
-    if not isinstance(model, ModelAdapter):
+    if not provides(model, Adapter):
         raise MetagameError(
             f"model must be the adapter the result was computed with (a ModelAdapter) or a Game; got "
             f"{type(model).__name__}. For a tensor model build it with metagame.domains.tensors.adapter.TensorModel(model, x, baseline)"

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import MetagameError
 from ..games.base import Game
 from ..models.base import ModelAdapter
+from ..models.contract import Adapter, provides
 from ..players.coalitions import check_exact_size
 from ..results.result import MetaAttribution
 from ..solvers.exact import shapley_taylor
@@ -66,7 +67,7 @@ def stii_result(
         player_kinds, context: copied into the result.
     """
     ctx = dict(context or {})
-    if isinstance(source, (ModelAdapter, Game)):
+    if isinstance(source, Game) or provides(source, Adapter):
         d = source.n_players
         check_exact_size(d, what="the exact Shapley-Taylor index")
         game = value_game(source, d)

@@ -1,12 +1,12 @@
 """Rebuild the adapter of a saved result, so that model-based metrics can run from ``result.json`` alone.
 
-A result file stores no model, only what the adapter reported: its description (``metadata["model"]``: adapter
-class, model name or path, masking, pooling, grid ...) and its display context (texts, prompt, answer, image
-path). For the adapters whose inputs are all in there — text pairs (``TextPairModel``), CLIP/SigLIP image–text
-pairs (``VisionLanguageModel`` in scalar or patch-maps mode, with the image path) and causal LMs (``CausalLM``) — the adapter is
-built again with the same options and then checked: it must have the same players and give the stored f(x)
-(``context["value_full"]``). Tensor models, data and component games hold Python objects a JSON file cannot
-carry; evaluate those in Python with the adapter they were computed with.
+A result stores how its adapter was built when every input was plain data (``metadata["recipe"]``: a factory the
+domains register for rebuilding — text pairs, CLIP/SigLIP image–text pairs in scalar or patch-maps mode, causal LMs —
+with the model name or path, the texts, the image path and every option; see
+:meth:`~metagame.run.backend.AdapterRecipe.to_json`). The adapter is built again from that recipe and checked: it
+must have the same players and give the stored f(x) (``context["value_full"]``). Results written before recipes were
+stored are converted by :func:`legacy_recipe`. Tensor models, data and component games hold Python objects a JSON
+file cannot carry; evaluate those in Python with the adapter they were computed with.
 """
 
 from __future__ import annotations
@@ -19,14 +19,10 @@ from ..errors import MetagameError
 from ..models.base import ModelAdapter
 from ..results.result import MetaAttribution
 from ..models.state import keeps_model_argument
+from ..run.backend import AdapterRecipe
 
 #: relative tolerance of the f(x) check after a rebuild
 REBUILD_RTOL = 1e-4
-
-
-def _stored(result: MetaAttribution) -> tuple[dict, dict]:
-    meta = result.metadata.get("model") or {}
-    return (meta if isinstance(meta, dict) else {}), result.context
 
 
 def _model_source(name: str | None, override: str | None) -> str:
@@ -44,6 +40,53 @@ def _model_source(name: str | None, override: str | None) -> str:
     return name
 
 
+def legacy_recipe(result: MetaAttribution) -> dict | None:
+    """The JSON recipe of a result written before results stored theirs (``metadata["recipe"]``), read from the
+    adapter's description (``metadata["model"]``) and display context; None when the adapter is not one the domains
+    rebuild. The only place that reads the old adapter names. The chat-template switch of a causal LM was not stored:
+    a template text equal to the prompt means none was used; a system prompt was not stored either, so such a
+    result fails the f(x) check."""
+    meta = result.metadata.get("model") or {}
+    meta = meta if isinstance(meta, dict) else {}
+    ctx, kind = result.context, meta.get("adapter")
+    if kind == "TextPairModel":
+        return {"factory": "text_pair", "args": [meta.get("name"), ctx["text_a"], ctx["text_b"]],
+                "kwargs": {"masking": meta.get("masking", "attention"), "pooling": list(meta.get("pooling") or ["mean"]),
+                           "normalize": meta.get("normalize"), "empty": meta.get("empty", "zero")}}
+    if kind == "VisionLanguageModel":
+        image = ctx.get("image_path")
+        if not image or not os.path.exists(image):
+            raise MetagameError(
+                f"the result's image ({image!r}) is not on disk; the adapter cannot be rebuilt. Evaluate in Python with "
+                f"the adapter, or against annotations only (--no-model)"
+            )
+        grid = meta.get("grid") or ctx.get("grid")
+        return {"factory": "vision", "args": [meta.get("name"), image, ctx["text"]],
+                "kwargs": {"mode": meta.get("mode", "scalar"), "grid": tuple(grid) if grid else None,
+                           "patch_masking": meta.get("patch_masking", "mean"), "empty": meta.get("empty", "model")}}
+    if kind == "CausalLM":
+        plain = ctx.get("template_text") is not None and ctx.get("template_text") == ctx.get("prompt")
+        return {"factory": "causal_lm", "args": [meta.get("name"), ctx["prompt"], ctx.get("answer")],
+                "kwargs": {"alternative": ctx.get("alternative"), "grouping": meta.get("grouping", "words"),
+                           "masking": meta.get("masking", "attention"), "baseline_token": meta.get("baseline_token_id"),
+                           "chat_template": False if plain else None}}
+    return None
+
+
+def stored_recipe(result: MetaAttribution) -> AdapterRecipe:
+    """The recipe of ``result``'s adapter: the stored one, else :func:`legacy_recipe`'s; an error when there is none."""
+    data = result.metadata.get("recipe") or legacy_recipe(result)
+    if data is None:
+        meta = result.metadata.get("model") or {}
+        kind = meta.get("adapter") if isinstance(meta, dict) else None
+        raise MetagameError(
+            f"a {kind or 'tensor-model'} result cannot be rebuilt from its JSON file (the adapter was built from Python "
+            f"objects); evaluate it in Python: metagame.evaluate.compare([result], adapter), or use annotations only "
+            f"(--no-model)"
+        )
+    return AdapterRecipe.from_json(data)
+
+
 def rebuild_adapter(
     result: MetaAttribution,
     *,
@@ -51,65 +94,26 @@ def rebuild_adapter(
     trust_remote_code: bool = False,
     check: bool = True,
 ) -> ModelAdapter:
-    """The adapter ``result`` was computed with, rebuilt from the file's metadata and context.
+    """The adapter ``result`` was computed with, rebuilt from its stored recipe (:func:`stored_recipe`).
+
+    The model loads where its loader puts it (the stored ``device`` is dropped) and offline (``HF_HUB_OFFLINE=1``
+    unless set).
 
     Args:
         result: a loaded result.
         model: model name or folder to use instead of the stored one (e.g. a local copy).
-        trust_remote_code: passed to the model loader (default False).
+        trust_remote_code: passed to the model loader (default False; a stored value is not used).
         check: verify the players and f(x) against the result (raises on a mismatch).
     """
-    meta, ctx = _stored(result)
-    kind = meta.get("adapter")
+    recipe = stored_recipe(result)
+    args = list(recipe.args)
+    stored = args[0] if args and isinstance(args[0], str) else None
+    args[:1] = [_model_source(stored, model)]
+    kwargs = {k: v for k, v in recipe.kwargs.items() if k != "device"}
+    if recipe.takes("trust_remote_code"):
+        kwargs["trust_remote_code"] = trust_remote_code
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if kind == "TextPairModel":
-        from ..domains.encoders.entry import text_pair_adapter
-
-        adapter = text_pair_adapter(
-            _model_source(meta.get("name"), model), ctx["text_a"], ctx["text_b"], masking=meta.get("masking", "attention"),
-            pooling=list(meta.get("pooling") or ["mean"]), normalize=meta.get("normalize"), trust_remote_code=trust_remote_code,
-        )
-        candidates = [adapter]
-    elif kind == "VisionLanguageModel":
-        image = ctx.get("image_path")
-        if not image or not os.path.exists(image):
-            raise MetagameError(
-                f"the result's image ({image!r}) is not on disk; the adapter cannot be rebuilt. Evaluate in Python with the "
-                f"adapter, or against annotations only (--no-model)"
-            )
-        from ..domains.encoders.entry import vision_adapter
-
-        grid = meta.get("grid") or ctx.get("grid")
-        candidates = [vision_adapter(
-            _model_source(meta.get("name"), model), image, ctx["text"], mode=meta.get("mode", "scalar"),
-            grid=tuple(grid) if grid else None, patch_masking=meta.get("patch_masking", "mean"),
-            trust_remote_code=trust_remote_code,
-        )]
-    elif kind == "CausalLM":
-        from ..domains.lm.adapter import CausalLM
-
-        source = _model_source(meta.get("name"), model)
-        candidates = []
-        for chat in (None, False):  # the chat-template switch is not stored; the template text tells which was used
-            adapter = CausalLM(
-                source, ctx["prompt"], ctx.get("answer"), alternative=ctx.get("alternative"),
-                grouping=meta.get("grouping", "words"), masking=meta.get("masking", "attention"),
-                baseline_token=meta.get("baseline_token_id"), chat_template=chat, trust_remote_code=trust_remote_code,
-            )
-            if ctx.get("template_text") is None or adapter.template_text == ctx.get("template_text"):
-                candidates = [adapter]
-                break
-        if not candidates:
-            raise MetagameError(
-                "the rebuilt prompt template differs from the stored one (a system prompt or other option is not stored); "
-                "evaluate in Python with the CausalLM adapter the result was computed with"
-            )
-    else:
-        raise MetagameError(
-            f"a {kind or 'tensor-model'} result cannot be rebuilt from its JSON file (the model is a Python object); "
-            f"evaluate it in Python: metagame.evaluate.compare([result], adapter), or use annotations only (--no-model)"
-        )
-    adapter = candidates[0]
+    adapter = AdapterRecipe(recipe.factory, tuple(args), kwargs).build()
     if check:
         verify_adapter(result, adapter)
     return adapter
@@ -134,4 +138,4 @@ def verify_adapter(result: MetaAttribution, adapter: ModelAdapter) -> None:
         )
 
 
-__all__ = ["REBUILD_RTOL", "rebuild_adapter", "verify_adapter"]
+__all__ = ["REBUILD_RTOL", "legacy_recipe", "rebuild_adapter", "stored_recipe", "verify_adapter"]

@@ -21,6 +21,7 @@ import torch
 
 from ..errors import MetagameError
 from ..models.base import ModelAdapter
+from ..models.contract import NativeInput, TorchModule, provides, require_capability
 from .base import AttributionMethod
 
 
@@ -61,9 +62,8 @@ class AdapterModule(torch.nn.Module):
     def __init__(self, model: ModelAdapter):
         super().__init__()
         self.adapter = model
-        inner = getattr(model, "model", None)
-        if isinstance(inner, torch.nn.Module):
-            self.inner = inner  # registered so hook-based methods (DeepLift, LRP) see its layers
+        if provides(model, TorchModule):
+            self.inner = model.model  # registered so hook-based methods (DeepLift, LRP) see its layers
 
     def forward(self, z, *extra):
         if len(extra) == 0:
@@ -122,7 +122,7 @@ class CaptumMethod(AttributionMethod):
         if not inspect.isclass(self.method):
             forward = self.method.forward_func
             parts["forward_func"] = forward
-            if model.native_input:
+            if provides(model, NativeInput):
                 z, _, _ = model.embed(probes)
                 with torch.no_grad():
                     out = forward(z)
@@ -133,11 +133,10 @@ class CaptumMethod(AttributionMethod):
         """The Captum object for this adapter: the user's instance (on their own forward), or the class built on the
         adapter's differentiable forward (cheap; built per call, so nothing is cached by object identity)."""
         if not inspect.isclass(self.method):
-            if not model.native_input:
-                raise MetagameError(
-                    f"a Captum instance is bound to your own forward function, but {type(model).__name__} explains "
-                    f"in its own space; pass the class instead (e.g. method=captum.attr.{type(self.method).__name__})"
-                )
+            require_capability(
+                model, NativeInput, "a Captum instance",
+                f"the instance is bound to your own forward function, but {type(model).__name__} explains in its own "
+                f"space; pass the class instead (e.g. method=captum.attr.{type(self.method).__name__})")
             return self.method
         return self.method(AdapterModule(model))
 

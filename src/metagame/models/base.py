@@ -1,4 +1,4 @@
-"""The model-adapter protocol: a model seen through its players.
+"""The model-adapter base class: a model seen through its players (the contract: :mod:`metagame.models.contract`).
 
 An adapter gives two views of one scalar model output f:
 
@@ -55,18 +55,19 @@ def take_rows(extra: Any, rows: slice | np.ndarray | torch.Tensor) -> Any:
 
 
 class ModelAdapter:
-    """Base class of model adapters. Subclasses implement ``embed``, ``forward`` and ``reduce``
-    (and may override ``_values`` when a cheaper forward-only path exists).
-
-    Protocol hooks with defaults here (adapters override what applies to them):
+    """Base class of model adapters: the required members of the adapter contract
+    (:class:`~metagame.models.contract.Adapter`) with defaults. Subclasses implement ``embed``, ``forward`` and
+    ``reduce`` (the :class:`~metagame.models.contract.Differentiable` view; ``values`` uses it unless ``_values`` is
+    overridden with a cheaper forward-only path) and override what applies to them:
 
     * ``exact_max_players`` — the most players explained exactly unless the caller passes ``budget``;
     * :meth:`display_context` — what a report shows about the input (texts, prompt, model name);
     * :meth:`finalize` — add adapter-specific extras (images, cross blocks, maps) to a finished result;
     * :meth:`fingerprint_parts` — everything that determines the numbers (inputs, texts, model state), hashed
-      by :func:`metagame.models.fingerprint.fingerprint` to key checkpoints;
-    * capabilities instead of type checks: ``native_input`` (z is the model's own input, so a Captum
-      instance built on the user's model applies), :meth:`knn_tables`, :meth:`training_runs`.
+      by :func:`metagame.models.fingerprint.fingerprint` to key checkpoints.
+
+    Optional capabilities (:mod:`metagame.models.contract`) are added by providing their members: a torch ``model``,
+    ``native_input = True``, ``knn_tables``, ``training_runs``, ``side_targets``, ``attribution_shape``.
     """
 
     #: players
@@ -225,16 +226,6 @@ class ModelAdapter:
     def probe_values(self, coalitions: np.ndarray) -> np.ndarray:
         """Numbers at a few fixed coalitions that change when the model does (checkpoint fingerprints): f(x_S)."""
         return self.values(coalitions).double().cpu().numpy()
-
-    def knn_tables(self, k: int | None = None) -> tuple[np.ndarray, np.ndarray, int] | None:
-        """``(order[t, n], match[t, n], k)`` of a K-nearest-neighbour data game (KNN-Shapley), or None when the
-        players are not training points. ``k``: the neighbours asked for by the method (None: the adapter's own)."""
-        return None
-
-    def training_runs(self, coalition: np.ndarray) -> Any:
-        """What gradient influence needs for one coalition of training points, or None when the adapter does not
-        train torch models (see :class:`metagame.domains.data.adapter.DataModel`)."""
-        return None
 
     def endpoint_values(self, full=None, empty=None) -> dict[str, float]:
         """``{"value_full": f(x_full), "value_empty": f(x_empty)}`` in one batched :meth:`values` call.

@@ -41,6 +41,7 @@ from ..errors import MetagameError
 from ..players.coalitions import as_coalitions
 from ..results.extras import cross_block_key
 from .base import ModelAdapter
+from .contract import Adapter, TorchModule, provides
 
 
 def _is_modifier(adapter: ModelAdapter) -> bool:
@@ -134,7 +135,7 @@ class JointModel(ModelAdapter):
         if len(parts) < 2:
             raise MetagameError("a joint game needs at least two adapters, e.g. joint(words_adapter, components_adapter)")
         for p in parts:
-            if not isinstance(p, ModelAdapter):
+            if not provides(p, Adapter):
                 raise MetagameError(f"joint(...) takes model adapters; got {type(p).__name__}")
             if isinstance(p, JointModel):
                 raise MetagameError("a joint game cannot hold another joint game; pass all the parts to one joint(...)")
@@ -181,9 +182,9 @@ class JointModel(ModelAdapter):
                     f"{type(p).__name__} has vector-valued attributions or side targets; a joint game needs scalar parts "
                     f"(use the plain adapter, e.g. mode='scalar')"
                 )
-        host = getattr(driver, "model", None)
-        if not isinstance(host, torch.nn.Module):
+        if not provides(driver, TorchModule):
             raise MetagameError(f"{type(driver).__name__} keeps no torch model in .model, so components cannot gate it")
+        host = driver.model
         for mod in self.modifiers:
             if not _holds(host, mod.model):
                 raise MetagameError(

@@ -3,7 +3,8 @@
 Every entry point (``meta_attributions``, ``explain_lm``, ``explain_text_pair``, ``explain_vision``,
 ``explain_data``, ``explain_components``, the commands) ends here, so every result carries the same fields:
 ``metadata["parameters"]`` (the method, its parameters and every run option), ``metadata["model"]`` (the
-adapter's description) and ``context`` (the adapter's display context plus f(x) and f(∅)).
+adapter's description), ``metadata["recipe"]`` (how to build the adapter again, when its inputs are plain data) and
+``context`` (the adapter's display context plus f(x) and f(∅)).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from ..models.base import ModelAdapter
 from ..models.state import kept_as_given
 from ..players.coalitions import check_exact_size, require_unique
 from ..results.result import MetaAttribution
-from .backend import backend_metadata, backend_session
+from .backend import AdapterRecipe, backend_metadata, backend_session
 from .checkpoint import Checkpoint, run_fingerprint
 from .exact import exact_meta_attributions
 from .options import RunOptions
@@ -152,12 +153,21 @@ def _explain(model: ModelAdapter, method: Any, method_kwargs: dict | None, opts:
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "backend": backend_metadata(backend),
             "explained": {**model.explained(), "method": _method_words(inner), "estimator": _estimator_words(opts, params)},
+            **_stored_recipe(model),
         },
         context={**model.display_context(), **endpoints},
         extras=extras,
     )
     model.finalize(result)
     return result
+
+
+def _stored_recipe(model: ModelAdapter) -> dict[str, Any]:
+    """``{"recipe": ...}``: the JSON form of the adapter's recipe, which rebuilds it from the result file
+    (:func:`metagame.evaluate.rebuild_adapter`); empty when the adapter has none (built from Python objects)."""
+    recipe = getattr(model, "recipe", None)
+    stored = recipe.to_json() if isinstance(recipe, AdapterRecipe) else None
+    return {} if stored is None else {"recipe": stored}
 
 
 def _method_words(inner: AttributionMethod) -> str:

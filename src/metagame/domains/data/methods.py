@@ -19,6 +19,7 @@ import torch
 
 from ...errors import MetagameError
 from ...models.base import ModelAdapter
+from ...models.contract import KNNTables, TrainingRuns, require_capability
 from ...methods.base import AttributionMethod
 
 #: coalitions per vectorised KNN-Shapley block
@@ -79,13 +80,10 @@ class KNNShapley(AttributionMethod):
         return {"k": self.k}
 
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
-        tables = model.knn_tables(self.k)
-        if tables is None:
-            raise MetagameError(
-                f"knn_shapley values training points; {type(model).__name__} is not a data adapter. "
-                f"Use metagame.domains.data.adapter.KNNDataModel (or DataModel) with X, y, X_test, y_test"
-            )
-        order, match, k = tables
+        require_capability(model, KNNTables, "method 'knn_shapley'",
+                           f"knn_shapley values training points and {type(model).__name__} is not a data adapter. "
+                           f"Use metagame.domains.data.adapter.KNNDataModel (or DataModel) with X, y, X_test, y_test")
+        order, match, k = model.knn_tables(self.k)
         phi = knn_shapley_batch(np.asarray(coalitions, dtype=bool), order, match, k)
         return torch.as_tensor(phi, dtype=torch.float64)
 
@@ -124,13 +122,11 @@ class GradientInfluence(AttributionMethod):
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
         coalitions = np.asarray(coalitions, dtype=bool)
         out = np.zeros(coalitions.shape)
+        require_capability(model, TrainingRuns, "method 'gradient_influence'",
+                           "gradient_influence needs a DataModel with a torch training function train(X_sub, y_sub, "
+                           "seed) -> torch module")
         for r, row in enumerate(coalitions):
             run = model.training_runs(row)
-            if run is None:
-                raise MetagameError(
-                    f"gradient_influence needs a DataModel with a torch training function train(X_sub, y_sub, seed) -> "
-                    f"torch module; got {type(model).__name__}"
-                )
             members = np.flatnonzero(row)
             for module, lr in run.checkpoints:
                 out[r, members] += lr * self._dots(run, module)

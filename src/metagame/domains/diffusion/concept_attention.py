@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
-from ...errors import MetagameError
 from ...methods.base import AttributionMethod
+from ...models.contract import VectorValued, require_capability
+
+
+@runtime_checkable
+class ConceptMaps(VectorValued, Protocol):
+    """The capability concept_attention needs (:mod:`metagame.models.contract`): vector-valued attributions whose
+    maps the adapter computes itself, ``maps(coalitions) -> [m, d, *attribution_shape]``. A
+    :class:`~metagame.domains.diffusion.DiffusionConceptModel` provides it."""
+
+    def maps(self, coalitions: np.ndarray) -> torch.Tensor:
+        """Each player's concept map at each coalition."""
 
 
 class ConceptAttention(AttributionMethod):
@@ -23,13 +33,10 @@ class ConceptAttention(AttributionMethod):
     needs_gradients = False
 
     def attribute(self, model: Any, coalitions: np.ndarray) -> torch.Tensor:
-        maps = getattr(model, "maps", None)
-        if maps is None or not getattr(model, "attribution_shape", ()):
-            raise MetagameError(
-                f"concept_attention reads ConceptAttention maps, which {type(model).__name__} does not have; "
-                f"use it with metagame.explain_diffusion (a diffusion transformer)"
-            )
-        return maps(coalitions)
+        require_capability(model, ConceptMaps, "method 'concept_attention'",
+                           f"concept_attention reads ConceptAttention maps, which {type(model).__name__} does not have; "
+                           f"use it with metagame.explain_diffusion (a diffusion transformer)")
+        return model.maps(coalitions)
 
 
-__all__ = ["ConceptAttention"]
+__all__ = ["ConceptAttention", "ConceptMaps"]

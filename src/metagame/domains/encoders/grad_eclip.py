@@ -31,13 +31,14 @@ implementation keeps the model's own multi-head forward, so f is exactly the mod
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
 from ...errors import MetagameError
 from ...models.base import ModelAdapter
+from ...models.contract import Differentiable, require_capability
 from ..hf.common import add_token_scores
 from ...methods.base import AttributionMethod
 
@@ -140,13 +141,35 @@ def _mha_capture(mha: torch.nn.MultiheadAttention, cap: _Capture) -> Iterator[No
         handle.remove()
 
 
+@runtime_checkable
+class ImageTextView(Differentiable, Protocol):
+    """The capability grad_eclip needs (:mod:`metagame.models.contract`): a CLIP/SigLIP ``model`` (``model_type``),
+    the image patches as players (``include_patches``, ``n_patches``, the model's ``native_grid`` of ``patch_size``
+    pixels, ``pixel_patch``: the player of every pixel), the caption tokens (``include_words``, ``input_ids``,
+    ``n_tokens``, ``token_player``) and the differentiable view. A
+    :class:`~metagame.domains.encoders.vision.VisionLanguageModel` provides it."""
+
+    model: torch.nn.Module
+    model_type: str
+    include_patches: bool
+    n_patches: int
+    native_grid: int
+    patch_size: int
+    pixel_patch: torch.Tensor
+    include_words: bool
+    input_ids: torch.Tensor
+    n_tokens: int
+    token_player: torch.Tensor
+
+
 class GradECLIP(AttributionMethod):
     """Grad-ECLIP: φ_i = Σ_{tokens t of i} ReLU(λ_t Σ_c ∂f/∂o_c · v_{t,c}) at x_S (0 for absent players).
 
     o is the pooling query's attention output (CLIP: CLS / EOS in the last layer; SigLIP image: the
     attention-pooling head; SigLIP text: the last position), v the values, λ the [0, 1]-rescaled query–key
-    cosine. Works on :class:`~metagame.domains.encoders.vision.VisionLanguageModel` (patches and words); one forward and
-    one backward pass per batch of coalitions.
+    cosine. Works on adapters with the :class:`ImageTextView` capability (a
+    :class:`~metagame.domains.encoders.vision.VisionLanguageModel`: patches and words); one forward and one backward
+    pass per batch of coalitions.
     """
 
     name = "grad_eclip"
@@ -155,13 +178,9 @@ class GradECLIP(AttributionMethod):
     needs_gradients = True
 
     def attribute(self, model: ModelAdapter, coalitions: np.ndarray) -> torch.Tensor:
-        from .vision import VisionLanguageModel
-
-        if not isinstance(model, VisionLanguageModel):
-            raise MetagameError(
-                f"method 'grad_eclip' explains CLIP/SigLIP image–text models (VisionLanguageModel, metagame vision); "
-                f"got {type(model).__name__}. For language models use 'attnlrp' or 'gradient_x_input'"
-            )
+        require_capability(model, ImageTextView, "method 'grad_eclip'",
+                           "grad_eclip explains CLIP/SigLIP image–text models (VisionLanguageModel, metagame vision); "
+                           "for language models use 'attnlrp' or 'gradient_x_input'")
         coalitions = np.asarray(coalitions, dtype=bool)
         per = max(1, model.batch_size)
         parts = [self._chunk(model, coalitions[s : s + per]) for s in range(0, len(coalitions), per)]
@@ -242,4 +261,4 @@ class GradECLIP(AttributionMethod):
         return {}
 
 
-__all__ = ["GradECLIP", "eclip_map", "minmax"]
+__all__ = ["GradECLIP", "ImageTextView", "eclip_map", "minmax"]

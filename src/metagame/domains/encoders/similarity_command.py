@@ -41,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame similarity``; returns the exit code."""
     from .entry import explain_text_pair, text_pair_adapter
+    from ...applications.common import build_adapter
     from ...errors import MetagameError
 
     if args.pairs_file is not None:
@@ -54,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
             device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, **kw))
     if args.text_a is None or args.text_b is None:
         raise MetagameError("pass --text-a TEXT and --text-b TEXT (or --pairs-file FILE)")
-    _, result = explain_command(args, lambda: text_pair_adapter(
-        args.model, args.text_a, args.text_b, masking=args.masking, pooling=args.pooling, empty=args.empty,
-        batch_size=args.batch_size, device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code,
+    _, result = explain_command(args, lambda: build_adapter(  # its recipe rebuilds it (Ray workers, evaluate)
+        text_pair_adapter, "metagame similarity", args.model, args.text_a, args.text_b, masking=args.masking,
+        pooling=args.pooling, empty=args.empty, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code,
     ))
     return finish(result, args)

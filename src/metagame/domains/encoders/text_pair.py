@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -363,6 +363,17 @@ class TextPairModel(TwoTowerModel):
         """Context keys for display: text_a, text_b, model, n_words_a."""
         return {"text_a": self.text_a, "text_b": self.text_b, "model": self.name, "n_words_a": self.n_a,
                 "empty": self.empty}
+
+    def component_inputs(self) -> tuple[dict, Callable[[str], dict]]:
+        """Text A's token ids (the input the encoder's components are read at, for ``components=``) and a tokenizer
+        of reference texts (:class:`~metagame.applications.joint.ComponentHost`)."""
+        device = self.device
+
+        def tokenize(text: str) -> dict:
+            enc = self.tokenizer(text, return_tensors="pt")
+            return {"input_ids": enc["input_ids"].to(device)}
+
+        return {"input_ids": self.input_ids[: self.len_a].unsqueeze(0)}, tokenize
 
     def finalize(self, result: Any) -> None:
         """Adds the cross blocks ``a_to_b`` / ``b_to_a`` (see :func:`cross_blocks`) and the tower passes used."""

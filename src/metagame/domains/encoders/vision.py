@@ -366,6 +366,11 @@ class VisionLanguageModel(TwoTowerModel):
     def exact_hint(self) -> str:
         return "use a coarser grid, or mode='patch_maps'"
 
+    def component_inputs(self) -> tuple[dict, None]:
+        """The image and caption as model inputs (where the components are read, for ``components=``); reference
+        inputs are model inputs, not texts (:class:`~metagame.applications.joint.ComponentHost`)."""
+        return {"pixel_values": self.pixels.unsqueeze(0), "input_ids": self.input_ids.unsqueeze(0)}, None
+
     def finalize(self, result: Any) -> None:
         """Adds the (downsized) input image as ``extras["image"]`` and the tower passes used."""
         super().finalize(result)

@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame vision``; returns the exit code."""
     from .entry import explain_vision, vision_adapter
+    from ...applications.common import build_adapter
     from ...errors import MetagameError
 
     if args.pairs_file is not None:
@@ -53,9 +54,9 @@ def run(args: argparse.Namespace) -> int:
             **kw))
     if args.image is None or args.text is None:
         raise MetagameError("pass --image FILE and --text CAPTION (or --pairs-file FILE)")
-    _, result = explain_command(args, lambda: vision_adapter(
-        args.model, args.image, args.text, mode=args.mode, grid=args.grid, patch_masking=args.patch_masking,
-        empty=args.empty, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
+    _, result = explain_command(args, lambda: build_adapter(  # its recipe rebuilds it (Ray workers, evaluate)
+        vision_adapter, "metagame vision", args.model, args.image, args.text, mode=args.mode, grid=args.grid,
+        patch_masking=args.patch_masking, empty=args.empty, batch_size=args.batch_size, device=args.device,
+        dtype=args.dtype, trust_remote_code=args.trust_remote_code,
     ))
     return finish(result, args)

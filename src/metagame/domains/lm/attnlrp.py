@@ -57,6 +57,7 @@ import torch
 
 from ...errors import MetagameError
 from ...models.base import ModelAdapter
+from ...models.contract import TorchModule, require_capability
 from ...methods.gradient import _GradientMethod, input_gradients
 from .lrp_rules import (  # noqa: F401  (the rules live there)
     SUPPORTED_ARCHITECTURES,
@@ -293,15 +294,13 @@ def attnlrp_rules(model: torch.nn.Module) -> Iterator[AttnLRPRules]:
 
 # ------------------------------------------------------------------------------------------------ the method
 def adapter_module(adapter: ModelAdapter) -> torch.nn.Module:
-    """The torch module an adapter wraps (``adapter.model``), checked to be one AttnLRP supports."""
-    module = getattr(adapter, "model", None)
-    if not isinstance(module, torch.nn.Module):
-        got = "no 'model' attribute" if module is None else f"model of type {type(module).__name__}"
-        raise MetagameError(
-            f"method 'attnlrp' needs an adapter that wraps a torch module in its 'model' attribute "
-            f"({type(adapter).__name__} has {got}); use CausalLM, ComponentModel or TensorModel with an nn.Sequential. "
-            f"Supported: {SUPPORTED_ARCHITECTURES}"
-        )
+    """The torch module an adapter wraps (its :class:`~metagame.models.contract.TorchModule` capability,
+    ``adapter.model``), checked to be one AttnLRP supports."""
+    require_capability(
+        adapter, TorchModule, "method 'attnlrp'",
+        f"AttnLRP rewrites the backward pass of an adapter that wraps a torch module in its 'model' attribute; use "
+        f"CausalLM, ComponentModel or TensorModel with an nn.Sequential. Supported: {SUPPORTED_ARCHITECTURES}")
+    module = adapter.model
     detect_family(module)
     return module
 

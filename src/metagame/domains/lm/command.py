@@ -92,22 +92,21 @@ def run(args: argparse.Namespace) -> int:
             max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
             trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size, **extra, **kw))
 
-    def build():
-        words = CausalLM(
-            args.model, args.prompt, args.answer, alternative=args.alternative,
-            grouping="tokens" if args.tokens else "words", masking=args.masking,
+    def build():  # through the entry points' factory: its recipe rebuilds it (Ray workers, evaluate)
+        from ...applications.common import build_extended
+        from ...applications.joint import component_extension, lm_components
+
+        options = dict(
+            alternative=args.alternative, grouping="tokens" if args.tokens else "words", masking=args.masking,
             chat_template=False if args.no_chat_template else None, system_prompt=args.system,
             max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
             trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size,
         )
-        if components is None:
-            return words
-        from ...applications.joint import lm_components
-        from ...models.joint import joint
-
-        parts = lm_components(words, components=components, layers=args.layers, ablation=args.ablation,
-                              neuron_groups=args.neuron_groups, reference=args.reference, corrupted=args.corrupted)
-        return joint(words, parts)
+        if components is not None:
+            options.update(components=components, layers=args.layers, ablation=args.ablation,
+                           neuron_groups=args.neuron_groups, reference=args.reference, corrupted=args.corrupted)
+        return build_extended(CausalLM, "metagame lm", (args.model, args.prompt, args.answer), options,
+                              component_extension(lm_components, "metagame lm"))
 
     adapter, result = explain_command(args, build)
     words = getattr(adapter, "driver", adapter)

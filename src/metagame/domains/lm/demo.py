@@ -65,6 +65,7 @@ def smollm2_folder() -> str:
 def run_lm(args: argparse.Namespace) -> int:
     """Run ``metagame demo lm``; returns the exit code."""
     from ..hf.gguf import check_gguf_packages
+    from ...applications.common import build_adapter
     from .adapter import CausalLM
 
     start = time.perf_counter()
@@ -73,8 +74,9 @@ def run_lm(args: argparse.Namespace) -> int:
     prompt = args.prompt if args.prompt is not None else DEMO_LM_PROMPT
 
     def build():
-        adapter = CausalLM(folder, prompt, args.answer, alternative=args.alternative, gguf_file=DEMO_LM_FILE,
-                           max_answer_tokens=args.max_answer_tokens, batch_size=args.batch_size or 32)
+        adapter = build_adapter(CausalLM, "metagame demo lm", folder, prompt, args.answer, alternative=args.alternative,
+                                gguf_file=DEMO_LM_FILE, max_answer_tokens=args.max_answer_tokens,
+                                batch_size=args.batch_size or 32)
         adapter.model_name = DEMO_LM_NAME
         if args.budget is None and not args.exact and adapter.n_players > DEMO_LM_EXACT_MAX_WORDS:
             args.budget = DEMO_LM_BUDGET
@@ -113,13 +115,11 @@ def _explain_after_build(args: argparse.Namespace, build):
     """:func:`~metagame.commands.common.explain_command`, with the run options read again after the adapter is built
     (the default budget depends on the number of words)."""
     from ...run import explain
-    from ...run.backend import set_recipe
     from ...commands.common import check_out_dir, method_kwargs, run_options
 
     check_out_dir(args.out)
     run_options(args)  # bad run options fail before the model loads
-    adapter = build()
-    set_recipe(adapter, build)
+    adapter = build()  # its recipe (CausalLM and the options) builds the Ray workers' copies
     return adapter, explain(adapter, args.method, method_kwargs=method_kwargs(args), options=run_options(args))
 
 
