@@ -37,6 +37,8 @@ class Domain:
             ``add_arguments(parser)`` and ``run(args)``).
         pictures: ``"module:function"``, ``function(result) -> {name: Figure}`` adding this domain's pictures to
             :func:`metagame.viz.default_figures` (an empty dict when the result is not this domain's).
+        demos: ``metagame demo <kind>`` demos on bundled real models, ``kind -> "module"`` (a module with
+            ``METHOD``, ``SUMMARY``, ``add_arguments(parser)``, ``flags(args)`` and ``run(args)``).
         rebuild: adapter factories that rebuild a saved result from its stored recipe (``metadata["recipe"]``, see
             :meth:`metagame.run.backend.AdapterRecipe.to_json`), ``factory name -> "module:function"``; each takes
             the model name/path as its first argument (what ``rebuild_adapter(model=...)`` replaces).
@@ -47,6 +49,7 @@ class Domain:
     methods: Mapping[str, str] = field(default_factory=dict)
     commands: Mapping[str, str] = field(default_factory=dict)
     pictures: str | None = None
+    demos: Mapping[str, str] = field(default_factory=dict)
     rebuild: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -66,6 +69,7 @@ DOMAINS: tuple[Domain, ...] = (
         entry_points={"explain_lm": _m("lm", "entry")},
         methods={"attnlrp": _m("lm", "attnlrp") + ":AttnLRP"},
         commands={"lm": _m("lm", "command")},
+        demos={"lm": _m("lm", "demo")},
         rebuild={"causal_lm": _m("lm", "adapter") + ":CausalLM"},
     ),
     Domain(
@@ -73,6 +77,7 @@ DOMAINS: tuple[Domain, ...] = (
         entry_points={"explain_text_pair": _m("encoders", "entry"), "explain_vision": _m("encoders", "entry")},
         methods={"grad_eclip": _m("encoders", "grad_eclip") + ":GradECLIP"},
         commands={"similarity": _m("encoders", "similarity_command"), "vision": _m("encoders", "vision_command")},
+        demos={"similarity": _m("encoders", "demo")},
         rebuild={"text_pair": _m("encoders", "entry") + ":text_pair_adapter",
                  "vision": _m("encoders", "entry") + ":vision_adapter"},
     ),
@@ -129,6 +134,11 @@ def domain_commands() -> dict[str, str]:
     return _merged("commands")
 
 
+def domain_demos() -> dict[str, str]:
+    """Demo kind -> module, over every domain."""
+    return _merged("demos")
+
+
 def rebuild_factories() -> dict[str, str]:
     """Recipe factory name -> ``"module:function"``, over every domain."""
     return _merged("rebuild")
@@ -139,5 +149,5 @@ def picture_hooks() -> list[Callable[[Any], dict]]:
     return [resolve(d.pictures) for d in DOMAINS if d.pictures]
 
 
-__all__ = ["DOMAINS", "Domain", "domain_commands", "domain_methods", "entry_points", "picture_hooks",
+__all__ = ["DOMAINS", "Domain", "domain_commands", "domain_demos", "domain_methods", "entry_points", "picture_hooks",
            "rebuild_factories", "resolve"]

