@@ -143,9 +143,19 @@ class RunOptions:
                 )
             if os.path.isdir(path):
                 raise MetagameError(f"checkpoint {path!r} is a folder; pass a file path such as {os.path.join(path, 'run.npz')!r}")
-            if not self.exact and self.seed is None:
-                raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
+            self.check_resumable()
         self._check_backend()
+
+    def check_resumable(self) -> None:
+        """Refuse a checkpoint of a sampled run without a fixed seed (it could not resume reproducibly): the one check
+        for a checkpoint file (here, on construction) and a set's checkpoint folder (:mod:`metagame.applications.sets`,
+        which takes the folder out of the options before building them).
+
+        Raises:
+            MetagameError: naming ``seed=<int>`` as the fix.
+        """
+        if not self.exact and self.seed is None:
+            raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
 
     def _check_backend(self) -> None:
         _choice("backend", self.backend, Backend, "local")

@@ -42,10 +42,8 @@ from ...applications.sets import SetItem, check_text, explain_inputs, is_input_l
 from ...players.text import group_words, unique_labels
 from ...results.result import MetaAttribution
 from ...run.options import RunOptions, split_run_options
-from ...applications.common import explain_application
+from ...applications.common import exact_limit, explain_application
 
-#: most players explained exactly by default (2^12 coalitions; each coupled coalition is one concept-stream row)
-DIFFUSION_EXACT_MAX_PLAYERS = DiffusionConceptModel.exact_max_players
 #: tokens of each concept encoded by the text encoder (the first one is used, as in ConceptAttention)
 CONCEPT_MAX_TOKENS = 16
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -328,7 +326,7 @@ def explain_diffusion(
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
-    limit = rest.get("exact_max_players", DiffusionConceptModel.exact_max_players)
+    limit = exact_limit(rest, DiffusionConceptModel)
     names = concepts.split(",") if isinstance(concepts, str) else list(concepts or [])
     if rest.get("players", "concepts") == "concepts" and opts.budget is None:  # fail before generating the image
         check_exact_size(len([c for c in names if str(c).strip()]), limit=limit,
@@ -343,7 +341,6 @@ def explain_diffusion(
 
 
 __all__ = [
-    "DIFFUSION_EXACT_MAX_PLAYERS",
     "diffusion_adapter",
     "encode_concepts",
     "explain_diffusion",

@@ -37,8 +37,6 @@ from ...applications.common import check_texts, explain_application
 from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
 from ...applications.sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
 
-#: the most players explained exactly by default (2^16 coalitions, each one attribution call)
-ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
 VisionMode = Literal["scalar", "patch_maps"]
 
 
@@ -247,7 +245,6 @@ def pair_items(entry: str, pairs: Sequence[Any], second: Any, names: tuple[str, 
 
 
 __all__ = [
-    "ENCODER_EXACT_MAX_PLAYERS",
     "pair_items",
     "VisionMode",
     "cross_blocks",

@@ -24,10 +24,6 @@ from ...run.options import RunOptions
 from ...applications.common import build_adapter, check_texts, explain_application
 from ...applications.sets import SetItem, check_text, explain_inputs, is_input_list, item_error
 
-#: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
-LM_EXACT_MAX_PLAYERS = CausalLM.exact_max_players
-
-
 def lm_adapter(model, prompt: str, answer: str | Sequence[int] | None = None, **options: Any) -> CausalLM:
     """The causal-LM adapter (:class:`~metagame.domains.lm.adapter.CausalLM`; its keywords are the options)."""
     return build_adapter(CausalLM, "lm_adapter", model, prompt, answer, **options)
@@ -99,4 +95,4 @@ def lm_items(prompts: Sequence[Any], answer: Any, alternative: Any) -> list[SetI
     return items
 
 
-__all__ = ["LM_EXACT_MAX_PLAYERS", "explain_lm", "lm_adapter", "lm_items"]
+__all__ = ["explain_lm", "lm_adapter", "lm_items"]
