@@ -10,14 +10,16 @@ spellings of error texts (``budget=...`` â†’ ``--budget N``, ``backend='ray'`` â
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import re
 import sys
 import tempfile
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args, get_origin, get_type_hints
+from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
 
 from ..errors import MetagameError
 from ..run.options import AUTO_MAX_CALLS_PER_PLAYER, AUTO_RELATIVE_TOL, BudgetWord, RunOptions, budget_from_text
@@ -159,6 +161,26 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--out", required=True, help="output folder")
     else:
         g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
+
+
+def literal_values(hint: Any) -> tuple:
+    """The values of the ``Literal`` (or ``Literal``\ s, in a union) in a type hint; ``()`` without one."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(v for part in get_args(hint) for v in literal_values(part))
+    return ()
+
+
+def signature_option(factory: Callable[..., Any], name: str) -> dict[str, Any]:
+    """``{"default": ..., "choices": ...}`` of a command flag that stands for ``factory``'s keyword ``name``: its
+    Python default and the values of the ``Literal`` in its annotation (written once, in the signature)."""
+    function = factory.__init__ if inspect.isclass(factory) else factory
+    default = inspect.signature(function).parameters[name].default
+    choices = literal_values(get_type_hints(function)[name])
+    if not choices:
+        raise TypeError(f"{getattr(factory, '__qualname__', factory)}'s {name} is not annotated with a Literal")
+    return {"default": default, "choices": choices}
 
 
 def add_model_options(p: argparse.ArgumentParser, model: str, batch_size: int | None, *, device: bool = False,

@@ -18,7 +18,8 @@ import time
 import numpy as np
 
 from ..domains.lm.adapter import DEFAULT_MAX_ANSWER_TOKENS
-from .common import add_run_options, explain_command, finish
+from .common import add_run_options, explain_command, finish, signature_option
+from ..domains.encoders.entry import text_pair_adapter
 from ..domains.lm.demo import DEMO_LM_METHOD, add_lm_arguments, run_lm
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
@@ -48,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "SmolLM2-135M-Instruct)")
     p.add_argument("--text-a", default=DEMO_TEXT_A, help=f"first sentence (default {DEMO_TEXT_A!r})")
     p.add_argument("--text-b", default=DEMO_TEXT_B, help=f"second sentence (default {DEMO_TEXT_B!r})")
-    p.add_argument("--empty", default="zero", choices=("zero", "model"),
+    p.add_argument("--empty", **signature_option(text_pair_adapter, "empty"),
                    help="a coalition without a word of one sentence: 'zero' (default, no embedding, f = 0) or 'model'")
     add_lm_arguments(p)
     add_run_options(p, default_method=_METHOD_DEFAULT, out_default="metagame-demo", steps_default=None)

@@ -19,11 +19,11 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, get_args
 
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from . import (
     DiffusionConceptModel,
     PlayerMode,
@@ -221,8 +221,8 @@ def diffusion_adapter(
             raise MetagameError("pass concepts=[...] (the concept words whose maps are explained)")
         if len(set(concepts)) != len(concepts):
             raise MetagameError(f"concepts must be distinct; got {list(concepts)}")
-    elif players != "words":
-        raise MetagameError(f"unknown players {players!r}; use 'concepts' or 'words'")
+    elif players not in get_args(PlayerMode):
+        raise MetagameError(f"unknown players {players!r}; use {one_of(PlayerMode)}")
     elif concepts or concept_embeds is not None:
         raise MetagameError("with players='words' the prompt's words are the players; drop concepts=... "
                             "(or use players='concepts')")

@@ -17,14 +17,14 @@ T ↦ heatmap(image, words T), exact over all word subsets.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
-from ..components.adapter import ComponentKind
+from ..components.options import ComponentKind
 from ..hf.loading import check_device, resolve_dtype
 from ..hf.sources import cached_load, is_sentence_transformer, resolve_source, unpack_sentence_transformer
 from .two_tower import EmptySide
@@ -173,8 +173,8 @@ def vision_adapter(
     :class:`PatchMapsModel` view (``mode="patch_maps"``: words as players, one map per word) from a CLIP/SigLIP
     name/path (loaded once and reused by later calls with the same path, device and dtype) or a loaded model +
     processor parts. ``device`` / ``dtype`` apply to a model loaded from a name or path."""
-    if mode not in ("scalar", "patch_maps"):
-        raise MetagameError(f"unknown mode {mode!r}; use 'scalar' or 'patch_maps'")
+    if mode not in get_args(VisionMode):
+        raise MetagameError(f"unknown mode {mode!r}; use {one_of(VisionMode)}")
     check_texts(text=text)
     if isinstance(model, (str, os.PathLike)):
         name = str(model)

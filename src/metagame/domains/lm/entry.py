@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
-from ..components.adapter import ComponentKind
+from ..components.options import ComponentKind
 from .adapter import CausalLM
 from ...errors import MetagameError
 from ...results.result import MetaAttribution
