@@ -26,10 +26,11 @@ from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
 from ..components.options import ComponentKind
 from ..hf.loading import check_device, resolve_dtype
-from ..hf.sources import cached_load, is_sentence_transformer, resolve_source, unpack_sentence_transformer
+from ..hf.sources import is_sentence_transformer, resolve_source, unpack_sentence_transformer
 from .two_tower import EmptySide
 from .text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
 from .vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
+from ...models.loaded import shared_load
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
@@ -40,18 +41,19 @@ from ...applications.sets import SetItem, check_pair, check_text, explain_inputs
 VisionMode = Literal["scalar", "patch_maps"]
 
 
-def _load_named(kind: str, name: str, loader, trust_remote_code: bool, device, dtype) -> tuple:
-    """``loader(source, trust_remote_code, dtype)`` for a model named by hub name or path, loaded once per (source,
-    options) and reused (:func:`~metagame.domains.hf.sources.cached_load`), its model (first item) on ``device``."""
-    source = resolve_source(name)
+def _load_named(name: str, loader, trust_remote_code: bool, device, dtype) -> tuple:
+    """``loader(source, trust_remote_code, dtype)`` for a model named by hub name or path, its model (first item) on
+    ``device``; loaded once per (loader, source content, options) and reused by later calls (:func:`_load_on`)."""
     check_device(device)
-    dt = resolve_dtype(dtype)
+    return _load_on(loader, resolve_source(name), trust_remote_code, resolve_dtype(dtype), device)
 
-    def load() -> tuple:
-        loaded = loader(source, trust_remote_code, dt)
-        return loaded if device is None else (loaded[0].to(device), *loaded[1:])
 
-    return cached_load(kind, source, load, trust_remote_code=trust_remote_code, dtype=dt, device=device)
+@shared_load(kept=True)
+def _load_on(loader, source: str, trust_remote_code: bool, dtype, device) -> tuple:
+    """The load behind :func:`_load_named`, kept between calls (:mod:`metagame.models.loaded`: keyed by the source
+    folder's content and the options)."""
+    loaded = loader(source, trust_remote_code, dtype)
+    return loaded if device is None else (loaded[0].to(device), *loaded[1:])
 
 
 def _explain_pair_entry(entry: str, adapter, model, first, second, names: tuple[str, str], check, missing: str,
@@ -99,8 +101,7 @@ def text_pair_adapter(
         tokenizer = tokenizer or tok
     elif isinstance(model, (str, os.PathLike)):
         name = str(model)
-        model, tok, modes, norm = _load_named("sentence_encoder", name, load_sentence_encoder, trust_remote_code,
-                                              device, dtype)
+        model, tok, modes, norm = _load_named(name, load_sentence_encoder, trust_remote_code, device, dtype)
         tokenizer = tokenizer or tok
     else:
         if tokenizer is None:
@@ -178,7 +179,7 @@ def vision_adapter(
     check_texts(text=text)
     if isinstance(model, (str, os.PathLike)):
         name = str(model)
-        model, ip, tok = _load_named("vision_language", name, load_vision_language, trust_remote_code, device, dtype)
+        model, ip, tok = _load_named(name, load_vision_language, trust_remote_code, device, dtype)
         image_processor = image_processor or ip
         tokenizer = tokenizer or tok
         model.config._name_or_path = model.config._name_or_path or name
