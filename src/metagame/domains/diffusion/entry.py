@@ -16,6 +16,7 @@ concept moves it. ``result.matrix`` is the patch-mean (or region-mean) of M[i, j
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
@@ -328,7 +329,8 @@ def explain_diffusion(
     opts = RunOptions.build(options, **run)
     limit = exact_limit(rest, DiffusionConceptModel)
     names = concepts.split(",") if isinstance(concepts, str) else list(concepts or [])
-    if rest.get("players", "concepts") == "concepts" and opts.budget is None:  # fail before generating the image
+    players = rest.get("players", inspect.signature(diffusion_adapter).parameters["players"].default)
+    if players == "concepts" and opts.budget is None:  # fail before generating the image
         check_exact_size(len([c for c in names if str(c).strip()]), limit=limit,
                          what=f"exact Meta-ConceptAttention over {len(names)} concepts (use fewer concepts)")
     if is_input_list(prompt):

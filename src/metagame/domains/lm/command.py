@@ -6,7 +6,9 @@
                 [run options: --method M --budget N --seed S --variant V ...] --out DIR
 
 With ``--components`` the model's attention heads (neurons, layers) join the prompt's words as players of one game:
-the report then shows the cross blocks head → word and word → head.
+the report then shows the cross blocks head → word and word → head. The component flags are
+:class:`~metagame.domains.components.options.ComponentOptions` (each flag's dest is the option's name; choices and
+defaults read from there), the other choices from the adapter's signature.
 """
 
 from __future__ import annotations
@@ -79,9 +81,8 @@ def run(args: argparse.Namespace) -> int:
     components = getattr(args, "components", None)
     extra = component_args(args)
     if components is None:
-        order = ("layers", "reference", "corrupted", "neuron_groups", "ablation")
-        stray = ["--" + name.replace("_", "-") for name in order
-                 if name in extra and extra[name] != getattr(_COMPONENTS, name)]
+        stray = ["--" + name.replace("_", "-") for name, value in extra.items()
+                 if value != getattr(_COMPONENTS, name)]
         if stray:
             raise MetagameError(f"{', '.join(stray)} only apply with --components heads (or neurons, layers)")
         extra = {}
