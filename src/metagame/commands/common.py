@@ -57,7 +57,7 @@ RUN_FLAGS: dict[str, RunFlag] = {
     "budget": RunFlag("--budget", "N", dict(
         type=_budget_arg, metavar="N|" + "|".join(get_args(BudgetWord)),
         help=f"attribution calls for a sampled estimate, or auto: sample until every standard error is at most --tol "
-             f"(default {AUTO_RELATIVE_TOL:.0%}% of the largest first-order attribution; at most "
+             f"(default {AUTO_RELATIVE_TOL:.0%}% of the largest first-order attribution; at most "  # %% for argparse
              f"{AUTO_MAX_CALLS_PER_PLAYER}·d calls) (default: exact)")),
     "estimator": RunFlag("--estimator", "NAME", dict(help=f"estimator of sampled runs (default {_DEFAULTS.estimator})")),
     "seed": RunFlag("--seed", "N", dict(type=int, help="seed of the estimator")),
@@ -80,7 +80,7 @@ RUN_FLAGS: dict[str, RunFlag] = {
         type=int, metavar="N", help="Ray workers (default: as many as the cluster's GPUs or CPUs allow)")),
     "num_gpus_per_worker": RunFlag("--gpus-per-worker", "G", dict(
         type=float, metavar="G", help="GPUs per Ray worker (0.5 shares one GPU between two workers; default 0: CPU)")),
-    "progress": RunFlag("--progress", "", dict(action="store_true", help="always show a progress bar")),
+    "progress": RunFlag("--progress", argparse=dict(action="store_true", help="always show a progress bar")),
 }
 if set(RUN_FLAGS) != set(RunOptions.names()):
     raise RuntimeError(f"RUN_FLAGS and RunOptions differ: {sorted(set(RUN_FLAGS) ^ set(RunOptions.names()))}")
@@ -108,15 +108,16 @@ def _choices(name: str) -> tuple:
 
 def _run_spelling_rules() -> list[tuple[re.Pattern, str]]:
     """``(pattern, replacement)`` per run option: ``name='choice'`` → ``--flag choice``; ``name=...`` and
-    ``name=<int>`` → ``--flag VALUE``; ``name >= `` → ``--flag ``; a bare ``name`` with an underscore (never prose)
-    → ``--flag``."""
+    ``name=<int>`` → ``--flag VALUE``; ``name >= `` → ``--flag `` (numeric options); a bare ``name`` with an
+    underscore (never prose) → ``--flag``."""
     rules = []
     for name, f in RUN_FLAGS.items():
         words = [str(c) for c in _choices(name) if isinstance(c, str)]
         if words:
             rules.append((re.compile(rf"\b{name}='({'|'.join(map(re.escape, words))})'"), f"{f.flag} \\1"))
         rules.append((re.compile(rf"\b{name}=(?:\.\.\.|<\w+>)"), f"{f.flag} {f.value}"))
-        rules.append((re.compile(rf"\b{name} >= "), f"{f.flag} "))
+        if "type" in f.argparse:  # a number (``pass budget >= 5`` → ``pass --budget 5``)
+            rules.append((re.compile(rf"\b{name} >= "), f"{f.flag} "))
         if "_" in name:
             rules.append((re.compile(rf"\b{name}\b"), f.flag))
     return rules
