@@ -287,6 +287,9 @@ def fail(command: str, error: Exception) -> int:
 
 
 __all__ = [
+    "CLI_SPELLINGS",
+    "RUN_FLAGS",
+    "RunFlag",
     "add_model_options",
     "add_run_options",
     "explain_command",
@@ -294,8 +297,10 @@ __all__ = [
     "cli_spelling",
     "fail",
     "finish",
+    "literal_values",
     "method_kwargs",
     "report",
     "run_options",
+    "signature_option",
     "write_all",
 ]
