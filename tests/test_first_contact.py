@@ -10,7 +10,7 @@ import torch
 import metagame
 from metagame.cli import main
 from metagame.errors import MetagameError
-from metagame.domains.hf import sources as hf_sources
+from metagame.models import loaded as hf_sources
 from metagame.domains.hf.sources import resolve_source
 
 HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"

@@ -1,10 +1,16 @@
 """The step every application entry point ends with: build the adapter from the keywords it takes, then
-:func:`metagame.explain` with the run options (the fields of :class:`~metagame.run.RunOptions`)."""
+:func:`metagame.explain` with the run options (the fields of :class:`~metagame.run.RunOptions`).
+
+``exact_max_players`` (every entry point's keyword) is read in one place, :func:`exact_limit`, and set on the built
+adapter in one place, :func:`build_extended`; each adapter class's ``exact_max_players`` attribute is its default.
+"""
 
 from __future__ import annotations
 
 import inspect
 from typing import Any, Callable, Mapping
+
+import numpy as np
 
 from ..errors import MetagameError
 from ..methods.registry import check_method_for
@@ -22,23 +28,46 @@ def adapter_options(factory: Callable[..., ModelAdapter]) -> list[str]:
     return [p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
+#: the keyword every entry point takes on top of its adapter's options: the most players explained exactly (default:
+#: the adapter class's ``exact_max_players``)
+EXACT_LIMIT = "exact_max_players"
+
+
+def exact_limit(options: Mapping[str, Any], adapter_class: type[ModelAdapter] | None = None) -> int | None:
+    """The ``exact_max_players`` override in an entry point's adapter options (checked), else ``adapter_class``'s
+    default (None without a class): the one reading of the override, for :func:`build_extended` and for entry points
+    that check the size before building their adapter.
+
+    Raises:
+        MetagameError: for an override that is not a positive integer.
+    """
+    limit = options.get(EXACT_LIMIT)
+    if limit is None:
+        return None if adapter_class is None else int(adapter_class.exact_max_players)
+    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
+        raise MetagameError(f"{EXACT_LIMIT} must be a positive integer (the most players explained exactly); got {limit!r}")
+    return int(limit)
+
+
 def build_adapter(factory: Callable[..., ModelAdapter], entry: str, /, *args: Any, **kwargs: Any) -> ModelAdapter:
     """``factory(*args, **kwargs)`` with an error naming the valid options when a keyword is unknown.
 
     ``exact_max_players`` is accepted by every entry point and set on the built adapter; ``adapter.recipe`` records
     the call (:class:`~metagame.run.backend.AdapterRecipe`), so Ray workers build their own copy from it.
     """
-    limit = kwargs.pop("exact_max_players", None)
+    return build_extended(factory, entry, args, kwargs)
+
+
+def _construct(factory: Callable[..., ModelAdapter], entry: str, args: tuple, kwargs: dict[str, Any]) -> ModelAdapter:
+    """``factory(*args, **kwargs)`` (no ``exact_max_players``), its recipe recorded."""
     accepted = adapter_options(factory)
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
         raise MetagameError(
             f"{entry} got unknown option(s) {unknown}. Its options are: {', '.join(accepted[len(args):])}, "
-            f"exact_max_players; and the run options: {', '.join(RunOptions.names())}"
+            f"{EXACT_LIMIT}; and the run options: {', '.join(RunOptions.names())}"
         )
     adapter = factory(*args, **kwargs)
-    if limit is not None:
-        adapter.exact_max_players = int(limit)
     return set_recipe(adapter, factory, *args, **kwargs)  # Ray workers build their own copy from it
 
 
@@ -92,21 +121,22 @@ def build_extended(
     extension: Extension | None = None,
 ) -> ModelAdapter:
     """The adapter of one input: ``factory(*args, **adapter options)`` with the ``extension``'s keywords (e.g.
-    ``components=``) applied to it; ``options`` holds no run options."""
-    rest = dict(options)
-    limit = rest.pop("exact_max_players", None)
+    ``components=``) applied to it, and the ``exact_max_players`` override (:func:`exact_limit`) set on the result;
+    ``options`` holds no run options."""
+    limit = exact_limit(options)
+    rest = {k: v for k, v in options.items() if k != EXACT_LIMIT}
     names, extend = extension if extension is not None else ((), None)
     extra = {k: rest.pop(k) for k in names if k in rest}
-    adapter = build_adapter(factory, entry, *args, **rest)
+    adapter = _construct(factory, entry, args, rest)
     if extend is not None:
         extended = extend(adapter, extra)
         if extended is not adapter:  # Ray workers build the base adapter and extend it the same way
             extended.recipe = adapter.recipe.extended(extend, extra)
         adapter = extended
-    if limit is not None:
-        adapter.exact_max_players = int(limit)
+    if limit is not None:  # on the final adapter: a joint game's own limit is the least of its parts' defaults
+        adapter.exact_max_players = limit
     return adapter
 
 
-__all__ = ["Extension", "adapter_options", "application_of", "build_adapter", "build_extended", "check_texts",
-           "explain_application"]
+__all__ = ["EXACT_LIMIT", "Extension", "adapter_options", "application_of", "build_adapter", "build_extended",
+           "check_texts", "exact_limit", "explain_application"]

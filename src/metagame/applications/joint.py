@@ -10,11 +10,14 @@
     >>> res.extras["head_to_word"]          # [n_words, n_heads]
     >>> res = metagame.explain_feature_data(X, y, X_test=x, y_test=label, k=3)
     >>> res.extras["data_to_feature"]       # [n_features, n_train]
+
+The component keywords of the word entry points are :class:`~metagame.domains.components.options.ComponentOptions`
+(declared there once); :func:`component_extension` routes them, :func:`lm_components` / :func:`encoder_components`
+turn texts into model inputs and hand them to the component adapter as one set of keywords.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
 from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
@@ -24,7 +27,8 @@ from ..methods.base import AttributionMethod
 from ..methods.registry import MethodName
 from ..models.base import ModelAdapter
 from ..models.contract import TorchModule, require_capability
-from ..domains.components.adapter import Ablation, ComponentKind, ComponentModel
+from ..domains.components.adapter import ComponentModel
+from ..domains.components.options import COMPONENT_OPTIONS, ComponentOptions
 from ..domains.data.feature_data import FeatureDataModel, FeatureUtility
 from ..models.joint import JointModel, joint
 from ..results.result import MetaAttribution
@@ -32,22 +36,6 @@ from ..run.explain import explain
 from ..run.options import RunOptions
 from .common import Extension, explain_application
 
-@dataclass(frozen=True)
-class ComponentOptions:
-    """The keywords of ``explain_lm`` / ``explain_text_pair`` / ``explain_vision`` that add component players (defined
-    once; see :class:`~metagame.domains.components.adapter.ComponentModel` for their meaning)."""
-
-    components: ComponentKind | Sequence[str] = "heads"
-    layers: Sequence[int] | None = None
-    ablation: Ablation = "zero"
-    neuron_groups: int | None = None
-    reference: Any = None
-    corrupted: Any = None
-    architecture: str | None = None
-
-
-#: the component keywords, in declaration order
-COMPONENT_OPTIONS = tuple(f.name for f in fields(ComponentOptions))
 FeatureDataMethod = Literal["shapley", "banzhaf", "occlusion", "kernel_shap", "lime"]
 
 
@@ -71,9 +59,10 @@ def lm_components(words: Any, **options: Any) -> ComponentModel:
     log p(answer | prompt) with all words present (the alternative answer, if any, is the joint game's business).
     ``reference``: texts (or model inputs) whose activations, averaged over every position, are the ``mean``
     ablation; ``corrupted``: a prompt with the same number of tokens whose activations are patched in (needs a
-    masking that keeps positions, ``mask_token`` or ``zero_embedding``). ``options``: :class:`ComponentOptions`.
+    masking that keeps positions, ``mask_token`` or ``zero_embedding``). ``options``:
+    :class:`~metagame.domains.components.options.ComponentOptions`.
     """
-    o = ComponentOptions(**options)
+    o = ComponentOptions.build(options)
     device = words.device
     ids = torch.tensor([words.sequence_ids()], device=device)
 
@@ -97,10 +86,9 @@ def lm_components(words: Any, **options: Any) -> ComponentModel:
             )
         corrupted_input = {"input_ids": torch.tensor([other], device=device)}
     return ComponentModel(
-        words.model, {"input_ids": ids}, output=answer_log_prob, components=o.components, layers=o.layers,
-        neuron_groups=o.neuron_groups, ablation=o.ablation, reference=_reference_inputs(o.reference, tokenize),
-        corrupted=corrupted_input, architecture=o.architecture, batch_size=words.batch_size,
+        words.model, {"input_ids": ids}, output=answer_log_prob, batch_size=words.batch_size,
         pool_positions=o.ablation == "mean" and getattr(words, "moves_positions", False),
+        **o.replace(reference=_reference_inputs(o.reference, tokenize), corrupted=corrupted_input).keywords(),
     )
 
 
@@ -120,18 +108,15 @@ def encoder_components(adapter: Any, **options: Any) -> ComponentModel:
     """Component players of a text-pair encoder (BERT-style heads) or a CLIP model (vision-tower heads), for
     :func:`metagame.joint` with the adapter's words / patches. The components only gate (``output=None``); a ``mean``
     ablation averages ``reference`` (texts for a text pair, or model inputs) over every position. ``options``:
-    :class:`ComponentOptions`."""
-    o = ComponentOptions(**options)
+    :class:`~metagame.domains.components.options.ComponentOptions`."""
+    o = ComponentOptions.build(options)
     if o.corrupted is not None or o.ablation == "patch":
         raise MetagameError("activation patching is not offered for encoder components; use ablation='zero' or 'mean'")
     require_capability(adapter, ComponentHost, "components=...",
                        "components=... is offered for text pairs and CLIP (scalar mode)")
     inputs, tokenize = adapter.component_inputs()
-    return ComponentModel(
-        adapter.model, inputs, output=None, components=o.components, layers=o.layers, neuron_groups=o.neuron_groups,
-        ablation=o.ablation, reference=_reference_inputs(o.reference, tokenize), architecture=o.architecture,
-        batch_size=adapter.batch_size, pool_positions=True,
-    )
+    return ComponentModel(adapter.model, inputs, output=None, batch_size=adapter.batch_size, pool_positions=True,
+                          **o.replace(reference=_reference_inputs(o.reference, tokenize)).keywords())
 
 
 def with_components(adapter: ModelAdapter, options: Mapping[str, Any], builder: Callable[..., ComponentModel]) -> JointModel:
@@ -216,8 +201,6 @@ def explain_feature_data(
 
 __all__ = [
     "ComponentHost",
-    "ComponentOptions",
-    "COMPONENT_OPTIONS",
     "encoder_components",
     "explain_feature_data",
     "explain_joint",

@@ -113,8 +113,8 @@ def explain_inputs(
         options = dict(options)
         folder = options.pop("checkpoint")
     opts = RunOptions.build(options, **run)
-    if folder is not None and opts.budget is not None and opts.seed is None:
-        raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
+    if folder is not None:
+        opts.check_resumable()  # the folder is not in opts (RunOptions takes a file), so its seed rule is asked here
     inner = get_method(method, method_kwargs)
     store = SetCheckpoint(folder, opts.checkpoint_mode) if folder is not None else None
     keys = [_dedup_key(it) for it in items]

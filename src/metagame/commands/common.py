@@ -1,42 +1,129 @@
 """Options and output shared by the commands: one helper adds every run option to a parser, one turns the parsed
-arguments back into :class:`~metagame.run.RunOptions` (they mean the same as the Python keywords)."""
+arguments back into :class:`~metagame.run.RunOptions` (they mean the same as the Python keywords).
+
+The run options' flags are written once, in :data:`RUN_FLAGS`: the parser is built from it (choices from the
+option literals of :mod:`metagame.run.options`, defaults from ``RunOptions()``), and so are the command-line
+spellings of error texts (``budget=...`` → ``--budget N``, ``backend='ray'`` → ``--backend ray``,
+``num_workers`` → ``--workers``); :data:`CLI_SPELLINGS` keeps only the spellings of other commands' flags.
+"""
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import re
 import sys
 import tempfile
+import types
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, get_args
+from typing import Any, Callable, Literal, Union, get_args, get_origin, get_type_hints
 
 from ..errors import MetagameError
-from ..run.options import (Backend, BudgetWord, CheckpointMode, EstimatorName, Order, RunOptions, Value, Variant,
-                           budget_from_text)
+from ..run.options import AUTO_MAX_CALLS_PER_PLAYER, AUTO_RELATIVE_TOL, BudgetWord, RunOptions, budget_from_text
 
-#: Python spellings in error messages -> the CLI's spellings (applied to errors a command prints)
+
+@dataclass(frozen=True)
+class RunFlag:
+    """How one run option is written on the command line.
+
+    Attributes:
+        flag: the flag (``"--workers"`` for ``num_workers``).
+        value: the word that stands for a value in error texts (``budget=...`` → ``--budget N``).
+        argparse: the rest of its ``add_argument`` keywords (the default and choices come from
+            :class:`~metagame.run.RunOptions`).
+    """
+
+    flag: str
+    value: str = "VALUE"
+    argparse: dict = field(default_factory=dict)
+
+
+def _budget_arg(text: str) -> int | str:
+    """``--budget``: a positive integer or a :data:`~metagame.run.options.BudgetWord` (argparse reports the error)."""
+    try:
+        return budget_from_text(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+_DEFAULTS = RunOptions()
+#: every run option's flag, in the order ``--help`` lists them (the one table the parser and the spellings read)
+RUN_FLAGS: dict[str, RunFlag] = {
+    "variant": RunFlag("--variant", "V", dict(help=f"default {_DEFAULTS.variant}")),
+    "value": RunFlag("--value", "V", dict(help=f"outer value (default {_DEFAULTS.value})")),
+    "budget": RunFlag("--budget", "N", dict(
+        type=_budget_arg, metavar="N|" + "|".join(get_args(BudgetWord)),
+        help=f"attribution calls for a sampled estimate, or auto: sample until every standard error is at most --tol "
+             f"(default {AUTO_RELATIVE_TOL:.0%}% of the largest first-order attribution; at most "  # %% for argparse
+             f"{AUTO_MAX_CALLS_PER_PLAYER}·d calls) (default: exact)")),
+    "estimator": RunFlag("--estimator", "NAME", dict(help=f"estimator of sampled runs (default {_DEFAULTS.estimator})")),
+    "seed": RunFlag("--seed", "N", dict(type=int, help="seed of the estimator")),
+    "tol": RunFlag("--tol", "TOL", dict(
+        type=float, help="stop a sampled run once every standard error is at most TOL (alone: --budget auto)")),
+    "order": RunFlag("--order", "N", dict(
+        type=int, help="3 also computes the meta-meta-attributions T[i, j, k] (default 2)")),
+    "checkpoint": RunFlag("--checkpoint", "PATH", dict(
+        metavar="PATH", help="save finished work to PATH (.npz; a folder with --prompts-file / --pairs-file) and resume "
+                             "from it")),
+    "checkpoint_mode": RunFlag("--checkpoint-mode", "MODE", dict(
+        help=f"what to do with a checkpoint of another run (default {_DEFAULTS.checkpoint_mode}: refuse it)")),
+    "checkpoint_every": RunFlag("--checkpoint-every", "SECONDS", dict(
+        type=float, metavar="SECONDS", help=f"seconds between checkpoint saves (default {_DEFAULTS.checkpoint_every:g})")),
+    "backend": RunFlag("--backend", "NAME", dict(
+        help="where attribution calls run: this process, or Ray workers (pip install 'metagame[ray]')")),
+    "ray_address": RunFlag("--ray-address", "ADDRESS", dict(
+        metavar="ADDRESS", help="Ray cluster: 'auto' (the running one) or ray://HOST:PORT (default: start a local Ray)")),
+    "num_workers": RunFlag("--workers", "N", dict(
+        type=int, metavar="N", help="Ray workers (default: as many as the cluster's GPUs or CPUs allow)")),
+    "num_gpus_per_worker": RunFlag("--gpus-per-worker", "G", dict(
+        type=float, metavar="G", help="GPUs per Ray worker (0.5 shares one GPU between two workers; default 0: CPU)")),
+    "progress": RunFlag("--progress", argparse=dict(action="store_true", help="always show a progress bar")),
+}
+if set(RUN_FLAGS) != set(RunOptions.names()):
+    raise RuntimeError(f"RUN_FLAGS and RunOptions differ: {sorted(set(RUN_FLAGS) ^ set(RunOptions.names()))}")
+_HINTS = get_type_hints(RunOptions)
+
+#: Python spellings of the other commands' options in error messages -> their flags (the run options' spellings
+#: come from :data:`RUN_FLAGS`)
 CLI_SPELLINGS = {
-    "pass budget=... (a number of attribution calls)": "pass --budget N (a number of attribution calls)",
-    "budget=...": "--budget N",
-    "pass budget >= ": "pass --budget ",
-    "budget='auto'": "--budget auto",
-    "pass seed=<int>": "pass --seed N",
     "trust_remote_code=True": "--trust-remote-code",
     "method_kwargs={'k': 5}": "--method-kwargs '{\"k\": 5}'",
     "method_kwargs": "--method-kwargs",
-    "checkpoint_mode='overwrite'": "--checkpoint-mode overwrite",
     "mode='patch_maps'": "--mode patch_maps",
     "chat_template=False": "--no-chat-template",
     "device='cpu'": "--device cpu",
-    "estimator='montecarlo'": "--estimator montecarlo",
-    "pass a checkpoint path": "pass --checkpoint PATH",
-    "backend='ray'": "--backend ray",
-    "backend='local'": "--backend local",
-    "num_gpus_per_worker": "--gpus-per-worker",
-    "num_workers": "--workers",
-    "ray_address": "--ray-address",
 }
+
+
+def _choices(name: str) -> tuple:
+    """The values a run option's literal allows (the budget's words for ``budget``; none for a free value)."""
+    hint = _HINTS[name]
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    return get_args(BudgetWord) if name == "budget" else ()
+
+
+def _run_spelling_rules() -> list[tuple[re.Pattern, str]]:
+    """``(pattern, replacement)`` per run option: ``name='choice'`` → ``--flag choice``; ``name=...`` and
+    ``name=<int>`` → ``--flag VALUE``; ``name >= `` → ``--flag `` (numeric options); a bare ``name`` with an
+    underscore (never prose) → ``--flag``."""
+    rules = []
+    for name, f in RUN_FLAGS.items():
+        words = [str(c) for c in _choices(name) if isinstance(c, str)]
+        if words:
+            rules.append((re.compile(rf"\b{name}='({'|'.join(map(re.escape, words))})'"), f"{f.flag} \\1"))
+        rules.append((re.compile(rf"\b{name}=(?:\.\.\.|<\w+>)"), f"{f.flag} {f.value}"))
+        if "type" in f.argparse:  # a number (``pass budget >= 5`` → ``pass --budget 5``)
+            rules.append((re.compile(rf"\b{name} >= "), f"{f.flag} "))
+        if "_" in name:
+            rules.append((re.compile(rf"\b{name}\b"), f.flag))
+    return rules
+
+
+_RUN_SPELLINGS = _run_spelling_rules()
 
 
 #: the application each explaining command serves (the key of the methods' ``applications``)
@@ -47,15 +134,16 @@ def cli_spelling(message: str) -> str:
     """An error message with the Python keyword spellings replaced by the command-line flags."""
     for python, cli in CLI_SPELLINGS.items():
         message = message.replace(python, cli)
+    for pattern, cli in _RUN_SPELLINGS:
+        message = pattern.sub(cli, message)
     return message
 
 
 def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_default: str | None = None,
                     steps_default: int | None = None, ig_steps: bool = True) -> None:
-    """Every run option of :class:`~metagame.run.RunOptions` as a flag, plus --method, --method-kwargs, --steps (IG's
-    n_steps; left out with ``ig_steps=False`` for commands whose --steps means something else) and --out; defaults
-    are the Python defaults."""
-    d = RunOptions()
+    """Every run option of :class:`~metagame.run.RunOptions` as a flag (:data:`RUN_FLAGS`), plus --method,
+    --method-kwargs, --steps (IG's n_steps; left out with ``ig_steps=False`` for commands whose --steps means something
+    else) and --out; defaults are the Python defaults."""
     g = p.add_argument_group("run options (the same as the Python keywords)")
     g.add_argument("--method", default=default_method, help=f"inner attribution method (default {default_method})")
     g.add_argument("--method-kwargs", default=None, metavar="JSON",
@@ -64,34 +152,11 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--steps", dest="ig_steps", type=int, default=steps_default,
                        help=f"quadrature steps of integrated_gradients (shorthand for --method-kwargs; default "
                             f"{steps_default or 32})")
-    g.add_argument("--variant", default=d.variant, choices=get_args(Variant), help=f"default {d.variant}")
-    g.add_argument("--value", default=d.value, choices=get_args(Value), help=f"outer value (default {d.value})")
-    words = "|".join(get_args(BudgetWord))
-    g.add_argument("--budget", type=_budget_arg, default=None, metavar=f"N|{words}",
-                   help="attribution calls for a sampled estimate, or auto: sample until every standard error is at "
-                        "most --tol (default 1%% of the largest first-order attribution; at most 100·d calls) "
-                        "(default: exact)")
-    g.add_argument("--estimator", default=d.estimator, choices=get_args(EstimatorName),
-                   help=f"estimator of sampled runs (default {d.estimator})")
-    g.add_argument("--seed", type=int, default=None, help="seed of the estimator")
-    g.add_argument("--tol", type=float, default=None,
-                   help="stop a sampled run once every standard error is at most TOL (alone: --budget auto)")
-    g.add_argument("--order", type=int, default=d.order, choices=get_args(Order),
-                   help="3 also computes the meta-meta-attributions T[i, j, k] (default 2)")
-    g.add_argument("--checkpoint", default=None, metavar="PATH", help="save finished work to PATH (.npz; a folder with --prompts-file / --pairs-file) and resume from it")
-    g.add_argument("--checkpoint-mode", default=d.checkpoint_mode, choices=get_args(CheckpointMode),
-                   help=f"what to do with a checkpoint of another run (default {d.checkpoint_mode}: refuse it)")
-    g.add_argument("--checkpoint-every", type=float, default=d.checkpoint_every, metavar="SECONDS",
-                   help=f"seconds between checkpoint saves (default {d.checkpoint_every:g})")
-    g.add_argument("--backend", default=d.backend, choices=get_args(Backend),
-                   help="where attribution calls run: this process, or Ray workers (pip install 'metagame[ray]')")
-    g.add_argument("--ray-address", dest="ray_address", default=None, metavar="ADDRESS",
-                   help="Ray cluster: 'auto' (the running one) or ray://HOST:PORT (default: start a local Ray)")
-    g.add_argument("--workers", dest="num_workers", type=int, default=None, metavar="N",
-                   help="Ray workers (default: as many as the cluster's GPUs or CPUs allow)")
-    g.add_argument("--gpus-per-worker", dest="num_gpus_per_worker", type=float, default=d.num_gpus_per_worker,
-                   metavar="G", help="GPUs per Ray worker (0.5 shares one GPU between two workers; default 0: CPU)")
-    g.add_argument("--progress", dest="progress", action="store_true", default=None, help="always show a progress bar")
+    for name, f in RUN_FLAGS.items():
+        kwargs = dict(f.argparse)
+        if get_origin(_HINTS[name]) is Literal:
+            kwargs["choices"] = _choices(name)
+        g.add_argument(f.flag, dest=name, default=getattr(_DEFAULTS, name), **kwargs)
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     if out_default is None:
         g.add_argument("--out", required=True, help="output folder")
@@ -99,12 +164,24 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
         g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
 
 
-def _budget_arg(text: str) -> int | str:
-    """``--budget``: a positive integer or a :data:`~metagame.run.options.BudgetWord` (argparse reports the error)."""
-    try:
-        return budget_from_text(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
+def literal_values(hint: Any) -> tuple:
+    """The values of the ``Literal`` (or ``Literal``\ s, in a union) in a type hint; ``()`` without one."""
+    if get_origin(hint) is Literal:
+        return get_args(hint)
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(v for part in get_args(hint) for v in literal_values(part))
+    return ()
+
+
+def signature_option(factory: Callable[..., Any], name: str) -> dict[str, Any]:
+    """``{"default": ..., "choices": ...}`` of a command flag that stands for ``factory``'s keyword ``name``: its
+    Python default and the values of the ``Literal`` in its annotation (written once, in the signature)."""
+    function = factory.__init__ if inspect.isclass(factory) else factory
+    default = inspect.signature(function).parameters[name].default
+    choices = literal_values(get_type_hints(function)[name])
+    if not choices:
+        raise TypeError(f"{getattr(factory, '__qualname__', factory)}'s {name} is not annotated with a Literal")
+    return {"default": default, "choices": choices}
 
 
 def add_model_options(p: argparse.ArgumentParser, model: str, batch_size: int | None, *, device: bool = False,
@@ -213,6 +290,9 @@ def fail(command: str, error: Exception) -> int:
 
 
 __all__ = [
+    "CLI_SPELLINGS",
+    "RUN_FLAGS",
+    "RunFlag",
     "add_model_options",
     "add_run_options",
     "explain_command",
@@ -220,8 +300,10 @@ __all__ = [
     "cli_spelling",
     "fail",
     "finish",
+    "literal_values",
     "method_kwargs",
     "report",
     "run_options",
+    "signature_option",
     "write_all",
 ]

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import argparse
 
+from ..evaluate.compare import compare as _compare
+from .common import signature_option
+
 
 HELP = "evaluate saved results side by side: surrogate R², insertion/deletion AID, Recall@K of annotated pairs"
 DESCRIPTION = (
@@ -39,11 +42,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--p", type=float, nargs="+", default=[0.5, 0.1], help="presence probabilities of the R² design (default 0.5 0.1)")
     p.add_argument("--budget", type=int, default=512, help="coalitions per p for the R² estimate (default 512; 0: enumerate all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the R² design and of the random orders (default 0)")
-    p.add_argument("--order", default="meta", choices=("meta", "rows", "columns", "pairs", "first_order"),
+    p.add_argument("--order", **signature_option(_compare, "order"),
                    help="player order read off each result for AID (default meta: row + column mass)")
     p.add_argument("--n-random", type=int, default=32, help="random orders for the AID chance level (default 32)")
     p.add_argument("--max-fraction", type=float, default=0.15, help="Recall@K range: top fraction of the d(d-1) pairs (default 0.15)")
-    p.add_argument("--recall-direction", default="better", choices=("better", "annotated"),
+    p.add_argument("--recall-direction", **signature_option(_compare, "recall_direction"),
                    help="Recall@K finds a pair in either direction (better, default) or only as annotated (directed annotations)")
 
 

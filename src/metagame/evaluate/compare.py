@@ -7,11 +7,11 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import numpy as np
 
-from ..errors import MetagameError
+from ..errors import MetagameError, one_of
 from ..games.base import Game
 from ..games.masked import AttributionGame
 from ..models.base import ModelAdapter
@@ -22,6 +22,9 @@ from .agreement import Annotations, MapAgreement, RecallCurve, direction_accurac
 from .baselines import first_order_baseline, stii_result
 from .faithfulness import Faithfulness, surrogate_r2
 from .insertion import InsertionReport, PlayerOrder, pair_insertion
+
+#: how Recall@K counts an annotated pair: in either direction (its better rank) or only as annotated
+RecallDirection = Literal["better", "annotated"]
 
 
 @dataclass
@@ -216,7 +219,7 @@ def compare(
     n_random: int = 32,
     max_fraction: float = 0.15,
     recall_at: Sequence[float] = (0.05, 0.15),
-    recall_direction: Literal["better", "annotated"] = "better",
+    recall_direction: RecallDirection = "better",
     map_threshold: float | Literal["mean"] = "mean",
     out: str | Path | None = None,
 ) -> Comparison:
@@ -249,8 +252,8 @@ def compare(
         >>> cmp = compare({"Meta-IG": ig, "Meta-SV": sv}, adapter, annotations="pairs.json", out="eval")  # doctest: +SKIP
         >>> print(cmp.to_markdown())
     """
-    if recall_direction not in ("better", "annotated"):
-        raise MetagameError(f"unknown recall_direction {recall_direction!r}; use 'better' or 'annotated'")
+    if recall_direction not in get_args(RecallDirection):
+        raise MetagameError(f"unknown recall_direction {recall_direction!r}; use {one_of(RecallDirection)}")
     labelled = _as_labelled(results)
     if not labelled:
         raise MetagameError("compare needs at least one result")

@@ -12,11 +12,11 @@ Used by the language-model adapter and by text encoders alike; no model code liv
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal, Sequence, get_args
 
 import numpy as np
 
-from ..errors import MetagameError
+from ..errors import MetagameError, one_of
 
 Grouping = Literal["words", "tokens"]
 
@@ -58,8 +58,8 @@ def group_words(
     Returns:
         The players in text order, each with its token indices (ascending).
     """
-    if grouping not in ("words", "tokens"):
-        raise MetagameError(f"unknown grouping {grouping!r}; use 'words' or 'tokens'")
+    if grouping not in get_args(Grouping):
+        raise MetagameError(f"unknown grouping {grouping!r}; use {one_of(Grouping)}")
     offsets = [(int(a), int(b)) for a, b in offsets]
     if special_mask is not None and len(special_mask) != len(offsets):
         raise MetagameError(

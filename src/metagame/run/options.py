@@ -8,7 +8,8 @@
     >>> metagame.explain(adapter, "integrated_gradients", backend="ray", num_workers=4, num_gpus_per_worker=1)
 
 The literals below are the only copies of the variant, value, estimator, checkpoint-mode, backend and budget-word
-names (the commands read their choices from here).
+names (the commands read their choices from here), and of the ``budget="auto"`` constants (the estimators' driver
+and the command-line help read them from here).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ Order = Literal[2, 3]
 Backend = Literal["local", "ray"]
 #: the budget that is not a number: ``"auto"`` samples until every estimated entry's standard error is at most ``tol``
 BudgetWord = Literal["auto"]
+#: ``budget="auto"``: at most this many calls per player (and never more than there are coalitions); defined here, not
+#: in the estimators' driver, so that the command-line help reads it without loading the estimators
+AUTO_MAX_CALLS_PER_PLAYER = 100
+#: ``budget="auto"`` without ``tol``: the target standard error is this share of the largest |row total| (φ_i(x))
+AUTO_RELATIVE_TOL = 0.01
 
 
 def _is_int(x: Any) -> bool:
@@ -137,9 +143,19 @@ class RunOptions:
                 )
             if os.path.isdir(path):
                 raise MetagameError(f"checkpoint {path!r} is a folder; pass a file path such as {os.path.join(path, 'run.npz')!r}")
-            if not self.exact and self.seed is None:
-                raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
+            self.check_resumable()
         self._check_backend()
+
+    def check_resumable(self) -> None:
+        """Refuse a checkpoint of a sampled run without a fixed seed (it could not resume reproducibly): the one check
+        for a checkpoint file (here, on construction) and a set's checkpoint folder (:mod:`metagame.applications.sets`,
+        which takes the folder out of the options before building them).
+
+        Raises:
+            MetagameError: naming ``seed=<int>`` as the fix.
+        """
+        if not self.exact and self.seed is None:
+            raise MetagameError("checkpoint needs a fixed seed to resume reproducibly; pass seed=<int>")
 
     def _check_backend(self) -> None:
         _choice("backend", self.backend, Backend, "local")
@@ -236,6 +252,8 @@ def split_run_options(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
 RunKeywords = TypedDict("RunKeywords", {f.name: f.type for f in fields(RunOptions)}, total=False)  # type: ignore[misc]
 
 __all__ = [
+    "AUTO_MAX_CALLS_PER_PLAYER",
+    "AUTO_RELATIVE_TOL",
     "Backend",
     "BudgetWord",
     "CheckpointMode",

@@ -26,7 +26,7 @@ Llama-style, BERT-style, CLIP vision tower) or named directly (any module of ``m
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence, get_args
 
 import numpy as np
 import torch
@@ -34,12 +34,9 @@ import torch
 from ...errors import MetagameError
 from ...models.base import ModelAdapter
 from .hooks import GateHooks, Site
+from .options import Ablation, ComponentKind, ComponentOptions, with_option_keywords
 from .registry import ARCHITECTURES, MODEL_TYPES, Architecture, detect_architecture, num_heads
 from ...models.state import keeps_models
-
-Ablation = Literal["zero", "mean", "patch"]
-ComponentKind = Literal["heads", "neurons", "layers"]
-
 
 def _module_list_message(names: Sequence[str], limit: int = 60) -> str:
     shown = ", ".join(names[:limit])
@@ -59,20 +56,15 @@ class ComponentModel(GateHooks, ModelAdapter):
         output: a token id (f = logit of that token at the last position), a callable
             ``output(model_outputs) -> [n]``, or None for a part of a joint game only (:func:`metagame.joint`: the
             other adapter's forward pass gives f; ``inputs`` then only serve to find widths and ablated values).
-        components: ``"heads"``, ``"neurons"``, ``"layers"`` (registry) or a list of module names
-            (each module's whole output is one player).
-        layers: restrict heads / neurons / layers to these layer indices (default all).
-        neuron_groups: split each layer's MLP neurons into this many contiguous groups (default one
-            player per neuron).
-        ablation: ``"zero"``, ``"mean"`` (over ``reference``: a batch of inputs, or a list of single inputs of any
-            lengths, averaged over every position) or ``"patch"`` (activations of ``corrupted``, an input of the same
-            shape).
+        batch_size: coalitions (rows) per forward pass.
         pool_positions: average ``mean`` / ``patch`` ablated values over the positions too (one value per
             coordinate, usable at any sequence length, e.g. in a joint game whose word masking moves positions).
-        architecture: registry key; default detected from ``model.config.model_type``.
-        batch_size: coalitions (rows) per forward pass.
+        **options: the fields of :class:`~metagame.domains.components.options.ComponentOptions` (``components``,
+            ``layers``, ``ablation``, ``neuron_groups``, ``reference``, ``corrupted``, ``architecture``), listed
+            in this class's signature; ``reference`` and ``corrupted`` are model inputs here.
     """
 
+    @with_option_keywords
     @keeps_models
     def __init__(
         self,
@@ -80,20 +72,16 @@ class ComponentModel(GateHooks, ModelAdapter):
         inputs: Any,
         *,
         output: int | Callable[[Any], torch.Tensor] | None,
-        components: ComponentKind | Sequence[str] = "heads",
-        layers: Sequence[int] | None = None,
-        neuron_groups: int | None = None,
-        ablation: Ablation = "zero",
-        reference: Any = None,
-        corrupted: Any = None,
-        architecture: str | None = None,
         batch_size: int = 64,
         pool_positions: bool = False,
+        **options: Any,
     ):
         super().__init__(batch_size=batch_size, cache_values=True)
+        o = ComponentOptions.build(options)
+        ablation, reference, corrupted = o.ablation, o.reference, o.corrupted
         if not isinstance(model, torch.nn.Module):
             raise MetagameError(f"model must be a torch.nn.Module; got {type(model).__name__}")
-        if ablation not in ("zero", "mean", "patch"):
+        if ablation not in get_args(Ablation):
             raise MetagameError(f"unknown ablation {ablation!r}; use 'zero', 'mean' (with reference=...) or 'patch' (with corrupted=...)")
         if ablation == "mean" and reference is None:
             raise MetagameError("ablation='mean' needs reference=... (a batch of inputs to average activations over)")
@@ -119,7 +107,7 @@ class ComponentModel(GateHooks, ModelAdapter):
         self.pool_positions = bool(pool_positions)
         self._modules_by_name = dict(model.named_modules())
         self.architecture = None
-        self._build_sites(components, layers, neuron_groups, architecture)
+        self._build_sites(o.components, o.layers, o.neuron_groups, o.architecture)
         self._gates: torch.Tensor | None = None
         self._capture_ablations(reference, corrupted)
 
@@ -163,9 +151,10 @@ class ComponentModel(GateHooks, ModelAdapter):
         self.sites: list[Site] = []
         self._plan: list[tuple[str, int | None]] = []  # per site: (what, heads / groups)
         if isinstance(components, str):
-            if components not in ("heads", "neurons", "layers"):
+            if components not in get_args(ComponentKind):
                 raise MetagameError(
-                    f"unknown components {components!r}; use 'heads', 'neurons', 'layers' or a list of module names"
+                    f"unknown components {components!r}; use {', '.join(map(repr, get_args(ComponentKind)))} or a list "
+                    f"of module names"
                 )
             key = architecture or detect_architecture(self.model)
             if key not in ARCHITECTURES:

@@ -18,7 +18,7 @@ parameters instead.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ from ...players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitio
 from ...models.base import ModelAdapter
 
 UtilityName = Literal["accuracy", "neg_log_loss", "neg_mse"]
-_UTILITIES = ("accuracy", "neg_log_loss", "neg_mse")
+_UTILITIES: tuple[str, ...] = get_args(UtilityName)
 _PROBA_FLOOR = 1e-12
 
 

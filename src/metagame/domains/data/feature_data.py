@@ -20,7 +20,7 @@ With several test inputs U is their mean. No gradient path: use perturbation met
 
 from __future__ import annotations
 
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence, get_args
 
 import numpy as np
 import torch
@@ -28,10 +28,10 @@ import torch
 from ...errors import MetagameError, NotDifferentiableError
 from ...players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, player_labels, require_unique
 from ...models.base import ModelAdapter
-from .adapter import _PROBA_FLOOR, DataModel, EmptyModel, _as_2d, knn_order
+from .adapter import _PROBA_FLOOR, DataModel, EmptyModel, UtilityName, _as_2d, knn_order
 
-FeatureUtility = Literal["proba", "accuracy", "neg_log_loss", "neg_mse"]
-_FEATURE_UTILITIES = ("proba", "accuracy", "neg_log_loss", "neg_mse")
+FeatureUtility = Literal["proba", UtilityName]
+_FEATURE_UTILITIES: tuple[str, ...] = get_args(FeatureUtility)
 
 
 def _numpy(a: Any) -> np.ndarray:

@@ -3,12 +3,12 @@ vector-valued attributions (one ConceptAttention map per player)."""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, get_args
 
 import numpy as np
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from ...players.coalitions import as_coalitions, require_unique
 from ...players.image import region_weights
 from ...models.base import ModelAdapter
@@ -81,8 +81,8 @@ class DiffusionConceptModel(ModelAdapter):
         self.n_players = len(self.players)
         if self.n_players < 1:
             raise MetagameError("need at least one player (a concept or a prompt word)")
-        if mode not in ("concepts", "words"):
-            raise MetagameError(f"unknown players mode {mode!r}; use 'concepts' or 'words'")
+        if mode not in get_args(PlayerMode):
+            raise MetagameError(f"unknown players mode {mode!r}; use {one_of(PlayerMode)}")
         self.mode = mode
         self.player_kinds = ["concept" if mode == "concepts" else "word"] * self.n_players
         self.blocks = check_blocks(transformer, blocks)

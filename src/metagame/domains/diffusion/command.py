@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import argparse
 
-from ...commands.common import add_model_options, add_run_options, explain_command, finish
+from ...commands.common import add_model_options, add_run_options, explain_command, finish, signature_option
+from .entry import diffusion_adapter
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -37,9 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_model_options(p, "diffusers Flux / SD3 pipeline: hub name (cached) or local folder", None, device=True, remote_code=False)
     p.add_argument("--prompt", required=True, help="the prompt of the generated image")
     p.add_argument("--concepts", default=None, help='comma-separated concept words, e.g. "cat,tree,sky"')
-    p.add_argument("--players", default="concepts", choices=("concepts", "words"),
+    p.add_argument("--players", **signature_option(diffusion_adapter, "players"),
                    help="players: the concepts (default) or the words of the prompt")
-    p.add_argument("--route", default="auto", choices=("auto", "decoupled", "coupled"),
+    p.add_argument("--route", **signature_option(diffusion_adapter, "route"),
                    help="decoupled: concepts do not attend to each other (one forward per step); coupled: one "
                         "concept stream per coalition (default auto = coupled, decoupled with --no-concept-self-attention)")
     p.add_argument("--no-concept-self-attention", action="store_true", help="concept tokens do not attend to each other")
@@ -57,7 +58,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame diffusion``; returns the exit code."""
-    from .entry import diffusion_adapter
     from ...errors import MetagameError
 
     if args.players == "concepts" and not args.concepts:

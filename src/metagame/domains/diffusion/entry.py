@@ -16,14 +16,15 @@ concept moves it. ``result.matrix`` is the patch-mean (or region-mean) of M[i, j
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, get_args
 
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from . import (
     DiffusionConceptModel,
     PlayerMode,
@@ -42,10 +43,8 @@ from ...applications.sets import SetItem, check_text, explain_inputs, is_input_l
 from ...players.text import group_words, unique_labels
 from ...results.result import MetaAttribution
 from ...run.options import RunOptions, split_run_options
-from ...applications.common import explain_application
+from ...applications.common import exact_limit, explain_application
 
-#: most players explained exactly by default (2^12 coalitions; each coupled coalition is one concept-stream row)
-DIFFUSION_EXACT_MAX_PLAYERS = DiffusionConceptModel.exact_max_players
 #: tokens of each concept encoded by the text encoder (the first one is used, as in ConceptAttention)
 CONCEPT_MAX_TOKENS = 16
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}
@@ -223,8 +222,8 @@ def diffusion_adapter(
             raise MetagameError("pass concepts=[...] (the concept words whose maps are explained)")
         if len(set(concepts)) != len(concepts):
             raise MetagameError(f"concepts must be distinct; got {list(concepts)}")
-    elif players != "words":
-        raise MetagameError(f"unknown players {players!r}; use 'concepts' or 'words'")
+    elif players not in get_args(PlayerMode):
+        raise MetagameError(f"unknown players {players!r}; use {one_of(PlayerMode)}")
     elif concepts or concept_embeds is not None:
         raise MetagameError("with players='words' the prompt's words are the players; drop concepts=... "
                             "(or use players='concepts')")
@@ -328,9 +327,10 @@ def explain_diffusion(
     """
     run, rest = split_run_options(kwargs)
     opts = RunOptions.build(options, **run)
-    limit = rest.get("exact_max_players", DiffusionConceptModel.exact_max_players)
+    limit = exact_limit(rest, DiffusionConceptModel)
     names = concepts.split(",") if isinstance(concepts, str) else list(concepts or [])
-    if rest.get("players", "concepts") == "concepts" and opts.budget is None:  # fail before generating the image
+    players = rest.get("players", inspect.signature(diffusion_adapter).parameters["players"].default)
+    if players == "concepts" and opts.budget is None:  # fail before generating the image
         check_exact_size(len([c for c in names if str(c).strip()]), limit=limit,
                          what=f"exact Meta-ConceptAttention over {len(names)} concepts (use fewer concepts)")
     if is_input_list(prompt):
@@ -343,7 +343,6 @@ def explain_diffusion(
 
 
 __all__ = [
-    "DIFFUSION_EXACT_MAX_PLAYERS",
     "diffusion_adapter",
     "encode_concepts",
     "explain_diffusion",

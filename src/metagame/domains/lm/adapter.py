@@ -26,12 +26,12 @@ from __future__ import annotations
 import contextlib
 import inspect
 import os
-from typing import Any, Iterator, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence, get_args
 
 import numpy as np
 import torch
 
-from ...errors import MetagameError
+from ...errors import MetagameError, one_of
 from ...players.coalitions import as_coalitions
 from ...players.text import Grouping, Word, group_words, token_player_map, unique_labels
 from ...models.base import ModelAdapter
@@ -41,7 +41,7 @@ from ...models.state import keeps_models
 
 MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
 PaddingSide = Literal["left", "right"]
-MASKING_MODES: tuple[str, ...] = ("attention", "mask_token", "zero_embedding")
+MASKING_MODES: tuple[str, ...] = get_args(MaskingMode)
 #: the generated answer's default length limit: a label or a short answer, not a sentence (each token costs every row)
 DEFAULT_MAX_ANSWER_TOKENS = 8
 
@@ -109,10 +109,10 @@ class CausalLM(PromptSetup, ModelAdapter):
         super().__init__(batch_size=batch_size, cache_values=cache_values)
         if masking not in MASKING_MODES:
             raise MetagameError(f"unknown masking mode {masking!r}; use one of {', '.join(MASKING_MODES)}")
-        if grouping not in ("words", "tokens"):
-            raise MetagameError(f"unknown grouping {grouping!r}; use 'words' or 'tokens'")
-        if padding_side not in ("left", "right"):
-            raise MetagameError(f"unknown padding_side {padding_side!r}; use 'left' or 'right'")
+        if grouping not in get_args(Grouping):
+            raise MetagameError(f"unknown grouping {grouping!r}; use {one_of(Grouping)}")
+        if padding_side not in get_args(PaddingSide):
+            raise MetagameError(f"unknown padding_side {padding_side!r}; use {one_of(PaddingSide)}")
         if not isinstance(prompt, str) or not prompt.strip():
             raise MetagameError("the prompt is empty; pass the text whose words should be explained (prompt='...')")
         if not isinstance(max_answer_tokens, (int, np.integer)) or max_answer_tokens < 1:

@@ -6,15 +6,21 @@
                 [run options: --method M --budget N --seed S --variant V ...] --out DIR
 
 With ``--components`` the model's attention heads (neurons, layers) join the prompt's words as players of one game:
-the report then shows the cross blocks head → word and word → head.
+the report then shows the cross blocks head → word and word → head. The component flags are
+:class:`~metagame.domains.components.options.ComponentOptions` (each flag's dest is the option's name; choices and
+defaults read from there), the other choices from the adapter's signature.
 """
 
 from __future__ import annotations
 
 import argparse
+from typing import Any, get_args
 
-from .adapter import DEFAULT_MAX_ANSWER_TOKENS, MASKING_MODES
-from ...commands.common import add_model_options, add_run_options, explain_command, finish
+from .adapter import DEFAULT_MAX_ANSWER_TOKENS, CausalLM
+from ..components.options import COMPONENT_OPTIONS, Ablation, ComponentKind, ComponentOptions
+from ...commands.common import add_model_options, add_run_options, explain_command, finish, signature_option
+
+_COMPONENTS = ComponentOptions()  # the component options' defaults
 
 
 HELP = "word-to-word meta-attributions of a causal LM's answer log-probability"
@@ -36,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--answer", default=None,
                    help="the explained answer (default: generated greedily once, at most --max-answer-tokens tokens)")
     p.add_argument("--alternative", default=None, help="contrast answer: f = log p(answer) - log p(alternative)")
-    p.add_argument("--masking", default="attention", choices=MASKING_MODES, help="how absent words are masked (default attention)")
+    masking = signature_option(CausalLM, "masking")
+    p.add_argument("--masking", **masking, help=f"how absent words are masked (default {masking['default']})")
     p.add_argument("--tokens", action="store_true", help="players are tokens instead of words")
     p.add_argument("--max-answer-tokens", "--max-new-tokens", dest="max_answer_tokens", type=int,
                    default=DEFAULT_MAX_ANSWER_TOKENS,
@@ -45,12 +52,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system", default=None, help="system prompt for the chat template")
     p.add_argument("--no-chat-template", action="store_true", help="use the raw prompt without the chat template")
     c = p.add_argument_group("components as players (words and components in one game)")
-    c.add_argument("--components", default=None, choices=("heads", "neurons", "layers"),
+    c.add_argument("--components", default=None, choices=get_args(ComponentKind),
                    help="add the model's attention heads, MLP neurons or layers as players of the same game")
     c.add_argument("--layers", type=int, nargs="+", default=None, metavar="L",
                    help="only the components of these layers (default: every layer)")
-    c.add_argument("--ablation", default="zero", choices=("zero", "mean", "patch"),
-                   help="how absent components are ablated (default zero; mean needs --reference, patch --corrupted)")
+    c.add_argument("--ablation", default=_COMPONENTS.ablation, choices=get_args(Ablation),
+                   help=f"how absent components are ablated (default {_COMPONENTS.ablation}; mean needs --reference, "
+                        f"patch --corrupted)")
     c.add_argument("--reference", action="append", default=None, metavar="TEXT",
                    help="a text whose activations, averaged over every position, are the mean ablation (repeatable)")
     c.add_argument("--corrupted", default=None, metavar="TEXT",
@@ -61,19 +69,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_run_options(p, default_method="integrated_gradients")
 
 
+def component_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The component options the flags stand for (each flag's dest is the option's name; unset flags left out)."""
+    return {name: getattr(args, name) for name in COMPONENT_OPTIONS if getattr(args, name, None) is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame lm``; returns the exit code."""
-    from .adapter import CausalLM
-
     from ...errors import MetagameError
 
     components = getattr(args, "components", None)
+    extra = component_args(args)
     if components is None:
-        stray = [flag for flag, value in (("--layers", args.layers), ("--reference", args.reference),
-                                          ("--corrupted", args.corrupted), ("--neuron-groups", args.neuron_groups))
-                 if value is not None] + (["--ablation"] if args.ablation != "zero" else [])
+        stray = ["--" + name.replace("_", "-") for name, value in extra.items()
+                 if value != getattr(_COMPONENTS, name)]
         if stray:
             raise MetagameError(f"{', '.join(stray)} only apply with --components heads (or neurons, layers)")
+        extra = {}
 
     if (args.prompt is None) == (args.prompts_file is None):
         raise MetagameError("pass --prompt TEXT or --prompts-file FILE (one of them)")
@@ -82,9 +94,6 @@ def run(args: argparse.Namespace) -> int:
         from ...commands.sets import read_prompts_file, run_set_command
 
         prompts = read_prompts_file(args.prompts_file)
-        extra = {} if components is None else dict(
-            components=components, layers=args.layers, ablation=args.ablation, neuron_groups=args.neuron_groups,
-            reference=args.reference, corrupted=args.corrupted)
         return run_set_command(args, lambda **kw: explain_lm(
             args.model, prompts, args.answer, alternative=args.alternative,
             grouping="tokens" if args.tokens else "words", masking=args.masking,
@@ -103,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
             trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size,
         )
         if components is not None:
-            options.update(components=components, layers=args.layers, ablation=args.ablation,
-                           neuron_groups=args.neuron_groups, reference=args.reference, corrupted=args.corrupted)
+            options.update(components=components, **extra)
         return build_extended(CausalLM, "metagame lm", (args.model, args.prompt, args.answer), options,
                               component_extension(lm_components, "metagame lm"))
 

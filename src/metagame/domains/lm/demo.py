@@ -19,7 +19,7 @@ import numpy as np
 
 from ...errors import MetagameError
 from .adapter import DEFAULT_MAX_ANSWER_TOKENS
-from ...commands.common import explain_command, finish
+from ...commands.common import finish
 
 #: a review whose sentiment hinges on "not bad", asked as a question the model answers in a few words
 DEMO_LM_PROMPT = "Not bad food. Positive or negative?"

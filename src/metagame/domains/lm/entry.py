@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
-from ..components.adapter import ComponentKind
+from ..components.options import ComponentKind
 from .adapter import CausalLM
 from ...errors import MetagameError
 from ...results.result import MetaAttribution
@@ -23,10 +23,6 @@ from ...results.result_set import ResultSet
 from ...run.options import RunOptions
 from ...applications.common import build_adapter, check_texts, explain_application
 from ...applications.sets import SetItem, check_text, explain_inputs, is_input_list, item_error
-
-#: the most words explained exactly by default (2^16 coalitions, each a forward pass per inner-method row)
-LM_EXACT_MAX_PLAYERS = CausalLM.exact_max_players
-
 
 def lm_adapter(model, prompt: str, answer: str | Sequence[int] | None = None, **options: Any) -> CausalLM:
     """The causal-LM adapter (:class:`~metagame.domains.lm.adapter.CausalLM`; its keywords are the options)."""
@@ -99,4 +95,4 @@ def lm_items(prompts: Sequence[Any], answer: Any, alternative: Any) -> list[SetI
     return items
 
 
-__all__ = ["LM_EXACT_MAX_PLAYERS", "explain_lm", "lm_adapter", "lm_items"]
+__all__ = ["explain_lm", "lm_adapter", "lm_items"]

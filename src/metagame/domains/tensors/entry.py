@@ -27,7 +27,6 @@ from ...results.interaction import InteractionResult
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.exact import value_table
-from ...run.explain import explain
 from ...run.options import RunOptions
 from ...solvers.exact import shapley_taylor as _stii_table
 

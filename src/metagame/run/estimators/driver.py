@@ -19,7 +19,7 @@ from ...models.base import ModelAdapter
 from ...players.coalitions import unpack_keys
 from ..backend import make_attribution_game
 from ..checkpoint import Checkpoint
-from ..options import RunOptions
+from ..options import AUTO_MAX_CALLS_PER_PLAYER, AUTO_RELATIVE_TOL, RunOptions
 from ..outcome import Outcome
 from ..progress import progress_bar
 from ..third_order import check_order
@@ -39,13 +39,9 @@ STRATIFIED_MAX_PLAYERS = 24
 #: beyond STRATIFIED_MAX_PLAYERS and below SPARSE_MIN_CALLS_PER_PLAYER·d calls (too few rows per target for the
 #: sparse surrogate), ``auto`` picks regression up to this d and montecarlo beyond
 REGRESSION_MAX_PLAYERS = 64
-#: ``budget="auto"``: at most this many calls per player (and never more than there are coalitions)
-AUTO_MAX_CALLS_PER_PLAYER = 100
 #: ``budget="auto"``: the plan (sizes enumerated up front, size distribution of the draws) is made for this many calls
 #: per player; the run then draws units from it until ``tol`` or the cap
 AUTO_PLAN_CALLS_PER_PLAYER = 20
-#: ``budget="auto"`` without ``tol``: the target standard error is this share of the largest |row total| (φ_i(x))
-AUTO_RELATIVE_TOL = 0.01
 #: with ``tol``, the worst standard error is checked after the first batch and then whenever the calls have grown by
 #: (worst/tol)² (what 1/√calls predicts), clipped to [this, 2]; deterministic, so a seed reproduces where a run stops
 TOL_CHECK_GROWTH = 1.25
