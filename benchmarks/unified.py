@@ -156,7 +156,7 @@ def tiny_llama(path: str, heads: int = 8, hidden: int = 64):
 def joint_benchmark(rows: list[tuple[str, str, str]], gradients: bool = True) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from metagame.applications.joint import lm_components
+    from metagame.domains.components.extension import lm_components
     from metagame.domains.lm.adapter import CausalLM
     from metagame.players import all_coalitions
 

@@ -56,7 +56,7 @@ def test_data_methods_and_encoder_components_name_the_missing_capability():
     knn = KNNDataModel(rng.normal(size=(4, 2)), [0, 1, 0, 1], X_test=rng.normal(size=(1, 2)), y_test=[1], k=2)
     with pytest.raises(MissingCapabilityError, match="needs the TrainingRuns capability"):
         GradientInfluence().attribute(knn, np.ones((1, 4), dtype=bool))
-    from metagame.applications.joint import encoder_components
+    from metagame.domains.components.extension import encoder_components
 
     with pytest.raises(MissingCapabilityError, match="components=... needs the ComponentHost capability"):
         encoder_components(lambda_model(), components="heads")

@@ -18,7 +18,7 @@ import torch
 
 from metagame import explain
 from metagame.domains.encoders.entry import explain_vision
-from metagame.domains.encoders.vision import PatchMapsModel
+from metagame.domains.encoders.patch_maps import PatchMapsModel
 from metagame.cli import main
 from metagame.errors import MetagameError
 from metagame.methods import get_method

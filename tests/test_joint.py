@@ -19,7 +19,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
 import metagame
-from metagame.applications.joint import lm_components
+from metagame.domains.components.extension import lm_components
 from metagame.cli import main
 from metagame.errors import MetagameError, NotDifferentiableError
 from metagame.methods import GradientXInput
@@ -519,7 +519,7 @@ def test_clip_patches_words_and_vision_heads(tmp_path_factory):
     assert {"head_to_patch", "word_to_head", "head_to_word"} <= set(res.extras)
     # the gates reach the vision tower: the joint value with head 1 ablated = the plain model with our own hook
     plain = VisionLanguageModel(model, ip, tok, str(img), "a red cat", grid=2)
-    from metagame.applications.joint import encoder_components
+    from metagame.domains.components.extension import encoder_components
 
     game = joint(plain, encoder_components(plain, components="heads"))
     site = dict(model.named_modules())["vision_model.encoder.layers.0.self_attn.out_proj"]
@@ -554,7 +554,7 @@ def test_text_pair_words_and_layers_share_a_game():
     assert "layer_to_word_a" in res.extras and "word_b_to_layer" in res.extras
     # every layer present: the plain text-pair game, empty sides included (f = 0 there)
     from metagame.domains.encoders.entry import text_pair_adapter
-    from metagame.applications.joint import encoder_components
+    from metagame.domains.components.extension import encoder_components
 
     plain = text_pair_adapter(model, "a man plays", "someone sings", tokenizer=tok)
     game = joint(plain, encoder_components(plain, components="layers", layers=[4, 5]))

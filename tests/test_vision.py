@@ -9,7 +9,8 @@ import torch
 from metagame import explain
 from metagame.domains.encoders.entry import explain_vision, vision_adapter
 from metagame.errors import MetagameError
-from metagame.domains.encoders.vision import PatchMapsModel, VisionLanguageModel, load_vision_language
+from metagame.domains.encoders.patch_maps import PatchMapsModel
+from metagame.domains.encoders.vision import VisionLanguageModel, load_vision_language
 
 #: these tests load (tiny or bundled) Hugging Face models: the fast tier skips them (-m "not slow")
 pytestmark = pytest.mark.slow

@@ -25,7 +25,6 @@ from .run.options import RunOptions
 _APPLICATIONS = {
     **{name: module for name, module in _entry_points().items() if name not in globals()},
     "explain_joint": "metagame.applications.joint",
-    "explain_feature_data": "metagame.applications.joint",
 }
 
 

@@ -94,7 +94,7 @@ DOMAINS: tuple[Domain, ...] = (
     ),
     Domain(
         "data",
-        entry_points={"explain_data": _m("data", "entry")},
+        entry_points={"explain_data": _m("data", "entry"), "explain_feature_data": _m("data", "entry")},
         methods={"knn_shapley": _m("data", "methods") + ":KNNShapley",
                  "gradient_influence": _m("data", "methods") + ":GradientInfluence"},
     ),

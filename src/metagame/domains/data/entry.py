@@ -19,6 +19,7 @@ from ...methods.base import AttributionMethod
 from .methods import GradientInfluence, KNNShapley
 from ...methods.registry import ALIASES, build_method, get_method
 from .adapter import DataModel, KNNDataModel, UtilityName
+from .feature_data import FeatureDataModel, FeatureUtility
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
@@ -121,4 +122,52 @@ def _query_adapter(X: Any, y: Any) -> Callable[..., DataModel | KNNDataModel]:
     return factory
 
 
-__all__ = ["DataMethodName", "data_adapter", "data_method", "explain_data"]
+FeatureDataMethod = Literal["shapley", "banzhaf", "occlusion", "kernel_shap", "lime"]
+
+
+def feature_data_adapter(
+    X,
+    y,
+    *,
+    X_test,
+    y_test,
+    train: Any = None,
+    k: int = 5,
+    utility: FeatureUtility | Callable | None = None,
+    baseline: Any = None,
+    feature_names: Sequence[str] | None = None,
+    players: Sequence[str] | None = None,
+    train_seed: int = 0,
+    empty_value: float = 0.0,
+) -> FeatureDataModel:
+    """The features × training points adapter (:class:`~metagame.domains.data.feature_data.FeatureDataModel`)."""
+    return FeatureDataModel(X, y, X_test=X_test, y_test=y_test, train=train, k=k, utility=utility, baseline=baseline,
+                            feature_names=feature_names, players=players, seed=train_seed, empty_value=empty_value)
+
+
+def explain_feature_data(
+    X,
+    y,
+    *,
+    method: FeatureDataMethod | AttributionMethod | Any = "shapley",
+    method_kwargs: dict | None = None,
+    options: RunOptions | Mapping[str, Any] | None = None,
+    **kwargs: Any,
+) -> MetaAttribution:
+    """Meta-attributions over the features of a test input and the training points together.
+
+    f(S) = U(model trained on the training points of S, test input with the features outside S at their baseline);
+    M[i, j] = Shapley value of j in u_i(T) = φ_i(f, x_{T∪{i}}). ``extras["data_to_feature"][i, j]`` = how training
+    point j moves the attribution of feature i; ``extras["feature_to_data"][j, i]`` = how feature i moves the value of
+    training point j.
+
+    ``kwargs``: :func:`feature_data_adapter`'s options (X_test, y_test, train, k, utility, baseline, feature_names,
+    players, train_seed, empty_value) and the run options.
+
+    Example:
+        >>> res = explain_feature_data(X[:6], y[:6], X_test=x, y_test=label, k=3)      # KNN closed form
+        >>> res.extras["data_to_feature"]                                                # [n_features, 6]
+    """
+    return explain_application(feature_data_adapter, "explain_feature_data", (X, y), method, method_kwargs, options, kwargs)
+
+__all__ = ["DataMethodName", "data_adapter", "data_method", "explain_data", "explain_feature_data", "feature_data_adapter"]

@@ -6,6 +6,7 @@ commands: ``metagame similarity``, ``metagame vision``."""
 from .grad_eclip import GradECLIP
 from .text_pair import TextPairModel
 from .two_tower import TwoTowerModel
-from .vision import PatchMapsModel, VisionLanguageModel
+from .patch_maps import PatchMapsModel
+from .vision import VisionLanguageModel
 
 __all__ = ["GradECLIP", "PatchMapsModel", "TextPairModel", "TwoTowerModel", "VisionLanguageModel"]

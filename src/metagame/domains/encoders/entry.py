@@ -29,7 +29,8 @@ from ..hf.loading import check_device, resolve_dtype
 from ..hf.sources import is_sentence_transformer, resolve_source, unpack_sentence_transformer
 from .two_tower import EmptySide
 from .text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
-from .vision import PatchMapsModel, PatchMasking, VisionLanguageModel, load_vision_language
+from .patch_maps import PatchMapsModel
+from .vision import PatchMasking, VisionLanguageModel, load_vision_language
 from ...models.loaded import shared_load
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
@@ -59,7 +60,7 @@ def _load_on(loader, source: str, trust_remote_code: bool, dtype, device) -> tup
 def _explain_pair_entry(entry: str, adapter, model, first, second, names: tuple[str, str], check, missing: str,
                         method, method_kwargs, options, kwargs: dict, components) -> MetaAttribution | ResultSet:
     """One encoder entry point: a list of pairs as ``first`` (and no ``second``) explained as a set, else one pair."""
-    from ...applications.joint import component_extension, encoder_components
+    from ..components.extension import component_extension, encoder_components
 
     extension = component_extension(encoder_components, entry)
     kwargs = {**kwargs, "components": components}

@@ -366,7 +366,7 @@ class TextPairModel(TwoTowerModel):
 
     def component_inputs(self) -> tuple[dict, Callable[[str], dict]]:
         """Text A's token ids (the input the encoder's components are read at, for ``components=``) and a tokenizer
-        of reference texts (:class:`~metagame.applications.joint.ComponentHost`)."""
+        of reference texts (:class:`~metagame.domains.components.extension.ComponentHost`)."""
         device = self.device
 
         def tokenize(text: str) -> dict:

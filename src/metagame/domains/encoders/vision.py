@@ -19,8 +19,7 @@ from ...errors import MetagameError, one_of
 from ...models.loaded import shared_load
 from ...players.text import Word, unique_labels
 from ...players.image import gaussian_blur, grid_shape, load_image
-from ...models.base import ModelAdapter
-from ...results.extras import HEATMAP, HEATMAP_NO_WORDS, IMAGE, PATCH_MAPS, SIDE_AT_EMPTY, SIDE_FIRST_ORDER, SIDE_MATRIX
+from ...results.extras import IMAGE
 from .two_tower import EmptySide, TwoTowerModel
 from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
 from ...models.state import keeps_models
@@ -368,7 +367,7 @@ class VisionLanguageModel(TwoTowerModel):
 
     def component_inputs(self) -> tuple[dict, None]:
         """The image and caption as model inputs (where the components are read, for ``components=``); reference
-        inputs are model inputs, not texts (:class:`~metagame.applications.joint.ComponentHost`)."""
+        inputs are model inputs, not texts (:class:`~metagame.domains.components.extension.ComponentHost`)."""
         return {"pixel_values": self.pixels.unsqueeze(0), "input_ids": self.input_ids.unsqueeze(0)}, None
 
     def finalize(self, result: Any) -> None:
@@ -404,73 +403,7 @@ class VisionLanguageModel(TwoTowerModel):
         return out
 
 
-class PatchMapsModel(ModelAdapter):
-    """The vector-valued view of a :class:`VisionLanguageModel`: players = the caption's words, every patch always
-    present, and each patch's attribution an always-present *side target*.
-
-    One attribution call at a word coalition T returns the word scores and the patch heatmap; the exact engine
-    gives the word-to-word metagame and, per patch p, the value of each word in T ↦ heatmap_p(image, words T):
-    ``extras["patch_maps"]`` ``[W, rows, cols]`` with Σ_w patch_maps[w] = heatmap(all words) − heatmap(no words).
-    """
-
-    exact_max_players = 16
-    side_targets: tuple[str, ...] = ()
-
-    def __init__(self, inner: VisionLanguageModel):
-        if not (inner.include_patches and inner.include_words):
-            raise MetagameError("patch maps need an adapter with both patch and word players")
-        super().__init__(batch_size=inner.batch_size, cache_values=True)
-        self.inner = inner
-        self.model = inner.model
-        self.n_players = inner.n_words
-        self.players = inner.players[inner.n_patches :]
-        self.player_kinds = ["word"] * self.n_players
-        self.side_targets = tuple(inner.players[: inner.n_patches])
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.inner.dtype
-
-    def attribute(self, method: Any, coalitions: np.ndarray) -> torch.Tensor:
-        """``[m, W + P]``: the method run on the full adapter with every patch present (through its own hook, so by
-        halves); word scores first (the players), then every patch's score (the side targets)."""
-        scores = self.inner.attribute(method, self.inner.word_coalitions(coalitions))
-        p = self.inner.n_patches
-        return torch.cat([scores[:, p:], scores[:, :p]], dim=1)
-
-    def _values(self, coalitions: np.ndarray) -> torch.Tensor:
-        self.count(len(coalitions))
-        return self.inner.values(self.inner.word_coalitions(coalitions))
-
-    def display_context(self) -> dict:
-        return {**self.inner.display_context(), "mode": "patch_maps"}
-
-    def explained(self) -> dict[str, str]:
-        """The inner model's f, with the patches always present (each patch an attribution target)."""
-        inner = self.inner.explained()
-        return {"f": inner["f"] + "; patch maps: every patch present, each patch's attribution a target",
-                "masking": "an absent word's tokens leave the attention mask; patches are never masked",
-                "empty": "no words of the caption (every patch present)"}
-
-    def describe(self) -> dict:
-        return {**self.inner.describe(), "mode": "patch_maps"}
-
-    def fingerprint_parts(self) -> dict[str, Any]:
-        return {**self.inner.fingerprint_parts(), "mode": "patch_maps"}
-
-    def finalize(self, result: Any) -> None:
-        """Turns the side-target blocks into ``patch_maps`` ``[W, rows, cols]``, ``heatmap`` and ``heatmap_no_words``
-        ``[rows, cols]`` and adds the image."""
-        rows, cols = self.inner.grid
-        side = result.extras.pop(SIDE_MATRIX)  # [P, W]
-        result.extras[PATCH_MAPS] = side.T.reshape(self.n_players, rows, cols)
-        result.extras[HEATMAP] = result.extras.pop(SIDE_FIRST_ORDER).reshape(rows, cols)
-        result.extras[HEATMAP_NO_WORDS] = result.extras.pop(SIDE_AT_EMPTY).reshape(rows, cols)
-        result.extras[IMAGE] = self.inner.small_image()
-
-
 __all__ = [
-    "PatchMapsModel",
     "PatchMasking",
     "SUPPORTED_MODEL_TYPES",
     "TokenEmbeddingOverride",

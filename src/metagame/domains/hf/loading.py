@@ -87,6 +87,41 @@ def load_causal_lm(
     return model, tokenizer
 
 
+def causal_lm_from(model: Any, tokenizer: Any = None, *, device: str | torch.device | None = None,
+                   dtype: str | torch.dtype | None = None, trust_remote_code: bool = False,
+                   gguf_file: str | None = None) -> tuple[torch.nn.Module, Any, str]:
+    """``(model, tokenizer, name)`` of a causal LM given by name/path (loaded, safetensors or GGUF) or as a loaded
+    decoder-only Hugging Face model with its fast tokenizer (moved to ``dtype`` / ``device`` when given)."""
+    if isinstance(model, (str, os.PathLike)):
+        name = str(model)
+        model, loaded_tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+                                           gguf_file=gguf_file)
+        tokenizer = tokenizer if tokenizer is not None else loaded_tok
+    else:
+        if not isinstance(model, torch.nn.Module):
+            raise MetagameError(f"model must be a Hugging Face name/path or a loaded PreTrainedModel; got {type(model).__name__}")
+        name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__)
+        if gguf_file is not None:
+            raise MetagameError("gguf_file names a file to load; a loaded model needs none (drop gguf_file)")
+        if tokenizer is None:
+            raise MetagameError("a loaded model needs its tokenizer: CausalLM(model, prompt, tokenizer=tokenizer)")
+        if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
+            raise MetagameError(f"{type(model).__name__} is an encoder-decoder model; pass a decoder-only causal LM")
+        resolved = resolve_dtype(dtype)
+        if isinstance(resolved, torch.dtype):
+            model = model.to(resolved)
+        if device is not None:
+            model = model.to(device)
+    if not getattr(tokenizer, "is_fast", False):
+        raise MetagameError(
+            "metagame needs a fast tokenizer (character offsets group subwords into words); load it with "
+            "AutoTokenizer.from_pretrained(..., use_fast=True)"
+        )
+    if not hasattr(model, "get_input_embeddings") or not hasattr(model, "config"):
+        raise MetagameError(f"{type(model).__name__} is not a Hugging Face model (no get_input_embeddings/config)")
+    return model, tokenizer, name
+
+
 def context_length(config: Any) -> int | None:
     """The longest sequence the model accepts (``max_position_embeddings`` or its synonyms), if known."""
     cfg = config.get_text_config() if hasattr(config, "get_text_config") else config
@@ -128,4 +163,4 @@ def check_device(device: str | torch.device | None) -> None:
         raise MetagameError(f"device {str(device)!r} was asked for, but MPS is not available here; pass device='cpu'")
 
 
-__all__ = ["check_causal", "check_device", "context_length", "load_causal_lm", "resolve_dtype"]
+__all__ = ["causal_lm_from", "check_causal", "check_device", "context_length", "load_causal_lm", "resolve_dtype"]

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import os
 from typing import Any, Iterator, Literal, Sequence, get_args
 
 import numpy as np
@@ -36,7 +35,7 @@ from ...players.coalitions import as_coalitions
 from ...players.text import Grouping, Word, group_words, token_player_map, unique_labels
 from ...models.base import ModelAdapter
 from .prompt import PromptSetup
-from ..hf.loading import check_causal, check_device, context_length, load_causal_lm, resolve_dtype
+from ..hf.loading import causal_lm_from, check_causal, check_device, context_length, load_causal_lm
 from ...models.state import keeps_models
 
 MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
@@ -119,33 +118,8 @@ class CausalLM(PromptSetup, ModelAdapter):
             raise MetagameError(f"max_answer_tokens must be an integer >= 1; got {max_answer_tokens!r}")
         check_device(device)
 
-        if isinstance(model, (str, os.PathLike)):
-            self.model_name = str(model)
-            model, loaded_tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
-                                               gguf_file=gguf_file)
-            tokenizer = tokenizer if tokenizer is not None else loaded_tok
-        else:
-            if not isinstance(model, torch.nn.Module):
-                raise MetagameError(f"model must be a Hugging Face name/path or a loaded PreTrainedModel; got {type(model).__name__}")
-            self.model_name = str(getattr(getattr(model, "config", None), "_name_or_path", "") or type(model).__name__)
-            if gguf_file is not None:
-                raise MetagameError("gguf_file names a file to load; a loaded model needs none (drop gguf_file)")
-            if tokenizer is None:
-                raise MetagameError("a loaded model needs its tokenizer: CausalLM(model, prompt, tokenizer=tokenizer)")
-            if getattr(getattr(model, "config", None), "is_encoder_decoder", False):
-                raise MetagameError(f"{type(model).__name__} is an encoder-decoder model; pass a decoder-only causal LM")
-            resolved = resolve_dtype(dtype)
-            if isinstance(resolved, torch.dtype):
-                model = model.to(resolved)
-            if device is not None:
-                model = model.to(device)
-        if not getattr(tokenizer, "is_fast", False):
-            raise MetagameError(
-                "metagame needs a fast tokenizer (character offsets group subwords into words); load it with "
-                "AutoTokenizer.from_pretrained(..., use_fast=True)"
-            )
-        if not hasattr(model, "get_input_embeddings") or not hasattr(model, "config"):
-            raise MetagameError(f"{type(model).__name__} is not a Hugging Face model (no get_input_embeddings/config)")
+        model, tokenizer, self.model_name = causal_lm_from(model, tokenizer, device=device, dtype=dtype,
+                                                          trust_remote_code=trust_remote_code, gguf_file=gguf_file)
         self.model = model  # in eval mode while metagame runs it, then left as given (models/state.py)
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device

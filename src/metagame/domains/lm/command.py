@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
     def build():  # through the entry points' factory: its recipe rebuilds it (Ray workers, evaluate)
         from ...applications.common import build_extended
-        from ...applications.joint import component_extension, lm_components
+        from ..components.extension import component_extension, lm_components
 
         options = dict(
             alternative=args.alternative, grouping="tokens" if args.tokens else "words", masking=args.masking,

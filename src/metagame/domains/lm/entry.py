@@ -56,7 +56,7 @@ def explain_lm(
     :class:`~metagame.ResultSet`, one result per prompt equal to the separate call, the model loaded once;
     ``answer`` is then shared by every prompt (or a list, one per prompt) and ``checkpoint=`` is a folder.
     """
-    from ...applications.joint import component_extension, lm_components
+    from ..components.extension import component_extension, lm_components
 
     if is_input_list(prompt):
         items = lm_items(prompt, answer, kwargs.get("alternative"))
