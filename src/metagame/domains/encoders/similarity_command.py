@@ -13,8 +13,9 @@ from __future__ import annotations
 import argparse
 
 from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
-from ...commands.common import add_model_options, add_run_options, explain_command, finish, signature_option
+from ...commands.common import add_run_options, signature_option
 from .entry import text_pair_adapter
+from .pair_command import add_pair_inputs, run_pair
 
 
 HELP = "meta-attributions of the cosine similarity of two texts (sentence-embedding model)"
@@ -26,11 +27,9 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The ``similarity`` command's arguments."""
-    add_model_options(p, "sentence-embedding model: Hugging Face name (cached) or local folder", 256, device=True)
-    p.add_argument("--text-a", default=None, help="first text")
-    p.add_argument("--text-b", default=None, help="second text")
-    p.add_argument("--pairs-file", default=None, metavar="FILE",
-                   help="a set of pairs: TSV (text_a<TAB>text_b per line) or JSON Lines with text_a/text_b")
+    add_pair_inputs(p, model_help="sentence-embedding model: Hugging Face name (cached) or local folder", batch_size=256,
+                    first=("--text-a", "first text"), second=("--text-b", "second text"),
+                    pairs_help="a set of pairs: TSV (text_a<TAB>text_b per line) or JSON Lines with text_a/text_b")
     masking = signature_option(text_pair_adapter, "masking")
     p.add_argument("--masking", **masking, help=f"how absent words are masked (default {masking['default']})")
     p.add_argument("--pooling", **signature_option(text_pair_adapter, "pooling"),
@@ -43,24 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``metagame similarity``; returns the exit code."""
-    from .entry import explain_text_pair, text_pair_adapter
-    from ...applications.common import build_adapter
-    from ...errors import MetagameError
+    from .entry import explain_text_pair
 
-    if args.pairs_file is not None:
-        if args.text_a is not None or args.text_b is not None:
-            raise MetagameError("pass --text-a/--text-b or --pairs-file, not both")
-        from ...commands.sets import read_pairs_file, run_set_command
-
-        pairs = read_pairs_file(args.pairs_file, ("text_a", "text_b"))
-        return run_set_command(args, lambda **kw: explain_text_pair(
-            args.model, pairs, masking=args.masking, pooling=args.pooling, empty=args.empty, batch_size=args.batch_size,
-            device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code, **kw))
-    if args.text_a is None or args.text_b is None:
-        raise MetagameError("pass --text-a TEXT and --text-b TEXT (or --pairs-file FILE)")
-    _, result = explain_command(args, lambda: build_adapter(  # its recipe rebuilds it (Ray workers, evaluate)
-        text_pair_adapter, "metagame similarity", args.model, args.text_a, args.text_b, masking=args.masking,
-        pooling=args.pooling, empty=args.empty, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
-        trust_remote_code=args.trust_remote_code,
-    ))
-    return finish(result, args)
+    return run_pair(args, command="similarity", factory=text_pair_adapter, explain_set=explain_text_pair,
+                    first=("--text-a", "TEXT"), second=("--text-b", "TEXT"), file_fields=("text_a", "text_b"),
+                    paths_first=False, options=dict(masking=args.masking, pooling=args.pooling, empty=args.empty))
