@@ -12,8 +12,8 @@ from ._version import __version__
 from .domains import entry_points as _entry_points
 from .domains.tensors import SetFunctionModel, TensorModel, attribute, meta_attributions, shapley_taylor
 from .errors import MetagameError, ModelOutputError, NotDifferentiableError
-from .models.joint import JointModel, joint
 from .methods.registry import METHODS, MethodName
+from .models.joint import JointModel, joint
 from .results.interaction import InteractionResult
 from .results.result import MetaAttribution, load
 from .results.result_set import ResultSet, load_set

@@ -204,10 +204,9 @@ def explain_command(args: argparse.Namespace, build: Callable[[], Any]) -> tuple
 
     ``build`` should go through an entry point's factory (:func:`~metagame.applications.common.build_adapter`): its
     recipe is then stored in the result, which rebuilds the adapter (:func:`metagame.evaluate.rebuild_adapter`)."""
+    from ..methods.registry import check_method_for
     from ..run import explain
     from ..run.backend import set_recipe
-
-    from ..methods.registry import check_method_for
 
     check_out_dir(args.out)
     options = run_options(args)

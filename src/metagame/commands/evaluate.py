@@ -17,7 +17,6 @@ import argparse
 from ..evaluate.compare import compare as _compare
 from .common import signature_option
 
-
 HELP = "evaluate saved results side by side: surrogate R², insertion/deletion AID, Recall@K of annotated pairs"
 DESCRIPTION = (
     "Scores one or more result.json files of the same input. With the model (rebuilt from the first result, "

@@ -15,10 +15,19 @@ from ..errors import MetagameError, one_of
 from ..games.base import Game
 from ..games.masked import AttributionGame
 from ..models.base import ModelAdapter
-from ..results.result import MetaAttribution
 from ..models.state import keeps_model_argument
+from ..results.result import MetaAttribution
 from ._shared import inner_method, label, role, value_game
-from .agreement import Annotations, MapAgreement, RecallCurve, direction_accuracy, load_annotations, map_agreement, pair_scores, recall_at_k
+from .agreement import (
+    Annotations,
+    MapAgreement,
+    RecallCurve,
+    direction_accuracy,
+    load_annotations,
+    map_agreement,
+    pair_scores,
+    recall_at_k,
+)
 from .baselines import first_order_baseline, stii_result
 from .faithfulness import Faithfulness, surrogate_r2
 from .insertion import InsertionReport, PlayerOrder, pair_insertion

@@ -21,9 +21,9 @@ from ..errors import MetagameError
 from ..games.base import Game
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
+from ..models.state import keeps_model_argument
 from ..players.coalitions import all_coalitions, check_exact_size
 from ..results.result import MetaAttribution
-from ..models.state import keeps_model_argument
 from ._shared import attribution_game, inner_method
 
 #: enumerate all coalitions (exact expectation) instead of sampling up to this many players

@@ -21,8 +21,8 @@ import numpy as np
 from ..errors import MetagameError
 from ..games.base import Game
 from ..models.base import ModelAdapter
-from ..results.result import MetaAttribution
 from ..models.state import keeps_model_argument
+from ..results.result import MetaAttribution
 from ._shared import value_game
 
 PlayerOrder = Literal["meta", "rows", "columns", "pairs", "first_order"]

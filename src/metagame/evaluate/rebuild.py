@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import MetagameError
 from ..models.base import ModelAdapter
-from ..results.result import MetaAttribution
 from ..models.state import keeps_model_argument
+from ..results.result import MetaAttribution
 from ..run.backend import AdapterRecipe
 
 #: relative tolerance of the f(x) check after a rebuild

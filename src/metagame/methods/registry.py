@@ -5,8 +5,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Literal, get_args
 
-from ..errors import MetagameError
 from ..domains import domain_methods, resolve
+from ..errors import MetagameError
 from .base import AttributionMethod
 from .captum_adapter import CaptumMethod, is_captum_method
 from .gradient import GradientXInput, IntegratedGradients, Saliency, SmoothGrad

@@ -20,12 +20,7 @@ import numpy as np
 import torch
 
 from ..errors import ModelOutputError
-from ..players.coalitions import (
-    EXACT_MAX_PLAYERS,
-    CoalitionCache,
-    as_coalitions,
-    format_coalition,
-)
+from ..players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition
 
 
 def repeat_rows(extra: Any, repeats: int) -> Any:

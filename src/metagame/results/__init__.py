@@ -1,7 +1,7 @@
 """Result objects and their JSON save/load (one codec: :mod:`metagame.results.codec`)."""
 
-from .interaction import InteractionResult
 from .aggregate import Aggregate, aggregate, normalise_label
+from .interaction import InteractionResult
 from .result import MetaAttribution, load
 from .result_set import ResultSet, load_set
 

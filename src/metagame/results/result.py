@@ -12,9 +12,9 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import MetagameError
-from .pairs import Pair, Triple
 from .codec import array_from_json, array_to_json, decode_float, encode_float, exact_json, from_exact_json, plain_json
 from .extras import CONCEPT_MAPS, EXTRAS, HEATMAP, IMAGE, META_MAPS, PATCH_MAPS, STII, TENSOR, TENSOR_STDERR
+from .pairs import Pair, Triple
 
 #: arrays with more entries than this go to a side-car ``.npz`` next to the JSON file
 SIDECAR_THRESHOLD = 250_000

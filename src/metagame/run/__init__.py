@@ -9,8 +9,8 @@ engine returns) · ``explain.py`` (the only code that builds a :class:`~metagame
 
 from .exact import attribution_table, exact_meta_attributions, value_table
 from .explain import explain
-from .outcome import Outcome
 from .options import CheckpointMode, EstimatorName, RunKeywords, RunOptions, Value, Variant, split_run_options
+from .outcome import Outcome
 from .tables import meta_shapley_from_values, metagame_from_table, serial_from_table, side_from_table
 
 __all__ = [

@@ -23,6 +23,14 @@ import torch
 from ..methods.base import AttributionMethod
 from ..models.base import ModelAdapter
 from ..players.coalitions import chunks_of_all, coalition_index, coalitions_from_index, sizes_of_all
+from ..results.extras import (
+    ATTRIBUTION_AT_BASELINE,
+    FIRST_ORDER_MAPS,
+    MAPS,
+    SIDE_AT_EMPTY,
+    SIDE_FIRST_ORDER,
+    SIDE_MATRIX,
+)
 from ..solvers.exact import restricted_attributions, shapley_values
 from .backend import make_attribution_game, make_value_game
 from .checkpoint import Checkpoint
@@ -31,7 +39,6 @@ from .outcome import Outcome
 from .progress import progress_bar
 from .tables import meta_shapley_from_values, metagame_from_table, serial_from_table, side_from_table
 from .third_order import check_order, third_order_from_table
-from ..results.extras import ATTRIBUTION_AT_BASELINE, FIRST_ORDER_MAPS, MAPS, SIDE_AT_EMPTY, SIDE_FIRST_ORDER, SIDE_MATRIX
 
 Route = Literal["attributions", "value_table", "moebius"]
 #: builds the checkpoint of one piece of work (``"values"`` / ``"attributions"``), or None without checkpointing

@@ -13,20 +13,19 @@ import datetime as _dt
 import logging
 from typing import Any, Mapping
 
-
 from ..errors import NotDifferentiableError
 from ..methods.base import AttributionMethod
 from ..methods.registry import METHODS, MethodName, get_method
 from ..models.base import ModelAdapter
 from ..models.state import kept_as_given
 from ..players.coalitions import check_exact_size, require_unique
+from ..results.extras import TENSOR, TENSOR_STDERR
 from ..results.result import MetaAttribution
 from .backend import AdapterRecipe, backend_metadata, backend_session
 from .checkpoint import Checkpoint, run_fingerprint
 from .exact import exact_meta_attributions
 from .options import RunOptions
 from .third_order import check_order
-from ..results.extras import TENSOR, TENSOR_STDERR
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,6 @@ from ..solvers.exact import CHUNK, banzhaf_values, moebius, shapley_values, shap
 from .options import Value
 
 
-
 def _outer_weights(d: int, value: Value) -> tuple[np.ndarray, np.ndarray]:
     """Weights indexed by |S| for S ∋ j (``w_in``) and S ∌ j (``w_out``), target i ∈ S."""
     n = d - 1  # players of each target's game

@@ -2,7 +2,15 @@
 
 from .outputs import write_outputs
 from .plots import (
-    arc_diagram, comparison, cross_blocks_figure, default_figures, heatmap, image_overlay, matrix_figure, save_figure, tensor_heatmap,
+    arc_diagram,
+    comparison,
+    cross_blocks_figure,
+    default_figures,
+    heatmap,
+    image_overlay,
+    matrix_figure,
+    save_figure,
+    tensor_heatmap,
     waterfall,
 )
 from .report import render_report, write_report

@@ -22,10 +22,26 @@ from ..results.result import MetaAttribution
 from .images import image_overlay, input_image, patch_layout
 from .sequences import arc_diagram, waterfall
 from .style import (
+    CMAP,
+    HAVE_MPL,
+    KIND_COLORS,
+    NEG_COLOR,
+    POS_COLOR,
+    absmax,
     default_target,
-    CMAP, HAVE_MPL, KIND_COLORS, NEG_COLOR, POS_COLOR, absmax, finish, fit_tick_labels, fitted_fontsize, has_cross_kinds,
-    kind_noun, kinds_of, label_legend,
-    new_figure, player_index, require_mpl, save_figure, short, tick_labels,
+    finish,
+    fit_tick_labels,
+    fitted_fontsize,
+    has_cross_kinds,
+    kind_noun,
+    kinds_of,
+    label_legend,
+    new_figure,
+    player_index,
+    require_mpl,
+    save_figure,
+    short,
+    tick_labels,
 )
 
 try:  # matplotlib is the optional ``viz`` extra

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..results.result import MetaAttribution
-from .style import CMAP, default_target, NEG_COLOR, POS_COLOR, absmax, finish, kinds_of, new_figure, player_index, short
+from .style import CMAP, NEG_COLOR, POS_COLOR, absmax, default_target, finish, kinds_of, new_figure, player_index, short
 
 try:  # matplotlib is the optional ``viz`` extra
     import matplotlib as _mpl

@@ -33,10 +33,11 @@ import torch
 
 from ...errors import MetagameError
 from ...models.base import ModelAdapter
+from ...models.state import keeps_models
 from .hooks import GateHooks, Site
 from .options import Ablation, ComponentKind, ComponentOptions, with_option_keywords
 from .registry import ARCHITECTURES, MODEL_TYPES, Architecture, detect_architecture, num_heads
-from ...models.state import keeps_models
+
 
 def _module_list_message(names: Sequence[str], limit: int = 60) -> str:
     shown = ", ".join(names[:limit])

@@ -13,14 +13,14 @@ from typing import Any, Literal, Mapping
 
 import torch
 
+from ...applications.common import build_adapter, explain_application
+from ...applications.sets import SetItem, explain_inputs, is_input_list, item_error
 from ...methods.base import AttributionMethod
 from ...methods.registry import get_method
-from .adapter import ComponentModel
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
-from ...applications.common import build_adapter, explain_application
-from ...applications.sets import SetItem, explain_inputs, is_input_list, item_error
+from .adapter import ComponentModel
 
 ComponentMethodName = Literal[
     "ablation", "occlusion", "shapley", "banzhaf", "attribution_patching", "gradient_x_input", "integrated_gradients",

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError, NotDifferentiableError
-from ...players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition, player_labels
 from ...models.base import ModelAdapter
+from ...players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, as_coalitions, format_coalition, player_labels
 
 UtilityName = Literal["accuracy", "neg_log_loss", "neg_mse"]
 _UTILITIES: tuple[str, ...] = get_args(UtilityName)

@@ -14,17 +14,17 @@ from typing import Any, Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
+from ...applications.common import explain_application
+from ...applications.sets import SetItem, check_pair, explain_inputs, item_error
 from ...errors import MetagameError
 from ...methods.base import AttributionMethod
-from .methods import GradientInfluence, KNNShapley
 from ...methods.registry import ALIASES, build_method, get_method
-from .adapter import DataModel, KNNDataModel, UtilityName
-from .feature_data import FeatureDataModel, FeatureUtility
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
-from ...applications.common import explain_application
-from ...applications.sets import SetItem, check_pair, explain_inputs, item_error
+from .adapter import DataModel, KNNDataModel, UtilityName
+from .feature_data import FeatureDataModel, FeatureUtility
+from .methods import GradientInfluence, KNNShapley
 
 DataMethodName = Literal[
     "knn_shapley", "gradient_influence", "tracin", "occlusion", "leave_one_out", "loo", "shapley", "data_shapley",

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError, NotDifferentiableError
-from ...players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, player_labels, require_unique
 from ...models.base import ModelAdapter
+from ...players.coalitions import EXACT_MAX_PLAYERS, CoalitionCache, player_labels, require_unique
 from .adapter import _PROBA_FLOOR, DataModel, EmptyModel, UtilityName, _as_2d, knn_order
 
 FeatureUtility = Literal["proba", UtilityName]

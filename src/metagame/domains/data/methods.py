@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
+from ...methods.base import AttributionMethod
 from ...models.base import ModelAdapter
 from ...models.contract import KNNTables, TrainingRuns, require_capability
-from ...methods.base import AttributionMethod
 
 #: coalitions per vectorised KNN-Shapley block
 _KNN_BLOCK = 256

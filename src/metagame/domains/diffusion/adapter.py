@@ -9,18 +9,25 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError, one_of
+from ...models.base import ModelAdapter
+from ...models.state import keeps_models
 from ...players.coalitions import as_coalitions, require_unique
 from ...players.image import region_weights
-from ...models.base import ModelAdapter
 from ...results.extras import CONCEPT_MAPS, FIRST_ORDER_MAPS, IMAGE, MAPS, META_MAPS, REGION
-
 from .inputs import (
-    CHUNK_FLOATS, PlayerMode, Route, StepInputs, check_blocks, joint_blocks, patch_grid, resolve_route, run_transformer,
+    CHUNK_FLOATS,
+    PlayerMode,
+    Route,
+    StepInputs,
+    check_blocks,
+    joint_blocks,
+    patch_grid,
+    resolve_route,
+    run_transformer,
     transformer_family,
 )
 from .masking import masked_text_forward
 from .streams import ConceptStreams, masked_softmax
-from ...models.state import keeps_models
 
 
 # ------------------------------------------------------------------------------------------------ the adapter

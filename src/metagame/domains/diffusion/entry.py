@@ -24,7 +24,15 @@ from typing import Any, Mapping, Sequence, get_args
 
 import torch
 
+from ...applications.common import exact_limit, explain_application
+from ...applications.sets import SetItem, check_text, explain_inputs, is_input_list
 from ...errors import MetagameError, one_of
+from ...models.loaded import shared_load
+from ...players.coalitions import check_exact_size
+from ...players.text import group_words, unique_labels
+from ...results.result import MetaAttribution
+from ...results.result_set import ResultSet
+from ...run.options import RunOptions, split_run_options
 from . import (
     DiffusionConceptModel,
     PlayerMode,
@@ -36,14 +44,6 @@ from . import (
     single_row,
     transformer_family,
 )
-from ...models.loaded import shared_load
-from ...players.coalitions import check_exact_size
-from ...results.result_set import ResultSet
-from ...applications.sets import SetItem, check_text, explain_inputs, is_input_list
-from ...players.text import group_words, unique_labels
-from ...results.result import MetaAttribution
-from ...run.options import RunOptions, split_run_options
-from ...applications.common import exact_limit, explain_application
 
 #: tokens of each concept encoded by the text encoder (the first one is used, as in ConceptAttention)
 CONCEPT_MAX_TOKENS = 16

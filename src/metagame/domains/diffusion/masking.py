@@ -8,7 +8,6 @@ from typing import Any, Callable, Iterator, Sequence
 
 import torch
 
-
 from .inputs import HookSet, _check_unfused, _n_image_tokens, _Stop, joint_blocks, run_transformer, transformer_family
 
 

@@ -16,7 +16,11 @@ import numpy as np
 from ...errors import MetagameError
 from ...results.result import MetaAttribution
 from ...viz.images import input_image, overlay_map
-from ...viz.style import CMAP, absmax as _absmax, finish as _finish, new_figure as _new_fig, player_index, short as _short
+from ...viz.style import CMAP, player_index
+from ...viz.style import absmax as _absmax
+from ...viz.style import finish as _finish
+from ...viz.style import new_figure as _new_fig
+from ...viz.style import short as _short
 
 MAP_CMAP = "inferno"
 

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
-
 from .inputs import CHUNK_FLOATS, HookSet, _arg, _check_unfused, _Stop, joint_blocks, transformer_family
 
 

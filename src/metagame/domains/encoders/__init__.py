@@ -4,9 +4,9 @@ this domain's own method. Entry points: :func:`metagame.explain_text_pair`, :fun
 commands: ``metagame similarity``, ``metagame vision``."""
 
 from .grad_eclip import GradECLIP
+from .patch_maps import PatchMapsModel
 from .text_pair import TextPairModel
 from .two_tower import TwoTowerModel
-from .patch_maps import PatchMapsModel
 from .vision import VisionLanguageModel
 
 __all__ = ["GradECLIP", "PatchMapsModel", "TextPairModel", "TwoTowerModel", "VisionLanguageModel"]

@@ -21,23 +21,30 @@ from typing import Any, Literal, Mapping, Sequence, get_args
 
 import torch
 
+from ...applications.common import check_texts, explain_application
+from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
+from ...applications.sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
 from ...errors import MetagameError, one_of
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
-from ..components.options import ComponentKind
-from ..hf.loading import check_device, resolve_dtype
-from ..hf.sources import is_sentence_transformer, resolve_source, unpack_sentence_transformer
-from .two_tower import EmptySide
-from .text_pair import Pooling, TextMasking, TextPairModel, cross_blocks, load_sentence_encoder, sentence_transformers_pooling
-from .patch_maps import PatchMapsModel
-from .vision import PatchMasking, VisionLanguageModel, load_vision_language
 from ...models.loaded import shared_load
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
-from ...applications.common import check_texts, explain_application
-from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
-from ...applications.sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
+from ..components.options import ComponentKind
+from ..hf.loading import check_device, resolve_dtype
+from ..hf.sources import is_sentence_transformer, resolve_source, unpack_sentence_transformer
+from .patch_maps import PatchMapsModel
+from .text_pair import (
+    Pooling,
+    TextMasking,
+    TextPairModel,
+    cross_blocks,
+    load_sentence_encoder,
+    sentence_transformers_pooling,
+)
+from .two_tower import EmptySide
+from .vision import PatchMasking, VisionLanguageModel, load_vision_language
 
 VisionMode = Literal["scalar", "patch_maps"]
 

@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
+from ...methods.base import AttributionMethod
 from ...models.base import ModelAdapter
 from ...models.contract import Differentiable, require_capability
 from ..hf.common import add_token_scores
-from ...methods.base import AttributionMethod
 
 
 def minmax(c: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:

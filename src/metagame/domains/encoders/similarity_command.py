@@ -17,7 +17,6 @@ from ...commands.common import add_run_options, signature_option
 from .entry import text_pair_adapter
 from .pair_command import add_pair_inputs, run_pair
 
-
 HELP = "meta-attributions of the cosine similarity of two texts (sentence-embedding model)"
 DESCRIPTION = (
     "Players are the words of text A, then the words of text B; f is the cosine similarity of their "

@@ -19,11 +19,11 @@ import torch
 
 from ...errors import MetagameError, one_of
 from ...models.loaded import shared_load
-from ...players.text import Word, unique_labels
-from .two_tower import EmptySide, TwoTowerModel
-from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
 from ...models.state import keeps_models
+from ...players.text import Word, unique_labels
 from ...results.extras import A_TO_B, B_TO_A
+from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, token_keep
+from .two_tower import EmptySide, TwoTowerModel
 
 TextMasking = Literal["attention", "mask_token"]
 PoolingMode = Literal["mean", "cls", "max"]

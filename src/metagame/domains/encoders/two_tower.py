@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
-from ...players.coalitions import CoalitionCache
 from ...models.base import ModelAdapter
+from ...players.coalitions import CoalitionCache
 
 EmptySide = Literal["zero", "model"]
 EMPTY_MODES: tuple[str, ...] = get_args(EmptySide)

@@ -17,12 +17,12 @@ import torch
 
 from ...errors import MetagameError, one_of
 from ...models.loaded import shared_load
-from ...players.text import Word, unique_labels
-from ...players.image import gaussian_blur, grid_shape, load_image
-from ...results.extras import IMAGE
-from .two_tower import EmptySide, TwoTowerModel
-from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
 from ...models.state import keeps_models
+from ...players.image import gaussian_blur, grid_shape, load_image
+from ...players.text import Word, unique_labels
+from ...results.extras import IMAGE
+from ..hf.common import TokenEmbeddingOverride, add_token_scores, encode_words, first_line, load_config, token_keep
+from .two_tower import EmptySide, TwoTowerModel
 
 PatchMasking = Literal["mean", "blur", "zero"]
 #: ``config.model_type`` values this adapter understands

@@ -12,7 +12,6 @@ from ...commands.common import add_run_options, signature_option
 from .entry import vision_adapter
 from .pair_command import add_pair_inputs, run_pair
 
-
 HELP = "meta-attributions of a CLIP/SigLIP image-text similarity (patches and words)"
 DESCRIPTION = (
     "Players are image patches (the model's grid, or G×G groups with --grid G) and the words of the text; "

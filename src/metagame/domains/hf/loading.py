@@ -11,9 +11,9 @@ from typing import Any
 import torch
 
 from ...errors import MetagameError
-from .gguf import gguf_error, resolve_gguf
 from ...models.loaded import shared_load
 from .common import first_line, load_config
+from .gguf import gguf_error, resolve_gguf
 
 _CONTEXT_ATTRS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length", "n_ctx")
 

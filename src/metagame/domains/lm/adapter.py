@@ -31,12 +31,12 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError, one_of
+from ...models.base import ModelAdapter
+from ...models.state import keeps_models
 from ...players.coalitions import as_coalitions
 from ...players.text import Grouping, Word, group_words, token_player_map, unique_labels
-from ...models.base import ModelAdapter
-from .prompt import PromptSetup
 from ..hf.loading import causal_lm_from, check_causal, check_device, context_length, load_causal_lm
-from ...models.state import keeps_models
+from .prompt import PromptSetup
 
 MaskingMode = Literal["attention", "mask_token", "zero_embedding"]
 PaddingSide = Literal["left", "right"]

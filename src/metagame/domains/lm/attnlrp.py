@@ -56,13 +56,22 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
+from ...methods.gradient import _GradientMethod, input_gradients
 from ...models.base import ModelAdapter
 from ...models.contract import TorchModule, require_capability
-from ...methods.gradient import _GradientMethod, input_gradients
 from .lrp_rules import (  # noqa: F401  (the rules live there)
+    _ACTIVE_ATTENTION,
+    _ACTIVE_MODELS,
+    _LOCK,
     SUPPORTED_ARCHITECTURES,
-    _ACTIVE_ATTENTION, _ACTIVE_MODELS, _LOCK, _acquire_key, _deselect, _IdentityRule, _LayerNormRule, _release_key,
-    _scale, _ScaleGrad, _select,
+    _acquire_key,
+    _deselect,
+    _IdentityRule,
+    _LayerNormRule,
+    _release_key,
+    _scale,
+    _ScaleGrad,
+    _select,
 )
 
 NormKind = Literal["rms", "layer"]

@@ -16,9 +16,9 @@ from __future__ import annotations
 import argparse
 from typing import Any, get_args
 
-from .adapter import DEFAULT_MAX_ANSWER_TOKENS, CausalLM
-from ..components.options import COMPONENT_OPTIONS, Ablation, ComponentKind, ComponentOptions
 from ...commands.common import add_model_options, add_run_options, explain_command, finish, signature_option
+from ..components.options import COMPONENT_OPTIONS, Ablation, ComponentKind, ComponentOptions
+from .adapter import DEFAULT_MAX_ANSWER_TOKENS, CausalLM
 
 _COMPONENTS = ComponentOptions()  # the component options' defaults
 
@@ -90,8 +90,8 @@ def run(args: argparse.Namespace) -> int:
     if (args.prompt is None) == (args.prompts_file is None):
         raise MetagameError("pass --prompt TEXT or --prompts-file FILE (one of them)")
     if args.prompts_file is not None:
-        from .entry import explain_lm
         from ...commands.sets import read_prompts_file, run_set_command
+        from .entry import explain_lm
 
         prompts = read_prompts_file(args.prompts_file)
         return run_set_command(args, lambda **kw: explain_lm(

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ...commands.common import finish
 from ...errors import MetagameError
 from .adapter import DEFAULT_MAX_ANSWER_TOKENS
-from ...commands.common import finish
 
 #: a review whose sentiment hinges on "not bad", asked as a question the model answers in a few words
 DEMO_LM_PROMPT = "Not bad food. Positive or negative?"
@@ -81,8 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()  # transformers' GGUF de-quantization notices
-    from ..hf.gguf import check_gguf_packages
     from ...applications.common import build_adapter
+    from ..hf.gguf import check_gguf_packages
     from .adapter import CausalLM
 
     start = time.perf_counter()
@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
 def _explain_after_build(args: argparse.Namespace, build):
     """:func:`~metagame.commands.common.explain_command`, with the run options read again after the adapter is built
     (the default budget depends on the number of words)."""
-    from ...run import explain
     from ...commands.common import check_out_dir, method_kwargs, run_options
+    from ...run import explain
 
     check_out_dir(args.out)
     run_options(args)  # bad run options fail before the model loads

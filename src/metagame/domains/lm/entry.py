@@ -13,16 +13,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from ...applications.common import build_adapter, check_texts, explain_application
+from ...applications.sets import SetItem, check_text, explain_inputs, is_input_list, item_error
+from ...errors import MetagameError
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName
-from ..components.options import ComponentKind
-from .adapter import CausalLM
-from ...errors import MetagameError
 from ...results.result import MetaAttribution
 from ...results.result_set import ResultSet
 from ...run.options import RunOptions
-from ...applications.common import build_adapter, check_texts, explain_application
-from ...applications.sets import SetItem, check_text, explain_inputs, is_input_list, item_error
+from ..components.options import ComponentKind
+from .adapter import CausalLM
+
 
 def lm_adapter(model, prompt: str, answer: str | Sequence[int] | None = None, **options: Any) -> CausalLM:
     """The causal-LM adapter (:class:`~metagame.domains.lm.adapter.CausalLM`; its keywords are the options)."""

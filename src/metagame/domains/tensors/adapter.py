@@ -8,8 +8,8 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError
-from ...players.masking import BaselineMasking
 from ...models.base import ModelAdapter
+from ...players.masking import BaselineMasking
 
 
 def auto_batch_size(inputs: torch.Tensor, elements: int = 1 << 20, low: int = 64, high: int = 8192) -> int:

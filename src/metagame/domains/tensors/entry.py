@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Callable, Mapping
 
 import numpy as np
-
 import torch
 
 from ...applications.common import build_adapter, explain_application
@@ -19,9 +18,7 @@ from ...errors import MetagameError
 from ...games.masked import AttributionGame
 from ...methods.base import AttributionMethod
 from ...methods.registry import MethodName, get_method
-from .set_function import SetFunctionModel, is_set_function
 from ...models.state import kept_as_given
-from .adapter import TensorModel
 from ...players.coalitions import check_exact_size
 from ...results.interaction import InteractionResult
 from ...results.result import MetaAttribution
@@ -29,6 +26,8 @@ from ...results.result_set import ResultSet
 from ...run.exact import value_table
 from ...run.options import RunOptions
 from ...solvers.exact import shapley_taylor as _stii_table
+from .adapter import TensorModel
+from .set_function import SetFunctionModel, is_set_function
 
 
 def meta_attributions(

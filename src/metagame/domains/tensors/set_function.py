@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from ...errors import MetagameError, NotDifferentiableError
-from ...players.coalitions import player_labels
 from ...models.base import ModelAdapter
+from ...players.coalitions import player_labels
 
 
 def is_set_function(model: Any) -> bool:

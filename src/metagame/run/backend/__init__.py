@@ -33,7 +33,6 @@ import contextvars
 import weakref
 from typing import Any, Iterator
 
-
 from ...games.masked import AttributionGame, MaskedModelGame
 from ...methods.base import AttributionMethod
 from ...models.base import ModelAdapter
@@ -42,8 +41,6 @@ from .common import _LIVE, COUNTERS, DEPTH, PIECES_PER_WORKER, RAY_EXTRA, requir
 from .games import RayAttributionGame, RayValueGame
 from .pool import WorkerPool
 from .recipes import AdapterRecipe, set_recipe  # noqa: F401
-
-
 
 
 # ------------------------------------------------------------------------------------------------ factories

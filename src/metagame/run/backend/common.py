@@ -6,9 +6,7 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-
 from ...errors import MetagameError
-
 
 #: the install hint of every "Ray is missing" error
 RAY_EXTRA = "pip install 'metagame[ray]'"

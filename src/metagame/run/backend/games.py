@@ -15,8 +15,6 @@ from .common import PIECES_PER_WORKER
 from .pool import WorkerPool
 
 
-
-
 # ------------------------------------------------------------------------------------------------ Ray games
 class _RayGame:
     """The Ray half of a game: the local game's calls (``batch_size`` coalitions each), cut into pieces at multiples

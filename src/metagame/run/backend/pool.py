@@ -20,8 +20,6 @@ from .common import _LIVE, _POLL, DEPTH, require_ray
 from .worker import _remote_worker
 
 
-
-
 # ------------------------------------------------------------------------------------------------ the pool
 @dataclass
 class _Slot:

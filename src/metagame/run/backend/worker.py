@@ -17,8 +17,6 @@ from ...models.base import ModelAdapter
 from .common import COUNTERS
 
 
-
-
 # ------------------------------------------------------------------------------------------------ the worker
 class _Worker:
     """A Ray actor holding one copy of the adapter (built in the constructor; a build error is kept and raised by

@@ -17,6 +17,7 @@ from ...games.masked import AttributionGame
 from ...methods.base import AttributionMethod
 from ...models.base import ModelAdapter
 from ...players.coalitions import unpack_keys
+from ...results.extras import ATTRIBUTION_AT_BASELINE
 from ..backend import make_attribution_game
 from ..checkpoint import Checkpoint
 from ..options import AUTO_MAX_CALLS_PER_PLAYER, AUTO_RELATIVE_TOL, RunOptions
@@ -30,7 +31,6 @@ from .plan import Plan, draw_units, make_plan, sizes_rows
 from .regression import Regression
 from .sparse import Sparse
 from .stratified import Stratified
-from ...results.extras import ATTRIBUTION_AT_BASELINE
 
 #: estimator classes by name
 ESTIMATORS: dict[str, type[Estimator]] = {cls.name: cls for cls in (Stratified, Regression, MonteCarlo, Sparse)}

@@ -17,14 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .base import (
-    JACKKNIFE_GROUPS,
-    StoredRows,
-    jackknife_variance,
-    t_factor,
-    thin_sides,
-    unique_rows,
-)
+from .base import JACKKNIFE_GROUPS, StoredRows, jackknife_variance, t_factor, thin_sides, unique_rows
 from .plan import Plan, log_kernel
 
 #: eigenvalues of the normal matrix below this fraction of the largest count as zero (not identified)
