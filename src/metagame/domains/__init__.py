@@ -109,6 +109,18 @@ def resolve(reference: str) -> Any:
     return getattr(mod, attribute) if attribute else mod
 
 
+def lazy_exports(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``(__getattr__, __dir__)`` for a domain package whose public ``names`` (``name -> submodule``) are imported on
+    first use, so that importing one module of a domain (its method, for the registry) loads nothing else."""
+
+    def getattr_(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{names[name]}"), name)
+
+    return getattr_, lambda: sorted(names)
+
+
 def _merged(what: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for domain in DOMAINS:
@@ -149,5 +161,5 @@ def picture_hooks() -> list[Callable[[Any], dict]]:
     return [resolve(d.pictures) for d in DOMAINS if d.pictures]
 
 
-__all__ = ["DOMAINS", "Domain", "domain_commands", "domain_demos", "domain_methods", "entry_points", "picture_hooks",
+__all__ = ["DOMAINS", "Domain", "domain_commands", "domain_demos", "domain_methods", "entry_points", "lazy_exports", "picture_hooks",
            "rebuild_factories", "resolve"]

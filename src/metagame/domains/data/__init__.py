@@ -2,8 +2,9 @@
 classifier) scored on a query; KNN-Shapley and gradient influence are this domain's own methods. Entry point:
 :func:`metagame.explain_data`; features × training points: :func:`metagame.explain_feature_data`."""
 
-from .adapter import DataModel, KNNDataModel
-from .feature_data import FeatureDataModel
-from .methods import GradientInfluence, KNNShapley
+from .. import lazy_exports
 
-__all__ = ["DataModel", "FeatureDataModel", "GradientInfluence", "KNNDataModel", "KNNShapley"]
+_NAMES = {"DataModel": "adapter", "KNNDataModel": "adapter", "FeatureDataModel": "feature_data",
+          "GradientInfluence": "methods", "KNNShapley": "methods"}
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
+__all__ = sorted(_NAMES)

@@ -34,50 +34,32 @@ the last joint block that is read. Hooks and swapped attention processors are re
 when the run fails.
 """
 
-from .adapter import DiffusionConceptModel
-from .inputs import (
-    BATCHED_KEYS,
-    CHUNK_FLOATS,
-    STEP_KEYS,
-    Family,
-    PlayerMode,
-    Route,
-    StepInputs,
-    check_blocks,
-    default_blocks,
-    generate,
-    joint_blocks,
-    patch_grid,
-    resolve_route,
-    run_transformer,
-    single_row,
-    transformer_family,
-)
-from .masking import MaskedJointAttnProcessor, masked_text_forward, text_masking
-from .streams import ConceptStreams, HookSet, masked_softmax
+from .. import lazy_exports
 
-__all__ = [
-    "BATCHED_KEYS",
-    "CHUNK_FLOATS",
-    "ConceptStreams",
-    "DiffusionConceptModel",
-    "Family",
-    "HookSet",
-    "MaskedJointAttnProcessor",
-    "PlayerMode",
-    "Route",
-    "STEP_KEYS",
-    "StepInputs",
-    "check_blocks",
-    "default_blocks",
-    "generate",
-    "joint_blocks",
-    "masked_softmax",
-    "masked_text_forward",
-    "patch_grid",
-    "resolve_route",
-    "run_transformer",
-    "single_row",
-    "text_masking",
-    "transformer_family",
-]
+_NAMES = {
+    "DiffusionConceptModel": "adapter",
+    "BATCHED_KEYS": "inputs",
+    "CHUNK_FLOATS": "inputs",
+    "STEP_KEYS": "inputs",
+    "Family": "inputs",
+    "PlayerMode": "inputs",
+    "Route": "inputs",
+    "StepInputs": "inputs",
+    "check_blocks": "inputs",
+    "default_blocks": "inputs",
+    "generate": "inputs",
+    "joint_blocks": "inputs",
+    "patch_grid": "inputs",
+    "resolve_route": "inputs",
+    "run_transformer": "inputs",
+    "single_row": "inputs",
+    "transformer_family": "inputs",
+    "MaskedJointAttnProcessor": "masking",
+    "masked_text_forward": "masking",
+    "text_masking": "masking",
+    "ConceptStreams": "streams",
+    "HookSet": "streams",
+    "masked_softmax": "streams",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
+__all__ = sorted(_NAMES)

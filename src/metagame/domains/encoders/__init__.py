@@ -3,10 +3,9 @@ similarity or score) and CLIP/SigLIP image–text pairs (players are image patch
 this domain's own method. Entry points: :func:`metagame.explain_text_pair`, :func:`metagame.explain_vision`;
 commands: ``metagame similarity``, ``metagame vision``."""
 
-from .grad_eclip import GradECLIP
-from .patch_maps import PatchMapsModel
-from .text_pair import TextPairModel
-from .two_tower import TwoTowerModel
-from .vision import VisionLanguageModel
+from .. import lazy_exports
 
-__all__ = ["GradECLIP", "PatchMapsModel", "TextPairModel", "TwoTowerModel", "VisionLanguageModel"]
+_NAMES = {"GradECLIP": "grad_eclip", "PatchMapsModel": "patch_maps", "TextPairModel": "text_pair",
+          "TwoTowerModel": "two_tower", "VisionLanguageModel": "vision"}
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
+__all__ = sorted(_NAMES)

@@ -2,7 +2,8 @@
 (or the margin over an alternative); AttnLRP is this domain's own method. Entry point:
 :func:`metagame.explain_lm`; command: ``metagame lm``."""
 
-from .adapter import CausalLM
-from .attnlrp import AttnLRP, attnlrp_rules
+from .. import lazy_exports
 
-__all__ = ["AttnLRP", "CausalLM", "attnlrp_rules"]
+_NAMES = {"CausalLM": "adapter", "AttnLRP": "attnlrp", "attnlrp_rules": "attnlrp"}
+__getattr__, __dir__ = lazy_exports(__name__, _NAMES)
+__all__ = sorted(_NAMES)
