@@ -165,7 +165,7 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
 
 
 def literal_values(hint: Any) -> tuple:
-    """The values of the ``Literal`` (or ``Literal``\ s, in a union) in a type hint; ``()`` without one."""
+    """The values of the ``Literal`` (or of each ``Literal`` in a union) in a type hint; ``()`` without one."""
     if get_origin(hint) is Literal:
         return get_args(hint)
     if get_origin(hint) in (Union, types.UnionType):

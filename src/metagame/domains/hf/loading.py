@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -89,12 +89,14 @@ def load_causal_lm(
 
 def causal_lm_from(model: Any, tokenizer: Any = None, *, device: str | torch.device | None = None,
                    dtype: str | torch.dtype | None = None, trust_remote_code: bool = False,
-                   gguf_file: str | None = None) -> tuple[torch.nn.Module, Any, str]:
-    """``(model, tokenizer, name)`` of a causal LM given by name/path (loaded, safetensors or GGUF) or as a loaded
-    decoder-only Hugging Face model with its fast tokenizer (moved to ``dtype`` / ``device`` when given)."""
+                   gguf_file: str | None = None, load: Callable[..., tuple] | None = None
+                   ) -> tuple[torch.nn.Module, Any, str]:
+    """``(model, tokenizer, name)`` of a causal LM given by name/path (loaded by ``load``, default
+    :func:`load_causal_lm`: safetensors or GGUF) or as a loaded decoder-only Hugging Face model with its fast tokenizer
+    (moved to ``dtype`` / ``device`` when given)."""
     if isinstance(model, (str, os.PathLike)):
         name = str(model)
-        model, loaded_tok = load_causal_lm(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
+        model, loaded_tok = (load or load_causal_lm)(model, device=device, dtype=dtype, trust_remote_code=trust_remote_code,
                                            gguf_file=gguf_file)
         tokenizer = tokenizer if tokenizer is not None else loaded_tok
     else:

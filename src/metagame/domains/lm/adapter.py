@@ -119,7 +119,8 @@ class CausalLM(PromptSetup, ModelAdapter):
         check_device(device)
 
         model, tokenizer, self.model_name = causal_lm_from(model, tokenizer, device=device, dtype=dtype,
-                                                          trust_remote_code=trust_remote_code, gguf_file=gguf_file)
+                                                          trust_remote_code=trust_remote_code, gguf_file=gguf_file,
+                                                          load=load_causal_lm)  # looked up here at call time
         self.model = model  # in eval mode while metagame runs it, then left as given (models/state.py)
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device

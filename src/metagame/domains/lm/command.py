@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
             trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size,
         )
         if components is not None:
-            options.update(components=components, **extra)
+            options.update(extra)  # the component options, components= among them
         return build_extended(CausalLM, "metagame lm", (args.model, args.prompt, args.answer), options,
                               component_extension(lm_components, "metagame lm"))
 
