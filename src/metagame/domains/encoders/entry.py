@@ -33,8 +33,9 @@ from ...results.result_set import ResultSet
 from ...run.options import RunOptions
 from ..components.options import ComponentKind
 from ..hf.loading import check_device, resolve_dtype
-from ..hf.sources import is_sentence_transformer, resolve_source, unpack_sentence_transformer
+from ..hf.sources import resolve_source
 from .patch_maps import PatchMapsModel
+from .sentence_models import is_sentence_transformer, unpack_sentence_transformer
 from .text_pair import (
     Pooling,
     TextMasking,
