@@ -17,6 +17,7 @@ import numpy as np
 
 from ...commands.common import explain_command, finish, signature_option
 from ...errors import MetagameError
+from .defaults import TEXT_PAIR_DEFAULT_METHOD
 from .entry import text_pair_adapter
 
 #: built-in pair: a shared word ("guitar"), a verb in two forms and a paraphrased subject
@@ -24,7 +25,7 @@ DEMO_TEXT_A = "A man plays the guitar"
 DEMO_TEXT_B = "Someone is playing a guitar"
 #: the demo's inner method: exact Meta-SV (inner and outer Shapley), read off the 2^5 + 2^5 tower passes; with an
 #: honest empty side its first-order scores sum to f(x) − 0 and rank the shared words first (README, "The demo")
-METHOD = "shapley"
+METHOD = TEXT_PAIR_DEFAULT_METHOD
 #: what ``metagame demo --help`` says of this demo
 SUMMARY = "two sentences, all-MiniLM-L6-v2"
 

@@ -22,7 +22,6 @@ from typing import Any, Literal, Mapping, Sequence, get_args
 import torch
 
 from ...applications.common import check_texts, explain_application
-from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
 from ...applications.sets import SetItem, check_pair, check_text, explain_inputs, is_input_list, item_error
 from ...errors import MetagameError, one_of
 from ...methods.base import AttributionMethod
@@ -34,6 +33,7 @@ from ...run.options import RunOptions
 from ..components.options import ComponentKind
 from ..hf.loading import check_device, resolve_dtype
 from ..hf.sources import resolve_source
+from .defaults import TEXT_PAIR_DEFAULT_METHOD
 from .patch_maps import PatchMapsModel
 from .sentence_models import is_sentence_transformer, unpack_sentence_transformer
 from .text_pair import (
@@ -140,7 +140,7 @@ def explain_text_pair(
 ) -> MetaAttribution | ResultSet:
     """Meta-attributions over the words of two texts; f = cos(e(A), e(B)) of a sentence encoder.
 
-    The default inner method is the Shapley value (:data:`~metagame.applications.defaults.TEXT_PAIR_DEFAULT_METHOD`:
+    The default inner method is the Shapley value (:data:`~metagame.domains.encoders.defaults.TEXT_PAIR_DEFAULT_METHOD`:
     exact Meta-SV from 2^|A| + 2^|B| encodings; the most faithful and best-aligned method on sentence pairs).
 
     ``kwargs``: :func:`text_pair_adapter`'s options (tokenizer, masking, pooling, normalize, batch_size,

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from ...applications.defaults import TEXT_PAIR_DEFAULT_METHOD
 from ...commands.common import add_run_options, signature_option
+from .defaults import TEXT_PAIR_DEFAULT_METHOD
 from .entry import text_pair_adapter
 from .pair_command import add_pair_inputs, run_pair
 
