@@ -98,12 +98,13 @@ CLI_SPELLINGS = {
 }
 
 
-def _choices(name: str) -> tuple:
-    """The values a run option's literal allows (the budget's words for ``budget``; none for a free value)."""
-    hint = _HINTS[name]
+def literal_values(hint: Any) -> tuple:
+    """The values of the ``Literal`` (or of each ``Literal`` in a union) in a type hint; ``()`` without one."""
     if get_origin(hint) is Literal:
         return get_args(hint)
-    return get_args(BudgetWord) if name == "budget" else ()
+    if get_origin(hint) in (Union, types.UnionType):
+        return tuple(v for part in get_args(hint) for v in literal_values(part))
+    return ()
 
 
 def _run_spelling_rules() -> list[tuple[re.Pattern, str]]:
@@ -112,7 +113,7 @@ def _run_spelling_rules() -> list[tuple[re.Pattern, str]]:
     underscore (never prose) → ``--flag``."""
     rules = []
     for name, f in RUN_FLAGS.items():
-        words = [str(c) for c in _choices(name) if isinstance(c, str)]
+        words = [str(c) for c in literal_values(_HINTS[name]) if isinstance(c, str)]  # budget: its BudgetWord
         if words:
             rules.append((re.compile(rf"\b{name}='({'|'.join(map(re.escape, words))})'"), f"{f.flag} \\1"))
         rules.append((re.compile(rf"\b{name}=(?:\.\.\.|<\w+>)"), f"{f.flag} {f.value}"))
@@ -155,22 +156,13 @@ def add_run_options(p: argparse.ArgumentParser, default_method: str, *, out_defa
     for name, f in RUN_FLAGS.items():
         kwargs = dict(f.argparse)
         if get_origin(_HINTS[name]) is Literal:
-            kwargs["choices"] = _choices(name)
+            kwargs["choices"] = get_args(_HINTS[name])
         g.add_argument(f.flag, dest=name, default=getattr(_DEFAULTS, name), **kwargs)
     g.add_argument("--no-progress", dest="progress", action="store_false", help="never show a progress bar")
     if out_default is None:
         g.add_argument("--out", required=True, help="output folder")
     else:
         g.add_argument("--out", default=out_default, help=f"output folder (default ./{out_default})")
-
-
-def literal_values(hint: Any) -> tuple:
-    """The values of the ``Literal`` (or of each ``Literal`` in a union) in a type hint; ``()`` without one."""
-    if get_origin(hint) is Literal:
-        return get_args(hint)
-    if get_origin(hint) in (Union, types.UnionType):
-        return tuple(v for part in get_args(hint) for v in literal_values(part))
-    return ()
 
 
 def signature_option(factory: Callable[..., Any], name: str) -> dict[str, Any]:

@@ -89,30 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
     if (args.prompt is None) == (args.prompts_file is None):
         raise MetagameError("pass --prompt TEXT or --prompts-file FILE (one of them)")
+    options = dict(  # the adapter's options, the component options (components= among them) when given
+        alternative=args.alternative, grouping="tokens" if args.tokens else "words", masking=args.masking,
+        chat_template=False if args.no_chat_template else None, system_prompt=args.system,
+        max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
+        trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size, **extra,
+    )
     if args.prompts_file is not None:
         from ...commands.sets import read_prompts_file, run_set_command
         from .entry import explain_lm
 
         prompts = read_prompts_file(args.prompts_file)
-        return run_set_command(args, lambda **kw: explain_lm(
-            args.model, prompts, args.answer, alternative=args.alternative,
-            grouping="tokens" if args.tokens else "words", masking=args.masking,
-            chat_template=False if args.no_chat_template else None, system_prompt=args.system,
-            max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size, **extra, **kw))
+        return run_set_command(args, lambda **kw: explain_lm(args.model, prompts, args.answer, **options, **kw))
 
     def build():  # through the entry points' factory: its recipe rebuilds it (Ray workers, evaluate)
         from ...applications.common import build_extended
         from ..components.extension import component_extension, lm_components
 
-        options = dict(
-            alternative=args.alternative, grouping="tokens" if args.tokens else "words", masking=args.masking,
-            chat_template=False if args.no_chat_template else None, system_prompt=args.system,
-            max_answer_tokens=args.max_answer_tokens, device=args.device, dtype=args.dtype,
-            trust_remote_code=args.trust_remote_code, gguf_file=args.gguf_file, batch_size=args.batch_size,
-        )
-        if components is not None:
-            options.update(extra)  # the component options, components= among them
         return build_extended(CausalLM, "metagame lm", (args.model, args.prompt, args.answer), options,
                               component_extension(lm_components, "metagame lm"))
 
